@@ -1,0 +1,57 @@
+"""fastinfo: fast information theory on large arrays.
+
+Softmax family (from logits), distribution family (from probabilities) and
+k-nearest-neighbour estimators of entropy and mutual information, computed by
+compiled OpenMP kernels behind a NumPy-style API. See ``shared/API.md`` for the contract.
+"""
+from ._config import __version__, show_config
+from ._softmax import (
+    logsumexp,
+    log_softmax,
+    softmax,
+    softmax_entropy,
+    softmax_cross_entropy,
+    softmax_cross_entropy_with_grad,
+    perplexity,
+    softmax_kl_divergence,
+)
+from ._distributions import entropy, cross_entropy, kl_divergence, js_divergence
+from ._estimators import (
+    mutual_info_ksg,
+    conditional_mutual_info_ksg,
+    entropy_knn,
+    mutual_info_mixed,
+    mutual_info_discrete,
+    mutual_info_from_joint,
+    mutual_info_matrix,
+    mutual_info_features,
+    mutual_info_test,
+    infonce_bound,
+)
+
+__all__ = [
+    "__version__",
+    "show_config",
+    "logsumexp",
+    "log_softmax",
+    "softmax",
+    "softmax_entropy",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_grad",
+    "perplexity",
+    "softmax_kl_divergence",
+    "entropy",
+    "cross_entropy",
+    "kl_divergence",
+    "js_divergence",
+    "mutual_info_ksg",
+    "conditional_mutual_info_ksg",
+    "entropy_knn",
+    "mutual_info_mixed",
+    "mutual_info_discrete",
+    "mutual_info_from_joint",
+    "mutual_info_matrix",
+    "mutual_info_features",
+    "mutual_info_test",
+    "infonce_bound",
+]

@@ -1,0 +1,49 @@
+"""Version and build configuration (``fastinfo.show_config``)."""
+import platform
+import sys
+from importlib import metadata
+
+from . import _kernels
+
+try:
+    __version__ = metadata.version("fastinfo")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.1.0"
+
+
+def config():
+    """Build and runtime configuration as a dict (what :func:`show_config` prints)."""
+    return {
+        "fastinfo": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "numpy": _module_version("numpy"),
+        "scipy": _module_version("scipy"),
+        "compiler": _kernels.compiler(),
+        "openmp": _kernels.openmp_enabled(),
+        "default_threads": _kernels.max_threads(),
+    }
+
+
+def show_config():
+    """Print fastinfo's version, the compiler, whether OpenMP is enabled and the default thread count.
+
+    Examples
+    --------
+    >>> import fastinfo as fi
+    >>> fi.show_config()  # doctest: +ELLIPSIS
+    fastinfo ...
+    """
+    info = config()
+    print(f"fastinfo {info['fastinfo']}")
+    width = max(len(key) for key in info)
+    for key, value in info.items():
+        if key != "fastinfo":
+            print(f"  {key:<{width}} : {value}")
+
+
+def _module_version(name):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"

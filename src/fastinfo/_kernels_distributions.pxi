@@ -1,0 +1,1 @@
+# Section of _kernels.pyx: distributions kernels (filled by the distributions work).

@@ -1,0 +1,1 @@
+# Section of _kernels.pyx: estimators kernels (filled by the estimators work).

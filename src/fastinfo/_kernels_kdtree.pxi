@@ -1,0 +1,1 @@
+# Section of _kernels.pyx: kdtree kernels (filled by the kdtree work).

@@ -1,0 +1,1 @@
+# Section of _kernels.pyx: softmax kernels (filled by the softmax work).
