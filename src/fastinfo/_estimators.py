@@ -233,7 +233,8 @@ def _mixed_from_codes(x, codes, n_labels, k):
         codes = codes[kept]
     n = x.shape[0]
     if n == 0:
-        raise ValueError("labels: every label occurs only once, the Ross estimator is undefined")
+        # every label occurs once: nothing is kept, the estimate is undefined (a mean of nothing)
+        return float("nan")
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
     group_sizes = np.bincount(sorted_codes, minlength=n_labels)
@@ -261,7 +262,8 @@ def mutual_info_mixed(x, labels, *, k=3, base=None):
     :math:`k_i`-th nearest sample with the same label, :math:`m_i = \#\{j \ne i : \|x_j - x_i\|
     \le \varepsilon_i\}` over all samples and :math:`N_{L(i)}` the size of sample i's label.
     As in scikit-learn, a label occurring :math:`c \le k` times uses :math:`k_i = c - 1`, and
-    samples whose label occurs once are left out (``n`` counts the samples kept).
+    samples whose label occurs once are left out (``n`` counts the samples kept). When every
+    label occurs once, no sample is kept and the result is NaN.
 
     Parameters
     ----------

@@ -4,7 +4,7 @@
 # marginals come with their sorted copy and each sample's rank in it (argsort done in NumPy).
 # The kernels build the KD-trees they need once per call (see _kernels_kdtree.pxi), query every
 # point in parallel (prange over tree positions, per-thread scratch allocated inside parallel()),
-# store one digamma term per point and sum the terms serially in tree order: the result is
+# store one digamma term per point and sum the terms serially in sample order: the result is
 # bitwise identical for any thread count. The Python front-ends add the constant terms
 # (psi(k), psi(n), ...) and convert to the requested base.
 
@@ -46,7 +46,8 @@ def digamma_integer(Py_ssize_t m):
 cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n_marg,
                   const Py_ssize_t *perm1, int k, int algorithm, double *terms,
                   int nt) noexcept nogil:
-    """terms[q] for each tree position q of the joint tree:
+    """terms[i] for each sample i (stored by sample index, so that the fixed-order sum does not
+    depend on the tree, and the estimate is bitwise symmetric in x and y):
     algorithm 1: sum_m signs[m] * psi(n_m(i) + 1), n_m strict counts within eps_i;
     algorithm 2 (two marginals, the joint holding marginal 0's coordinates first):
     psi(n_0(i)) + psi(n_1(i)), non-strict counts within the largest per-marginal distance among
@@ -70,7 +71,7 @@ cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n
         best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
         stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
         stack_d = <double *>malloc(KD_STACK * sizeof(double))
-        for q in prange(n, schedule='static'):
+        for q in prange(n, schedule='dynamic', chunksize=256):
             if best_d == NULL or best_p == NULL or best_i == NULL or stack == NULL or stack_d == NULL:
                 failp[0] = 1
                 continue
@@ -84,7 +85,7 @@ cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n
                         sample = perm1[i]
                     cnt = marginal_count(margs[mi], sample, eps, True, stack)
                     term = term + signs[mi] * digamma_int(cnt + 1)
-                terms[q] = term
+                terms[i] = term
             else:
                 qp = &jt.points[q * D]
                 e0 = 0.0
@@ -102,7 +103,7 @@ cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n
                 sample = i
                 if perm1 != NULL:
                     sample = perm1[i]
-                terms[q] = (digamma_int(marginal_count(margs[0], i, e0, False, stack))
+                terms[i] = (digamma_int(marginal_count(margs[0], i, e0, False, stack))
                             + digamma_int(marginal_count(margs[1], sample, e1, False, stack)))
         free(best_d)
         free(best_p)
@@ -286,7 +287,7 @@ cdef int knn_radius_pass(const KDTree *t, int k, double *eps_out, Py_ssize_t off
         best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
         stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
         stack_d = <double *>malloc(KD_STACK * sizeof(double))
-        for q in prange(t.n, schedule='static'):
+        for q in prange(t.n, schedule='dynamic', chunksize=256):
             if best_d == NULL or best_p == NULL or best_i == NULL or stack == NULL or stack_d == NULL:
                 failp[0] = 1
                 continue
@@ -363,7 +364,7 @@ def count_within(const double[:, ::1] points, const double[::1] sorted_values,
         if status == 0:
             with parallel(num_threads=nt):
                 stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
-                for i in prange(n, schedule='static'):
+                for i in prange(n, schedule='dynamic', chunksize=256):
                     if stack == NULL:
                         failp[0] = 1
                         continue

@@ -64,26 +64,32 @@ cdef inline void kdtree_free(KDTree *t) noexcept nogil:
     kdtree_init(t)
 
 
-cdef inline void _swap_key(double *keys, Py_ssize_t *idx, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    cdef double tk = keys[a]
-    cdef Py_ssize_t ti = idx[a]
-    keys[a] = keys[b]
-    keys[b] = tk
+cdef inline void _swap_rows(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t a,
+                            Py_ssize_t b) noexcept nogil:
+    cdef double tk
+    cdef Py_ssize_t ti, c
+    for c in range(d):
+        tk = pts[a * d + c]
+        pts[a * d + c] = pts[b * d + c]
+        pts[b * d + c] = tk
+    ti = idx[a]
     idx[a] = idx[b]
     idx[b] = ti
 
 
-cdef void _select_nth(double *keys, Py_ssize_t *idx, Py_ssize_t left, Py_ssize_t right,
-                      Py_ssize_t nth) noexcept nogil:
-    """Reorder keys[left..right] (inclusive) and idx alongside so that keys[i] <= keys[nth] for
-    i < nth and keys[i] >= keys[nth] for i > nth (Hoare/Wirth selection, median-of-three pivot)."""
+cdef void _select_nth(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t dim,
+                      Py_ssize_t left, Py_ssize_t right, Py_ssize_t nth) noexcept nogil:
+    """Reorder rows left..right (inclusive) of pts (and idx alongside) so that the key
+    pts[i, dim] <= pts[nth, dim] for i < nth and >= for i > nth (Hoare/Wirth selection,
+    median-of-three pivot). Rows move physically: the points end in tree order."""
     cdef Py_ssize_t i, j, mid
     cdef double pivot, a, b, c
+    cdef const double *keys = pts + dim
     while left < right:
         mid = left + (right - left) // 2
-        a = keys[left]
-        b = keys[mid]
-        c = keys[right]
+        a = keys[left * d]
+        b = keys[mid * d]
+        c = keys[right * d]
         if a < b:
             if b < c:
                 pivot = b
@@ -101,12 +107,12 @@ cdef void _select_nth(double *keys, Py_ssize_t *idx, Py_ssize_t left, Py_ssize_t
         i = left
         j = right
         while i <= j:
-            while keys[i] < pivot:
+            while keys[i * d] < pivot:
                 i += 1
-            while pivot < keys[j]:
+            while pivot < keys[j * d]:
                 j -= 1
             if i <= j:
-                _swap_key(keys, idx, i, j)
+                _swap_rows(pts, idx, d, i, j)
                 i += 1
                 j -= 1
         # now keys[left..j] <= pivot <= keys[i..right] and keys[j+1..i-1] == pivot
@@ -122,7 +128,6 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
     of memory (the tree is then freed). ``nt`` threads split the nodes of each level."""
     cdef Py_ssize_t node, s, e, m, p, c, level_first, level_count, li, child
     cdef int level, depth = 0, widest
-    cdef double *keys = NULL
     cdef double spread, best, v, vmin, vmax
     cdef double *lo_
     cdef double *hi_
@@ -141,12 +146,11 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
     t.end = <Py_ssize_t *>malloc(t.n_nodes * sizeof(Py_ssize_t))
     t.lo = <double *>malloc(t.n_nodes * d * sizeof(double))
     t.hi = <double *>malloc(t.n_nodes * d * sizeof(double))
-    keys = <double *>malloc(max(n, 1) * sizeof(double))
     if (t.points == NULL or t.index == NULL or t.start == NULL or t.end == NULL
-            or t.lo == NULL or t.hi == NULL or keys == NULL):
-        free(keys)
+            or t.lo == NULL or t.hi == NULL):
         kdtree_free(t)
         return -1
+    memcpy(t.points, data, n * d * sizeof(double))
     for p in range(n):
         t.index[p] = p
     t.start[0] = 0
@@ -173,10 +177,10 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
             widest = 0
             best = -1.0
             for c in range(d):
-                vmin = data[t.index[s] * d + c]
+                vmin = t.points[s * d + c]
                 vmax = vmin
                 for p in range(s + 1, e):
-                    v = data[t.index[p] * d + c]
+                    v = t.points[p * d + c]
                     if v < vmin:
                         vmin = v
                     elif v > vmax:
@@ -185,14 +189,7 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
                 if spread > best:
                     best = spread
                     widest = <int>c
-            for p in range(s, e):
-                keys[p] = data[t.index[p] * d + widest]
-            _select_nth(keys, t.index, s, e - 1, s + (e - s) // 2)
-    free(keys)
-
-    # Points in tree order.
-    for p in range(n):
-        memcpy(&t.points[p * d], &data[t.index[p] * d], d * sizeof(double))
+            _select_nth(t.points, t.index, d, widest, s, e - 1, s + (e - s) // 2)
 
     # Tight boxes: leaves from their points, then parents as unions, bottom-up.
     level_first = ((<Py_ssize_t>1) << depth) - 1
@@ -284,28 +281,14 @@ cdef inline void _knn_scan_leaf(const KDTree *t, Py_ssize_t node, Py_ssize_t q, 
         best_i[j] = sample
 
 
-cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_ssize_t *best_p,
-                       Py_ssize_t *best_i, Py_ssize_t *stack, double *stack_d) noexcept nogil:
-    """The k nearest neighbours of the point at tree position ``q`` (itself excluded), in the
-    order (distance, sample index): tree positions in best_p, sample indices in best_i, distances
-    in best_d (each of length k). Returns the k-th distance. Needs n > k."""
-    cdef Py_ssize_t d = t.d, node, own_leaf, top, mid, child
+cdef inline void _knn_subtree(const KDTree *t, Py_ssize_t root, Py_ssize_t q, const double *qp,
+                              int k, double *best_d, Py_ssize_t *best_p, Py_ssize_t *best_i,
+                              Py_ssize_t *stack, double *stack_d) noexcept nogil:
+    """Depth-first search of the subtree at ``root``, nearer child first, pruned by the
+    max-norm distance to each node's box."""
+    cdef Py_ssize_t d = t.d, node, top, child
     cdef double bd, bd2
-    cdef const double *qp = &t.points[q * d]
-    cdef int j
-    for j in range(k):
-        best_d[j] = INFINITY
-        best_p[j] = -1
-        best_i[j] = PY_SSIZE_T_MAX
-    # Start in the leaf that holds q: a tight radius before the descent from the root.
-    node = 0
-    while 2 * node + 1 < t.n_nodes:
-        mid = t.start[2 * node + 2]
-        node = 2 * node + 1 if q < mid else 2 * node + 2
-    own_leaf = node
-    _knn_scan_leaf(t, own_leaf, q, qp, k, best_d, best_p, best_i)
-    top = 0
-    stack[0] = 0
+    stack[0] = root
     stack_d[0] = 0.0
     top = 1
     while top > 0:
@@ -313,11 +296,10 @@ cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_
         node = stack[top]
         if stack_d[top] > best_d[k - 1]:
             continue
-        if 2 * node + 1 >= t.n_nodes:
-            if node != own_leaf:
-                _knn_scan_leaf(t, node, q, qp, k, best_d, best_p, best_i)
-            continue
         child = 2 * node + 1
+        if child >= t.n_nodes:
+            _knn_scan_leaf(t, node, q, qp, k, best_d, best_p, best_i)
+            continue
         bd = _box_min_dist(qp, &t.lo[child * d], &t.hi[child * d], d)
         bd2 = _box_min_dist(qp, &t.lo[(child + 1) * d], &t.hi[(child + 1) * d], d)
         # push the farther child first so that the nearer one is searched first
@@ -339,6 +321,32 @@ cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_
                 stack[top] = child + 1
                 stack_d[top] = bd2
                 top += 1
+
+
+cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_ssize_t *best_p,
+                       Py_ssize_t *best_i, Py_ssize_t *stack, double *stack_d) noexcept nogil:
+    """The k nearest neighbours of the point at tree position ``q`` (itself excluded), in the
+    order (distance, sample index): tree positions in best_p, sample indices in best_i, distances
+    in best_d (each of length k). Returns the k-th distance. Needs n > k.
+
+    Bottom-up: scan the leaf that holds q (a tight radius at once), then walk up to the root,
+    searching each sibling subtree whose box is within the current k-th distance."""
+    cdef Py_ssize_t d = t.d, node, sibling
+    cdef const double *qp = &t.points[q * d]
+    cdef int j
+    for j in range(k):
+        best_d[j] = INFINITY
+        best_p[j] = -1
+        best_i[j] = PY_SSIZE_T_MAX
+    node = 0
+    while 2 * node + 1 < t.n_nodes:
+        node = 2 * node + 1 if q < t.start[2 * node + 2] else 2 * node + 2
+    _knn_scan_leaf(t, node, q, qp, k, best_d, best_p, best_i)
+    while node > 0:
+        sibling = node + 1 if (node & 1) else node - 1
+        if _box_min_dist(qp, &t.lo[sibling * d], &t.hi[sibling * d], d) <= best_d[k - 1]:
+            _knn_subtree(t, sibling, q, qp, k, best_d, best_p, best_i, stack, stack_d)
+        node = (node - 1) // 2
     return best_d[k - 1]
 
 
