@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
-_EMPTY_I = np.empty(0, dtype=np.intp)
 
 
 def _digamma(m):
@@ -36,14 +35,11 @@ def _digamma(m):
 
 
 def _marginal(samples):
-    """(samples, sorted copy, rank of each sample) for a 1-D marginal; empty helpers otherwise."""
+    """(samples, sorted copy) for a 1-D marginal (range counts by bisection); (samples, empty)
+    for several dimensions (the kernel builds a KD-tree)."""
     if samples.shape[1] != 1:
-        return samples, _EMPTY_F, _EMPTY_I
-    column = samples[:, 0]
-    order = np.argsort(column, kind="stable")
-    rank = np.empty(column.shape[0], dtype=np.intp)
-    rank[order] = np.arange(column.shape[0], dtype=np.intp)
-    return samples, np.ascontiguousarray(column[order]), rank
+        return samples, _EMPTY_F
+    return samples, np.sort(samples[:, 0])
 
 
 def _check_algorithm(algorithm):

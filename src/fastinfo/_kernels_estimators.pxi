@@ -1,7 +1,7 @@
 # Section of _kernels.pyx: estimators from samples (KSG, Frenzel-Pompe, Kozachenko-Leonenko, Ross).
 #
 # Inputs: float64 C-contiguous sample arrays (n, d), validated by fastinfo._estimators; 1-D
-# marginals come with their sorted copy and each sample's rank in it (argsort done in NumPy).
+# marginals come with their sorted copy (np.sort).
 # The kernels build the KD-trees they need once per call (see _kernels_kdtree.pxi), query every
 # point in parallel (prange over tree positions, per-thread scratch allocated inside parallel()),
 # store one digamma term per point and sum the terms serially in sample order: the result is
@@ -122,8 +122,8 @@ cdef double ordered_sum(const double *v, Py_ssize_t n) noexcept nogil:
 
 
 def ksg_mean_terms(const double[:, ::1] joint,
-                   const double[:, ::1] x, const double[::1] x_sorted, const Py_ssize_t[::1] x_rank,
-                   const double[:, ::1] y, const double[::1] y_sorted, const Py_ssize_t[::1] y_rank,
+                   const double[:, ::1] x, const double[::1] x_sorted,
+                   const double[:, ::1] y, const double[::1] y_sorted,
                    int k, int algorithm):
     """mean over samples of psi(n_x+1) + psi(n_y+1) (algorithm 1) or psi(n_x) + psi(n_y)
     (algorithm 2); ``joint`` is ``[x | y]``."""
@@ -146,9 +146,9 @@ def ksg_mean_terms(const double[:, ::1] joint,
     with nogil:
         status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], KD_LEAF_SIZE, nt)
         if status == 0:
-            status = marginal_setup(&mx, x, x_sorted, x_rank, nt)
+            status = marginal_setup(&mx, x, x_sorted, nt)
         if status == 0:
-            status = marginal_setup(&my, y, y_sorted, y_rank, nt)
+            status = marginal_setup(&my, y, y_sorted, nt)
         if status == 0:
             status = ksg_pass(&jt, margs, signs, 2, NULL, k, algorithm, &tv[0], nt)
         kdtree_free(&jt)
@@ -161,9 +161,7 @@ def ksg_mean_terms(const double[:, ::1] joint,
 
 
 def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
-                               const Py_ssize_t[::1] x_rank,
                                const double[:, ::1] y, const double[::1] y_sorted,
-                               const Py_ssize_t[::1] y_rank,
                                const Py_ssize_t[:, ::1] perms, int k):
     """For each row ``perm`` of ``perms``: the algorithm-1 mean term of the KSG estimator on
     ``(x, y[perm])``, computed exactly as ``ksg_mean_terms`` would (same tree, same order).
@@ -189,9 +187,9 @@ def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorte
     kdtree_init(&mx.tree)
     kdtree_init(&my.tree)
     with nogil:
-        status = marginal_setup(&mx, x, x_sorted, x_rank, num_threads_for(n))
+        status = marginal_setup(&mx, x, x_sorted, num_threads_for(n))
         if status == 0:
-            status = marginal_setup(&my, y, y_sorted, y_rank, num_threads_for(n))
+            status = marginal_setup(&my, y, y_sorted, num_threads_for(n))
         if status == 0:
             with parallel(num_threads=nt):
                 joint = <double *>malloc(n * D * sizeof(double))
@@ -225,7 +223,7 @@ def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorte
 
 def cmi_mean_terms(const double[:, ::1] joint,
                    const double[:, ::1] xz, const double[:, ::1] yz,
-                   const double[:, ::1] z, const double[::1] z_sorted, const Py_ssize_t[::1] z_rank,
+                   const double[:, ::1] z, const double[::1] z_sorted,
                    int k):
     """mean over samples of psi(n_xz+1) + psi(n_yz+1) - psi(n_z+1), strict counts within the
     k-th neighbour distance in the (x, y, z) space (Frenzel and Pompe 2007)."""
@@ -237,7 +235,6 @@ def cmi_mean_terms(const double[:, ::1] joint,
     cdef int status = 0
     cdef int nt = num_threads_for(n)
     cdef double[::1] empty_d = np.empty(0, dtype=np.float64)
-    cdef Py_ssize_t[::1] empty_i = np.empty(0, dtype=np.intp)
     terms = np.empty(n, dtype=np.float64)
     cdef double[::1] tv = terms
     cdef double total
@@ -253,11 +250,11 @@ def cmi_mean_terms(const double[:, ::1] joint,
     with nogil:
         status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], KD_LEAF_SIZE, nt)
         if status == 0:
-            status = marginal_setup(&mxz, xz, empty_d, empty_i, nt)
+            status = marginal_setup(&mxz, xz, empty_d, nt)
         if status == 0:
-            status = marginal_setup(&myz, yz, empty_d, empty_i, nt)
+            status = marginal_setup(&myz, yz, empty_d, nt)
         if status == 0:
-            status = marginal_setup(&mz, z, z_sorted, z_rank, nt)
+            status = marginal_setup(&mz, z, z_sorted, nt)
         if status == 0:
             status = ksg_pass(&jt, margs, signs, 3, NULL, k, 1, &tv[0], nt)
         kdtree_free(&jt)
@@ -348,7 +345,7 @@ def knn_radius_grouped(const double[:, ::1] points, const Py_ssize_t[::1] offset
 
 
 def count_within(const double[:, ::1] points, const double[::1] sorted_values,
-                 const Py_ssize_t[::1] rank, const double[::1] radius, bint strict):
+                 const double[::1] radius, bint strict):
     """#{j != i : ||p_j - p_i|| < radius[i]} (strict) or ``<=`` for every sample i (int64)."""
     cdef Py_ssize_t n = points.shape[0], i
     cdef Marginal m
@@ -360,7 +357,7 @@ def count_within(const double[:, ::1] points, const double[::1] sorted_values,
     cdef int64_t[::1] ov = out
     kdtree_init(&m.tree)
     with nogil:
-        status = marginal_setup(&m, points, sorted_values, rank, nt)
+        status = marginal_setup(&m, points, sorted_values, nt)
         if status == 0:
             with parallel(num_threads=nt):
                 stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))

@@ -18,14 +18,22 @@
 #                     ties at equal distance broken by the smaller sample index (so "the k
 #                     neighbours" is well defined for algorithm 2 of KSG on tied data).
 #   kdtree_count      number of points within r (strict or non-strict) of a query point.
-#   sorted_count      the same for 1-D data held as a sorted copy: galloping + bisection from the
-#                     query's own rank, on the predicate fl(s[j] - v) < r (monotone in j, exact).
+#   sorted_count      the same for 1-D data held as a sorted copy: bisection on the predicates
+#                     fl(s[j] - v) < r and fl(v - s[j]) < r (monotone in j, so exact).
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 cdef enum:
     KD_STACK = 256          # explicit DFS stack; the depth of a tree over 2**62 points is < 64
-    KD_LEAF_SIZE = 16
+
+
+# Points per leaf (at most); a module variable so that benchmarks can tune it.
+cdef Py_ssize_t KD_LEAF_SIZE = 16
+
+
+def _set_leaf_size(Py_ssize_t leaf_size):
+    global KD_LEAF_SIZE
+    KD_LEAF_SIZE = max(leaf_size, 2)
 
 
 cdef struct KDTree:
@@ -122,6 +130,51 @@ cdef void _select_nth(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t dim
             right = j
 
 
+cdef enum:
+    KD_EXACT_SELECT = 4096   # nodes up to this size split exactly at the middle
+    KD_PIVOT_SAMPLE = 127    # larger ones: one partition around the median of this many keys
+
+
+cdef Py_ssize_t _split(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t dim,
+                       Py_ssize_t s, Py_ssize_t e) noexcept nogil:
+    """Partition rows [s, e) on coordinate ``dim``; return m with keys of [s, m) <= keys of [m, e).
+    Small nodes: exact median (quickselect). Large nodes: a single Hoare pass around the median
+    of an evenly spaced sample (one read of the node instead of about three), m close to the
+    middle; the tree stores each node's range, so a slightly uneven split is harmless."""
+    cdef Py_ssize_t size = e - s, mid = s + (e - s) // 2, i, j, a
+    cdef double sample[KD_PIVOT_SAMPLE]
+    cdef double pivot, v
+    cdef const double *keys = pts + dim
+    if size <= KD_EXACT_SELECT:
+        _select_nth(pts, idx, d, dim, s, e - 1, mid)
+        return mid
+    for a in range(KD_PIVOT_SAMPLE):
+        v = keys[(s + (a * size) // KD_PIVOT_SAMPLE) * d]
+        j = a
+        while j > 0 and sample[j - 1] > v:
+            sample[j] = sample[j - 1]
+            j -= 1
+        sample[j] = v
+    pivot = sample[KD_PIVOT_SAMPLE // 2]
+    i = s
+    j = e - 1
+    while i <= j:
+        while keys[i * d] < pivot:
+            i += 1
+        while pivot < keys[j * d]:
+            j -= 1
+        if i <= j:
+            _swap_rows(pts, idx, d, i, j)
+            i += 1
+            j -= 1
+    # keys[s..j] <= pivot <= keys[i..e-1], keys[j+1..i-1] == pivot: any m in [j+1, i] is valid
+    if mid < j + 1:
+        return j + 1
+    if mid > i:
+        return i
+    return mid
+
+
 cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
                       Py_ssize_t leaf_size, int nt) noexcept nogil:
     """Build the tree over ``data`` ((n, d) row-major, sample order). Returns 0, or -1 when out
@@ -155,73 +208,63 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
         t.index[p] = p
     t.start[0] = 0
     t.end[0] = n
-    for node in range((t.n_nodes - 1) // 2):
-        s = t.start[node]
-        e = t.end[node]
-        m = s + (e - s) // 2
-        t.start[2 * node + 1] = s
-        t.end[2 * node + 1] = m
-        t.start[2 * node + 2] = m
-        t.end[2 * node + 2] = e
-
-    # Partition level by level; the nodes of one level are independent.
-    for level in range(depth):
+    # Level by level (the nodes of one level are independent): the node's tight box from its
+    # points, then (above the leaves) the split of its widest coordinate, setting the children.
+    for level in range(depth + 1):
         level_first = ((<Py_ssize_t>1) << level) - 1
         level_count = (<Py_ssize_t>1) << level
         for li in prange(level_count, schedule='dynamic', num_threads=(nt if level_count > 1 else 1)):
             node = level_first + li
             s = t.start[node]
             e = t.end[node]
-            if e - s < 2:
+            lo_ = &t.lo[node * d]
+            hi_ = &t.hi[node * d]
+            for c in range(d):
+                lo_[c] = INFINITY
+                hi_[c] = -INFINITY
+            for p in range(s, e):
+                for c in range(d):
+                    v = t.points[p * d + c]
+                    if v < lo_[c]:
+                        lo_[c] = v
+                    if v > hi_[c]:
+                        hi_[c] = v
+            if level == depth:
                 continue
             widest = 0
             best = -1.0
             for c in range(d):
-                vmin = t.points[s * d + c]
-                vmax = vmin
-                for p in range(s + 1, e):
-                    v = t.points[p * d + c]
-                    if v < vmin:
-                        vmin = v
-                    elif v > vmax:
-                        vmax = v
-                spread = vmax - vmin
+                spread = hi_[c] - lo_[c]
                 if spread > best:
                     best = spread
                     widest = <int>c
-            _select_nth(t.points, t.index, d, widest, s, e - 1, s + (e - s) // 2)
-
-    # Tight boxes: leaves from their points, then parents as unions, bottom-up.
-    level_first = ((<Py_ssize_t>1) << depth) - 1
-    for node in range(level_first, t.n_nodes):
-        s = t.start[node]
-        e = t.end[node]
-        lo_ = &t.lo[node * d]
-        hi_ = &t.hi[node * d]
-        for c in range(d):
-            lo_[c] = INFINITY
-            hi_[c] = -INFINITY
-        for p in range(s, e):
-            for c in range(d):
-                v = t.points[p * d + c]
-                if v < lo_[c]:
-                    lo_[c] = v
-                if v > hi_[c]:
-                    hi_[c] = v
-    node = level_first - 1
-    while node >= 0:
-        child = 2 * node + 1
-        for c in range(d):
-            t.lo[node * d + c] = min(t.lo[child * d + c], t.lo[(child + 1) * d + c])
-            t.hi[node * d + c] = max(t.hi[child * d + c], t.hi[(child + 1) * d + c])
-        node -= 1
+            if e - s >= 2:
+                m = _split(t.points, t.index, d, widest, s, e)
+            else:
+                m = s + (e - s) // 2
+            t.start[2 * node + 1] = s
+            t.end[2 * node + 1] = m
+            t.start[2 * node + 2] = m
+            t.end[2 * node + 2] = e
     return 0
 
 
 cdef inline double _box_min_dist(const double *q, const double *lo, const double *hi,
                                  Py_ssize_t d) noexcept nogil:
-    cdef double r = 0.0, t
+    cdef double r = 0.0, t, a, b
     cdef Py_ssize_t c
+    if d == 2:
+        a = lo[0] - q[0]
+        t = q[0] - hi[0]
+        if t > a:
+            a = t
+        b = lo[1] - q[1]
+        t = q[1] - hi[1]
+        if t > b:
+            b = t
+        if b > a:
+            a = b
+        return a if a > 0.0 else 0.0
     for c in range(d):
         if q[c] < lo[c]:
             t = lo[c] - q[c]
@@ -248,37 +291,52 @@ cdef inline double _box_max_dist(const double *q, const double *lo, const double
     return r
 
 
+cdef inline void _knn_insert(double dist, Py_ssize_t p, Py_ssize_t sample, int k,
+                             double *best_d, Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
+    """Insert (dist, sample) into the buffer sorted by (distance, sample index), if it belongs."""
+    cdef int j
+    if dist == best_d[k - 1] and sample > best_i[k - 1]:
+        return
+    j = k - 1
+    while j > 0 and (best_d[j - 1] > dist or (best_d[j - 1] == dist and best_i[j - 1] > sample)):
+        best_d[j] = best_d[j - 1]
+        best_p[j] = best_p[j - 1]
+        best_i[j] = best_i[j - 1]
+        j -= 1
+    best_d[j] = dist
+    best_p[j] = p
+    best_i[j] = sample
+
+
 cdef inline void _knn_scan_leaf(const KDTree *t, Py_ssize_t node, Py_ssize_t q, const double *qp,
                                 int k, double *best_d, Py_ssize_t *best_p,
                                 Py_ssize_t *best_i) noexcept nogil:
-    cdef Py_ssize_t p, c, j, d = t.d, sample
-    cdef double dist, diff, worst
+    cdef Py_ssize_t p, c, d = t.d
+    cdef double dist, diff, a, b, q0, q1
     cdef const double *pp
+    if d == 2:
+        q0 = qp[0]
+        q1 = qp[1]
+        for p in range(t.start[node], t.end[node]):
+            a = fabs(t.points[2 * p] - q0)
+            b = fabs(t.points[2 * p + 1] - q1)
+            dist = a if a > b else b
+            if dist > best_d[k - 1] or p == q:
+                continue
+            _knn_insert(dist, p, t.index[p], k, best_d, best_p, best_i)
+        return
     for p in range(t.start[node], t.end[node]):
         if p == q:
             continue
         pp = &t.points[p * d]
-        worst = best_d[k - 1]
         dist = 0.0
         for c in range(d):
             diff = fabs(pp[c] - qp[c])
             if diff > dist:
                 dist = diff
-        if dist > worst:
+        if dist > best_d[k - 1]:
             continue
-        sample = t.index[p]
-        if dist == worst and sample > best_i[k - 1]:
-            continue
-        # insertion into the sorted buffer, ordered by (distance, sample index)
-        j = k - 1
-        while j > 0 and (best_d[j - 1] > dist or (best_d[j - 1] == dist and best_i[j - 1] > sample)):
-            best_d[j] = best_d[j - 1]
-            best_p[j] = best_p[j - 1]
-            best_i[j] = best_i[j - 1]
-            j -= 1
-        best_d[j] = dist
-        best_p[j] = p
-        best_i[j] = sample
+        _knn_insert(dist, p, t.index[p], k, best_d, best_p, best_i)
 
 
 cdef inline void _knn_subtree(const KDTree *t, Py_ssize_t root, Py_ssize_t q, const double *qp,
@@ -391,16 +449,25 @@ cdef inline bint _within(double diff, double r, bint strict) noexcept nogil:
     return diff < r if strict else diff <= r
 
 
-cdef Py_ssize_t sorted_count(const double *s, Py_ssize_t n, Py_ssize_t rank, double r,
+cdef Py_ssize_t sorted_count(const double *s, Py_ssize_t n, double v, double r,
                              bint strict) noexcept nogil:
-    """Number of j != rank with |s[j] - s[rank]| < r (strict) or <= r, for sorted ``s``.
-    Galloping outwards from ``rank`` then bisection: O(log count)."""
-    cdef double v = s[rank]
-    cdef Py_ssize_t lo, hi, step, mid, right, left
+    """Number of j with |s[j] - v| < r (strict) or <= r, minus one for the query itself
+    (``v`` is one of the values of the sorted array ``s``). Two bisections on the predicates
+    fl(v - s[j]) within r (false then true along j) and fl(s[j] - v) within r (true then false):
+    each monotone in j because rounding is monotone, so the count is exact."""
+    cdef Py_ssize_t lo, hi, mid, left, step
     if strict and r <= 0.0:
         return 0
-    # right end: pred(j) = (s[j] - v) within r, true at rank, monotone decreasing in j
-    lo = rank
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if _within(v - s[mid], r, strict):
+            hi = mid
+        else:
+            lo = mid + 1
+    left = lo
+    # the right end is close to the left one: gallop, then bisect
     step = 1
     while True:
         hi = lo + step
@@ -409,45 +476,24 @@ cdef Py_ssize_t sorted_count(const double *s, Py_ssize_t n, Py_ssize_t rank, dou
             break
         if not _within(s[hi] - v, r, strict):
             break
-        lo = hi
+        lo = hi + 1
         step *= 2
-    while hi - lo > 1:
+    while lo < hi:
         mid = lo + (hi - lo) // 2
         if _within(s[mid] - v, r, strict):
-            lo = mid
+            lo = mid + 1
         else:
             hi = mid
-    right = lo
-    # left end: pred(j) = (v - s[j]) within r, true at rank, monotone increasing in j
-    hi = rank
-    step = 1
-    while True:
-        lo = hi - step
-        if lo < 0:
-            lo = -1
-            break
-        if not _within(v - s[lo], r, strict):
-            break
-        hi = lo
-        step *= 2
-    while hi - lo > 1:
-        mid = lo + (hi - lo) // 2
-        if _within(v - s[mid], r, strict):
-            hi = mid
-        else:
-            lo = mid
-    left = hi
-    return right - left
+    return lo - left - 1
 
 
-# A marginal space for range counts: 1-D as a sorted copy plus each sample's rank in it,
-# several dimensions as a KD-tree plus the samples' coordinates (sample order).
+# A marginal space for range counts: 1-D as a sorted copy of the values (np.sort), several
+# dimensions as a KD-tree; plus the samples' coordinates in sample order.
 cdef struct Marginal:
     Py_ssize_t n
     Py_ssize_t d
     const double *data          # (n, d) sample order
     const double *sorted_values  # (n,) when d == 1
-    const Py_ssize_t *rank       # (n,) when d == 1: sorted_values[rank[i]] == data[i]
     KDTree tree                  # when d > 1
 
 
@@ -456,7 +502,7 @@ cdef inline Py_ssize_t marginal_count(const Marginal *m, Py_ssize_t sample, doub
     """#{j != sample : ||m_j - m_sample|| < r (strict) or <= r}."""
     cdef Py_ssize_t c
     if m.d == 1:
-        return sorted_count(m.sorted_values, m.n, m.rank[sample], r, strict)
+        return sorted_count(m.sorted_values, m.n, m.data[sample], r, strict)
     c = kdtree_count(&m.tree, &m.data[sample * m.d], r, strict, stack)
     # the sample itself is at distance 0
     if (0.0 < r) if strict else True:
@@ -465,16 +511,14 @@ cdef inline Py_ssize_t marginal_count(const Marginal *m, Py_ssize_t sample, doub
 
 
 cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1] sorted_values,
-                        const Py_ssize_t[::1] rank, int nt) noexcept nogil:
+                        int nt) noexcept nogil:
     m.n = data.shape[0]
     m.d = data.shape[1]
     m.data = &data[0, 0]
     m.sorted_values = NULL
-    m.rank = NULL
     kdtree_init(&m.tree)
     if m.d == 1:
         m.sorted_values = &sorted_values[0]
-        m.rank = &rank[0]
         return 0
     return kdtree_build(&m.tree, m.data, m.n, m.d, KD_LEAF_SIZE, nt)
 
