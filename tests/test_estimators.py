@@ -59,13 +59,13 @@ def test_ksg_matches_reference(n, dims, k, algorithm, data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dims", [(1, 1), (2, 2), (4, 4)])
+@pytest.mark.parametrize("dims", [(1, 1), (2, 2)])
 @pytest.mark.parametrize("algorithm", [1, 2])
 @pytest.mark.parametrize("data", ["gaussian", "ties"])
 def test_ksg_matches_reference_n2000(dims, algorithm, data):
     rng = np.random.default_rng(7)
     x, y = (gaussian_pair if data == "gaussian" else tied_pair)(rng, 2000, *dims)
-    for k in (1, 5):
+    for k in (1, 5) if dims == (1, 1) else (3,):
         got = fi.mutual_info_ksg(x, y, k=k, algorithm=algorithm)
         want = ref.mutual_info_ksg_ref(x, y, k=k, algorithm=algorithm)
         assert close(got, want), (k, got, want)
@@ -157,8 +157,8 @@ def test_mixed_against_sklearn_private_estimator():
     fs = pytest.importorskip("sklearn.feature_selection._mutual_info")
     rng = np.random.default_rng(11)
     for n_labels in (2, 5):
-        labels = rng.integers(0, n_labels, size=1500)
-        x = labels + rng.normal(size=1500)   # tie-free continuous samples, MI well above 0
+        labels = rng.integers(0, n_labels, size=800)
+        x = labels + rng.normal(size=800)   # tie-free continuous samples, MI well above 0
         for k in (1, 3, 7):
             want = fs._compute_mi_cd(x, labels, k)
             assert want > 0      # scikit-learn clips at 0: stay where that does not matter

@@ -28,18 +28,30 @@ __all__ = [
 ]
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
+_EMPTY_I = np.empty(0, dtype=np.intp)
 
 
 def _digamma(m):
     return _kernels.digamma_integer(int(m))
 
 
+def _sorted_with_rank(columns):
+    """Sorted copies of the rows of ``columns`` (m, n) and each value's rank in its sorted row
+    (the kernels count neighbours by galloping from the rank)."""
+    order = np.argsort(columns, axis=1)
+    sorted_columns = np.take_along_axis(columns, order, axis=1)
+    ranks = np.empty(columns.shape, dtype=np.intp)
+    np.put_along_axis(ranks, order, np.arange(columns.shape[1], dtype=np.intp)[None, :], axis=1)
+    return sorted_columns, ranks
+
+
 def _marginal(samples):
-    """(samples, sorted copy) for a 1-D marginal (range counts by bisection); (samples, empty)
-    for several dimensions (the kernel builds a KD-tree)."""
+    """(samples, sorted copy, ranks) for a 1-D marginal (range counts in the sorted copy);
+    (samples, empty, empty) for several dimensions (the kernel builds a KD-tree)."""
     if samples.shape[1] != 1:
-        return samples, _EMPTY_F
-    return samples, np.sort(samples[:, 0])
+        return samples, _EMPTY_F, _EMPTY_I
+    sorted_values, rank = _sorted_with_rank(samples.T)
+    return samples, sorted_values[0], rank[0]
 
 
 def _check_algorithm(algorithm):
@@ -399,7 +411,7 @@ def mutual_info_matrix(X, *, k=3, base=None):
 
     ``M[i, j] = mutual_info_ksg(X[:, i], X[:, j], k=k)`` exactly (the same kernel on the same
     data), for ``i < j``, mirrored so the matrix is exactly symmetric; the diagonal is NaN.
-    Each column is validated and sorted once.
+    Each column is validated and sorted once; the pairs run in parallel.
 
     Parameters
     ----------
@@ -423,14 +435,18 @@ def mutual_info_matrix(X, *, k=3, base=None):
     X = as_samples(X, "X")
     n, m = X.shape
     k = check_k(k, n)
-    columns = [_marginal(np.ascontiguousarray(X[:, [j]])) for j in range(m)]
+    columns = np.ascontiguousarray(X.T)
+    sorted_columns, ranks = _sorted_with_rank(columns)
+    rows, cols = np.triu_indices(m, 1)
+    pairs = np.ascontiguousarray(np.stack([rows, cols], axis=1), dtype=np.intp)
+    mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, ranks, pairs, k)
+    constant = _digamma(k) + _digamma(n)
     out = np.full((m, m), np.nan, dtype=np.float64)
-    for i in range(m):
-        for j in range(i + 1, m):
-            # the same expression as mutual_info_ksg, so [i, j] matches it bitwise
-            value = float(_ksg_from_marginals(columns[i], columns[j], k, 1, n) / divisor)
-            out[i, j] = value
-            out[j, i] = value
+    for (i, j), t in zip(pairs.tolist(), mean_terms.tolist()):
+        # the same expression as mutual_info_ksg, so [i, j] matches it bitwise
+        value = float((constant - t) / divisor)
+        out[i, j] = value
+        out[j, i] = value
     return out
 
 
@@ -503,16 +519,23 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
         y_codes, y_n_labels = _label_codes(y_arr, "y")
     else:
         y_samples = as_samples(y_arr, "y")
-        y_marginal = _marginal(y_samples)
     continuous_cols = np.flatnonzero(~mask)
-    X_cont = as_samples(X_arr[:, continuous_cols], "X") if continuous_cols.size else None
-    for pos, j in enumerate(continuous_cols):
-        column = np.ascontiguousarray(X_cont[:, [pos]])
+    if continuous_cols.size:
+        X_cont = as_samples(X_arr[:, continuous_cols], "X")
         if discrete_target:
-            value = _mixed_from_codes(column, y_codes, y_n_labels, k)
+            for pos, j in enumerate(continuous_cols):
+                column = np.ascontiguousarray(X_cont[:, [pos]])
+                out[j] = _mixed_from_codes(column, y_codes, y_n_labels, k) / divisor
         else:
-            value = _ksg_from_marginals(_marginal(column), y_marginal, k, 1, n)
-        out[j] = value / divisor
+            # one kernel call, parallel over the columns; the same terms as mutual_info_ksg
+            columns = np.ascontiguousarray(np.concatenate([X_cont.T, y_samples.T], axis=0))
+            sorted_columns, ranks = _sorted_with_rank(columns)
+            n_cont = continuous_cols.size
+            pairs = np.stack([np.arange(n_cont), np.full(n_cont, n_cont)], axis=1).astype(np.intp)
+            mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, ranks, pairs, k)
+            constant = _digamma(k) + _digamma(n)
+            for j, t in zip(continuous_cols.tolist(), mean_terms.tolist()):
+                out[j] = float((constant - t) / divisor)
     for j in np.flatnonzero(mask):
         codes, n_labels = _label_codes(X_arr[:, j], "X")
         if discrete_target:

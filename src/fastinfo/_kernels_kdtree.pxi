@@ -18,8 +18,9 @@
 #                     ties at equal distance broken by the smaller sample index (so "the k
 #                     neighbours" is well defined for algorithm 2 of KSG on tied data).
 #   kdtree_count      number of points within r (strict or non-strict) of a query point.
-#   sorted_count      the same for 1-D data held as a sorted copy: bisection on the predicates
-#                     fl(s[j] - v) < r and fl(v - s[j]) < r (monotone in j, so exact).
+#   sorted_count      the same for 1-D data held as a sorted copy: from the query's rank in it,
+#                     galloping + bisection on the predicates fl(s[j] - v) < r and
+#                     fl(v - s[j]) < r (monotone in j, so exact); without a rank, bisection.
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
@@ -175,15 +176,65 @@ cdef Py_ssize_t _split(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t di
     return mid
 
 
+cdef void _build_node(KDTree *t, Py_ssize_t node, bint is_leaf) noexcept nogil:
+    """The node's tight box from its points; above the leaves, the split of its widest
+    coordinate, which sets the children's ranges."""
+    cdef Py_ssize_t d = t.d, s = t.start[node], e = t.end[node], p, c, m
+    cdef double *lo_ = &t.lo[node * d]
+    cdef double *hi_ = &t.hi[node * d]
+    cdef double v, spread, best = -1.0
+    cdef int widest = 0
+    for c in range(d):
+        lo_[c] = INFINITY
+        hi_[c] = -INFINITY
+    for p in range(s, e):
+        for c in range(d):
+            v = t.points[p * d + c]
+            if v < lo_[c]:
+                lo_[c] = v
+            if v > hi_[c]:
+                hi_[c] = v
+    if is_leaf:
+        return
+    for c in range(d):
+        spread = hi_[c] - lo_[c]
+        if spread > best:
+            best = spread
+            widest = <int>c
+    if e - s >= 2:
+        m = _split(t.points, t.index, d, widest, s, e)
+    else:
+        m = s + (e - s) // 2
+    t.start[2 * node + 1] = s
+    t.end[2 * node + 1] = m
+    t.start[2 * node + 2] = m
+    t.end[2 * node + 2] = e
+
+
+cdef void _build_levels(KDTree *t, Py_ssize_t root, int root_level, int last_level) noexcept nogil:
+    """Build the nodes of the subtree at ``root`` (at depth root_level) down to last_level,
+    level by level (the nodes of one level of the subtree are consecutive ids)."""
+    cdef int level
+    cdef Py_ssize_t first, count, node
+    for level in range(root_level, last_level + 1):
+        count = (<Py_ssize_t>1) << (level - root_level)
+        first = (root + 1) * count - 1
+        for node in range(first, first + count):
+            _build_node(t, node, level == t.depth)
+
+
+cdef enum:
+    KD_PARALLEL_BUILD = 65536   # smaller trees are built by one thread
+
+
 cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
                       Py_ssize_t leaf_size, int nt) noexcept nogil:
     """Build the tree over ``data`` ((n, d) row-major, sample order). Returns 0, or -1 when out
-    of memory (the tree is then freed). ``nt`` threads split the nodes of each level."""
-    cdef Py_ssize_t node, s, e, m, p, c, level_first, level_count, li, child
-    cdef int level, depth = 0, widest
-    cdef double spread, best, v, vmin, vmax
-    cdef double *lo_
-    cdef double *hi_
+    of memory (the tree is then freed). Large trees: the top levels by one thread, then the
+    subtrees below them shared among ``nt`` threads in one parallel region (the result does not
+    depend on the thread count)."""
+    cdef Py_ssize_t p, li, n_sub
+    cdef int depth = 0, top = 0
     kdtree_init(t)
     if leaf_size < 2:
         leaf_size = 2
@@ -208,44 +259,15 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
         t.index[p] = p
     t.start[0] = 0
     t.end[0] = n
-    # Level by level (the nodes of one level are independent): the node's tight box from its
-    # points, then (above the leaves) the split of its widest coordinate, setting the children.
-    for level in range(depth + 1):
-        level_first = ((<Py_ssize_t>1) << level) - 1
-        level_count = (<Py_ssize_t>1) << level
-        for li in prange(level_count, schedule='dynamic', num_threads=(nt if level_count > 1 else 1)):
-            node = level_first + li
-            s = t.start[node]
-            e = t.end[node]
-            lo_ = &t.lo[node * d]
-            hi_ = &t.hi[node * d]
-            for c in range(d):
-                lo_[c] = INFINITY
-                hi_[c] = -INFINITY
-            for p in range(s, e):
-                for c in range(d):
-                    v = t.points[p * d + c]
-                    if v < lo_[c]:
-                        lo_[c] = v
-                    if v > hi_[c]:
-                        hi_[c] = v
-            if level == depth:
-                continue
-            widest = 0
-            best = -1.0
-            for c in range(d):
-                spread = hi_[c] - lo_[c]
-                if spread > best:
-                    best = spread
-                    widest = <int>c
-            if e - s >= 2:
-                m = _split(t.points, t.index, d, widest, s, e)
-            else:
-                m = s + (e - s) // 2
-            t.start[2 * node + 1] = s
-            t.end[2 * node + 1] = m
-            t.start[2 * node + 2] = m
-            t.end[2 * node + 2] = e
+    if nt <= 1 or n < KD_PARALLEL_BUILD:
+        _build_levels(t, 0, 0, depth)
+        return 0
+    top = 3 if depth > 4 else 0
+    if top > 0:
+        _build_levels(t, 0, 0, top - 1)
+    n_sub = (<Py_ssize_t>1) << top
+    for li in prange(n_sub, schedule='dynamic', num_threads=nt):
+        _build_levels(t, n_sub - 1 + li, top, depth)
     return 0
 
 
@@ -487,6 +509,55 @@ cdef Py_ssize_t sorted_count(const double *s, Py_ssize_t n, double v, double r,
     return lo - left - 1
 
 
+cdef Py_ssize_t sorted_count_from_rank(const double *s, Py_ssize_t n, Py_ssize_t rank, double r,
+                             bint strict) noexcept nogil:
+    """Number of j != rank with |s[j] - s[rank]| < r (strict) or <= r, for sorted ``s``.
+    Galloping outwards from ``rank`` then bisection: O(log count)."""
+    cdef double v = s[rank]
+    cdef Py_ssize_t lo, hi, step, mid, right, left
+    if strict and r <= 0.0:
+        return 0
+    # right end: pred(j) = (s[j] - v) within r, true at rank, monotone decreasing in j
+    lo = rank
+    step = 1
+    while True:
+        hi = lo + step
+        if hi >= n:
+            hi = n
+            break
+        if not _within(s[hi] - v, r, strict):
+            break
+        lo = hi
+        step *= 2
+    while hi - lo > 1:
+        mid = lo + (hi - lo) // 2
+        if _within(s[mid] - v, r, strict):
+            lo = mid
+        else:
+            hi = mid
+    right = lo
+    # left end: pred(j) = (v - s[j]) within r, true at rank, monotone increasing in j
+    hi = rank
+    step = 1
+    while True:
+        lo = hi - step
+        if lo < 0:
+            lo = -1
+            break
+        if not _within(v - s[lo], r, strict):
+            break
+        hi = lo
+        step *= 2
+    while hi - lo > 1:
+        mid = lo + (hi - lo) // 2
+        if _within(v - s[mid], r, strict):
+            hi = mid
+        else:
+            lo = mid
+    left = hi
+    return right - left
+
+
 # A marginal space for range counts: 1-D as a sorted copy of the values (np.sort), several
 # dimensions as a KD-tree; plus the samples' coordinates in sample order.
 cdef struct Marginal:
@@ -494,6 +565,7 @@ cdef struct Marginal:
     Py_ssize_t d
     const double *data          # (n, d) sample order
     const double *sorted_values  # (n,) when d == 1
+    const Py_ssize_t *rank       # (n,) when d == 1, or NULL: sorted_values[rank[i]] == data[i]
     KDTree tree                  # when d > 1
 
 
@@ -502,6 +574,8 @@ cdef inline Py_ssize_t marginal_count(const Marginal *m, Py_ssize_t sample, doub
     """#{j != sample : ||m_j - m_sample|| < r (strict) or <= r}."""
     cdef Py_ssize_t c
     if m.d == 1:
+        if m.rank != NULL:
+            return sorted_count_from_rank(m.sorted_values, m.n, m.rank[sample], r, strict)
         return sorted_count(m.sorted_values, m.n, m.data[sample], r, strict)
     c = kdtree_count(&m.tree, &m.data[sample * m.d], r, strict, stack)
     # the sample itself is at distance 0
@@ -511,14 +585,17 @@ cdef inline Py_ssize_t marginal_count(const Marginal *m, Py_ssize_t sample, doub
 
 
 cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1] sorted_values,
-                        int nt) noexcept nogil:
+                        const Py_ssize_t[::1] rank, int nt) noexcept nogil:
     m.n = data.shape[0]
     m.d = data.shape[1]
     m.data = &data[0, 0]
     m.sorted_values = NULL
+    m.rank = NULL
     kdtree_init(&m.tree)
     if m.d == 1:
         m.sorted_values = &sorted_values[0]
+        if rank.shape[0] == m.n:
+            m.rank = &rank[0]
         return 0
     return kdtree_build(&m.tree, m.data, m.n, m.d, KD_LEAF_SIZE, nt)
 
