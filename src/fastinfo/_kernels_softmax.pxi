@@ -1,1 +1,802 @@
-# Section of _kernels.pyx: softmax kernels (filled by the softmax work).
+# Section of _kernels.pyx: softmax family kernels (logits).
+#
+# Input: logits as a C-contiguous (rows, C) array, C >= 1, the class axis last (the front-ends in
+# _softmax.py move it there); the front-ends allocate every output. Float32 or float64 (fused),
+# double accumulators. Method: per row, an online max and rescaled sum-exp over blocks that fit in
+# L1 (so the row is read from memory once), then, for elementwise outputs (log_softmax, softmax,
+# the cross-entropy gradient), one write pass while the row is in cache. Per-row results only;
+# reductions over rows are done by the caller in a fixed order, so any thread count gives the
+# same bits.
+#
+# exp: glibc's scalar exp does not vectorise, so the C block below has its own 8-lane exp for
+# arguments t <= 0 (the only ones softmax needs: t = (x - max) / T), in float32 for float32 input
+# (Taylor degree 7 on |r| <= ln2/2: truncation below 1e-8 relative, so about 1 ulp with rounding)
+# and float64 for float64 input (degree 13: truncation below 1e-17 relative). Results below the
+# normal range (t < -87 in float32, t < -708 in float64) are 0. The block functions are compiled
+# twice (baseline x86-64 and x86-64-v3 = AVX2+FMA) and picked at load time.
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <string.h>
+    #include <stdint.h>
+
+    #if !defined(__GNUC__)
+    #error "fastinfo's softmax kernels use GCC/Clang vector extensions"
+    #endif
+
+    /* Hot row functions get an AVX2+FMA clone picked at load time (ifunc) next to the
+       portable baseline; define FI_NO_CLONES to build the baseline only. */
+    #if defined(__x86_64__) && defined(__linux__) && !defined(FI_NO_CLONES) && (defined(__clang__) ? (__clang_major__ >= 14) : (__GNUC__ >= 11))
+    #define FI_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define FI_CLONES
+    #endif
+
+    typedef float fi_v8f __attribute__((vector_size(32)));
+    typedef int32_t fi_v8i __attribute__((vector_size(32)));
+    typedef double fi_v8d __attribute__((vector_size(64)));
+    typedef int64_t fi_v8l __attribute__((vector_size(64)));
+
+    #define FI_TOD_F(v) __builtin_convertvector((v), fi_v8d)
+
+    static inline __attribute__((always_inline)) fi_v8d fi_load_v8d(const double *p) {
+        fi_v8d v; memcpy(&v, p, sizeof v); return v;
+    }
+    static inline __attribute__((always_inline)) fi_v8d fi_load_tail_v8d(const double *p, Py_ssize_t k) {
+        double buf[8]; Py_ssize_t j;
+        for (j = 0; j < 8; j++) buf[j] = j < k ? p[j] : 0.0;
+        return fi_load_v8d(buf);
+    }
+
+    /* ---------------- float variant (suffix _f, 8 lanes) ---------------- */
+    static inline __attribute__((always_inline)) fi_v8f fi_splat_f(float c) { fi_v8f v = {0}; return v + c; }
+    static inline __attribute__((always_inline)) fi_v8f fi_select_f(fi_v8i mask, fi_v8f a, fi_v8f b) {
+        return (fi_v8f)((mask & (fi_v8i)a) | (~mask & (fi_v8i)b));
+    }
+    static inline __attribute__((always_inline)) fi_v8f fi_load_f(const float *p) { fi_v8f v; memcpy(&v, p, sizeof v); return v; }
+    static inline __attribute__((always_inline)) void fi_store_f(float *p, fi_v8f v) { memcpy(p, &v, sizeof v); }
+    /* The first k (< 8) elements of p, the other lanes set to fill. */
+    static inline __attribute__((always_inline)) fi_v8f fi_load_tail_f(const float *p, Py_ssize_t k, float fill) {
+        float buf[8]; Py_ssize_t j;
+        for (j = 0; j < 8; j++) buf[j] = j < k ? p[j] : fill;
+        return fi_load_f(buf);
+    }
+    static inline __attribute__((always_inline)) void fi_store_tail_f(float *p, Py_ssize_t k, fi_v8f v) {
+        float buf[8]; Py_ssize_t j;
+        fi_store_f(buf, v);
+        for (j = 0; j < k; j++) p[j] = buf[j];
+    }
+
+    /* e^t for t <= 0 on 8 lanes: t = n ln2 + r (Cody-Waite split of ln2, n = round(t/ln2)
+       by the 1.5*2^23 trick), e^r by a Taylor polynomial of degree 7 on |r| <= ln2/2
+       (truncation < 1e-8 relative), 2^n put into the exponent bits. Below -87.0f (where
+       2^n would leave the normal range; includes -inf) the result is 0; NaN stays NaN. */
+    static inline __attribute__((always_inline)) fi_v8f fi_exp_f(fi_v8f t) {
+        const fi_v8f lo = fi_splat_f((float)-87.0f), magic = fi_splat_f((float)12582912.0f);
+        fi_v8i under = t < lo;
+        fi_v8f tc = fi_select_f(under, lo, t);
+        fi_v8f k = tc * (float)1.44269504088896341f + magic;
+        fi_v8i n = (fi_v8i)k - (fi_v8i)magic;
+        fi_v8f r, p;
+        k = k - magic;
+        r = tc - k * (float)0.693359375f;
+        r = r - k * (float)-2.12194440e-4f;
+        p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f + r * (8.33333333e-3f + r * (1.38888889e-3f + r * 1.98412698e-4f))))));
+        p = p * (fi_v8f)((n + 127) << 23);
+        return (fi_v8f)(~under & (fi_v8i)p);
+    }
+
+    /* max(x[0:n]) ignoring NaN (-inf when there is none); sets *nan_seen when a NaN occurs. */
+    FI_CLONES static double fi_max_f(const float *x, Py_ssize_t n, int *nan_seen) {
+        fi_v8f m0 = fi_splat_f(-INFINITY), m1 = m0, v, w;
+        fi_v8i bad = {0};
+        Py_ssize_t i = 0;
+        float best = -INFINITY;
+        int j, any_nan = 0;
+        for (; i + 16 <= n; i += 16) {
+            v = fi_load_f(x + i);
+            w = fi_load_f(x + i + 8);
+            bad |= (v != v) | (w != w);
+            m0 = fi_select_f(v > m0, v, m0);
+            m1 = fi_select_f(w > m1, w, m1);
+        }
+        for (; i < n; i += 8) {
+            v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
+            bad |= (v != v);
+            m0 = fi_select_f(v > m0, v, m0);
+        }
+        for (j = 0; j < 8; j++) {
+            if (m0[j] > best) best = m0[j];
+            if (m1[j] > best) best = m1[j];
+            any_nan |= (bad[j] != 0);
+        }
+        if (any_nan) *nan_seen = 1;
+        return (double)best;
+    }
+
+    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes (fixed order). */
+    FI_CLONES static double fi_sumexp_f(const float *x, Py_ssize_t n, float m, float s) {
+        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
+        fi_v8d acc0 = {0}, acc1 = {0};
+        Py_ssize_t i = 0;
+        double total = 0.0;
+        int j;
+        for (; i + 16 <= n; i += 16) {
+            acc0 += FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs));
+            acc1 += FI_TOD_F(fi_exp_f((fi_load_f(x + i + 8) - vm) * vs));
+        }
+        for (; i < n; i += 8) {
+            fi_v8f v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
+            acc0 += FI_TOD_F(fi_exp_f((v - vm) * vs));
+        }
+        acc0 += acc1;
+        for (j = 0; j < 8; j++) total += acc0[j];
+        return total;
+    }
+
+    /* S = sum e^t and U = sum e^t * t with t = (x - m) * s (softmax entropy = log S - U/S). */
+    FI_CLONES static void fi_sumexp_ent_f(const float *x, Py_ssize_t n, float m, float s, double *S, double *U) {
+        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s), lo = fi_splat_f((float)-87.0f);
+        fi_v8d accS = {0}, accU = {0};
+        Py_ssize_t i = 0;
+        double sS = 0.0, sU = 0.0;
+        int j;
+        for (; i < n; i += 8) {
+            fi_v8f v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
+            fi_v8f t = (v - vm) * vs;
+            fi_v8f e = fi_exp_f(t);
+            t = fi_select_f(t < lo, lo, t);   /* e = 0 there: 0 * lo, not 0 * -inf */
+            accS += FI_TOD_F(e);
+            accU += FI_TOD_F(e) * FI_TOD_F(t);
+        }
+        for (j = 0; j < 8; j++) { sS += accS[j]; sU += accU[j]; }
+        *S = sS; *U = sU;
+    }
+
+    /* Sa = sum e^ta, Sb = sum e^tb, U = sum e^ta * (a - b) * s, ta = (a - ma) s, tb = (b - mb) s. */
+    FI_CLONES static void fi_sumexp_kl_f(const float *a, const float *b, Py_ssize_t n, float ma, float mb, float s,
+                                           double *Sa, double *Sb, double *U) {
+        const fi_v8f vma = fi_splat_f(ma), vmb = fi_splat_f(mb), vs = fi_splat_f(s);
+        const fi_v8f lo = fi_splat_f((float)-87.0f), zero = fi_splat_f((float)0);
+        fi_v8d accA = {0}, accB = {0}, accU = {0};
+        Py_ssize_t i = 0;
+        double sA = 0.0, sB = 0.0, sU = 0.0;
+        int j;
+        for (; i < n; i += 8) {
+            fi_v8f va, vb, ta, ea, eb, d;
+            if (n - i >= 8) { va = fi_load_f(a + i); vb = fi_load_f(b + i); }
+            else { va = fi_load_tail_f(a + i, n - i, -INFINITY); vb = fi_load_tail_f(b + i, n - i, -INFINITY); }
+            ta = (va - vma) * vs;
+            ea = fi_exp_f(ta);
+            eb = fi_exp_f((vb - vmb) * vs);
+            d = fi_select_f(ta < lo, zero, va - vb);  /* p = 0 contributes 0, also where a = b = -inf */
+            accA += FI_TOD_F(ea);
+            accB += FI_TOD_F(eb);
+            accU += FI_TOD_F(ea) * FI_TOD_F(d);
+        }
+        for (j = 0; j < 8; j++) { sA += accA[j]; sB += accB[j]; sU += accU[j]; }
+        *Sa = sA; *Sb = sB; *U = sU * (double)s;
+    }
+
+    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place). */
+    FI_CLONES static void fi_write_logsoftmax_f(const float *x, float *y, Py_ssize_t n, double m, double s, double c) {
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            fi_v8d t = (FI_TOD_F(fi_load_f(x + i)) - m) * s - c;
+            fi_store_f(y + i, __builtin_convertvector(t, fi_v8f));
+        }
+        if (i < n) {
+            fi_v8d t = (FI_TOD_F(fi_load_tail_f(x + i, n - i, 0)) - m) * s - c;
+            fi_store_tail_f(y + i, n - i, __builtin_convertvector(t, fi_v8f));
+        }
+    }
+
+    /* y = exp((x - m) * s) * inv_S. y may be x (in place). */
+    FI_CLONES static void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S) {
+        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * inv_S;
+            fi_store_f(y + i, __builtin_convertvector(e, fi_v8f));
+        }
+        if (i < n) {
+            fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_tail_f(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
+            fi_store_tail_f(y + i, n - i, __builtin_convertvector(e, fi_v8f));
+        }
+    }
+
+    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) (w, q may be NULL). */
+    static inline __attribute__((always_inline)) fi_v8d fi_target_u_f(const float *q, const double *w, Py_ssize_t i,
+                                                                     Py_ssize_t k, double qa, double qb) {
+        fi_v8d u = {1, 1, 1, 1, 1, 1, 1, 1};
+        if (w) u = (k >= 8) ? fi_load_v8d(w + i) : fi_load_tail_v8d(w + i, k);
+        if (q) u = u * (FI_TOD_F((k >= 8) ? fi_load_f(q + i) : fi_load_tail_f(q + i, k, 0)) * qa + qb);
+        return u;
+    }
+
+    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. */
+    FI_CLONES static void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
+                                            float m, float s, double alpha, double beta, double qa, double qb) {
+        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
+        Py_ssize_t i = 0;
+        for (; i < n; i += 8) {
+            Py_ssize_t k = n - i;
+            fi_v8f v = (k >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, k, -INFINITY);
+            fi_v8d r = FI_TOD_F(fi_exp_f((v - vm) * vs)) * alpha;
+            if (beta != 0.0) r = r - beta * fi_target_u_f(q, w, i, k, qa, qb);
+            if (k >= 8) fi_store_f(g + i, __builtin_convertvector(r, fi_v8f));
+            else fi_store_tail_f(g + i, k, __builtin_convertvector(r, fi_v8f));
+        }
+    }
+
+    /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
+    FI_CLONES static void fi_dots_f(const float *x, const float *q, const double *w, Py_ssize_t n, double m,
+                                      double qa, double qb, double *sum_u, double *sum_ud) {
+        fi_v8d accU = {0}, accD = {0};
+        Py_ssize_t i = 0;
+        double su = 0.0, sd = 0.0;
+        int j;
+        for (; i < n; i += 8) {
+            Py_ssize_t k = n - i;
+            fi_v8d u = fi_target_u_f(q, w, i, k, qa, qb);
+            fi_v8d d = m - FI_TOD_F((k >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, k, 0));
+            if (k < 8) {   /* padded lanes: u = 0 must not meet d = anything non-finite */
+                fi_v8l keep = {0};
+                for (j = 0; j < k; j++) keep[j] = -1;
+                u = (fi_v8d)(keep & (fi_v8l)u);
+                d = (fi_v8d)(keep & (fi_v8l)d);
+            }
+            accU += u;
+            accD += u * d;
+        }
+        for (j = 0; j < 8; j++) { su += accU[j]; sd += accD[j]; }
+        *sum_u = su; *sum_ud = sd;
+    }
+
+    /* ---------------- double variant (suffix _d, 8 lanes) ---------------- */
+    static inline __attribute__((always_inline)) fi_v8d fi_splat_d(double c) { fi_v8d v = {0}; return v + c; }
+    static inline __attribute__((always_inline)) fi_v8d fi_select_d(fi_v8l mask, fi_v8d a, fi_v8d b) {
+        return (fi_v8d)((mask & (fi_v8l)a) | (~mask & (fi_v8l)b));
+    }
+    static inline __attribute__((always_inline)) fi_v8d fi_load_d(const double *p) { fi_v8d v; memcpy(&v, p, sizeof v); return v; }
+    static inline __attribute__((always_inline)) void fi_store_d(double *p, fi_v8d v) { memcpy(p, &v, sizeof v); }
+    /* The first k (< 8) elements of p, the other lanes set to fill. */
+    static inline __attribute__((always_inline)) fi_v8d fi_load_tail_d(const double *p, Py_ssize_t k, double fill) {
+        double buf[8]; Py_ssize_t j;
+        for (j = 0; j < 8; j++) buf[j] = j < k ? p[j] : fill;
+        return fi_load_d(buf);
+    }
+    static inline __attribute__((always_inline)) void fi_store_tail_d(double *p, Py_ssize_t k, fi_v8d v) {
+        double buf[8]; Py_ssize_t j;
+        fi_store_d(buf, v);
+        for (j = 0; j < k; j++) p[j] = buf[j];
+    }
+
+    /* e^t for t <= 0 on 8 lanes: t = n ln2 + r (Cody-Waite split of ln2, n = round(t/ln2)
+       by the 1.5*2^52 trick), e^r by a Taylor polynomial of degree 13 on |r| <= ln2/2
+       (truncation < 1e-17 relative), 2^n put into the exponent bits. Below -708.0 (where
+       2^n would leave the normal range; includes -inf) the result is 0; NaN stays NaN. */
+    static inline __attribute__((always_inline)) fi_v8d fi_exp_d(fi_v8d t) {
+        const fi_v8d lo = fi_splat_d((double)-708.0), magic = fi_splat_d((double)6755399441055744.0);
+        fi_v8l under = t < lo;
+        fi_v8d tc = fi_select_d(under, lo, t);
+        fi_v8d k = tc * (double)1.4426950408889634 + magic;
+        fi_v8l n = (fi_v8l)k - (fi_v8l)magic;
+        fi_v8d r, p;
+        k = k - magic;
+        r = tc - k * (double)6.93147180369123816490e-01;
+        r = r - k * (double)1.90821492927058770002e-10;
+        p = 1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 + r * (2.755731922398589e-07 + r * (2.505210838544172e-08 + r * (2.08767569878681e-09 + r * (1.6059043836821613e-10)))))))))))));
+        p = p * (fi_v8d)((n + 1023) << 52);
+        return (fi_v8d)(~under & (fi_v8l)p);
+    }
+
+    /* max(x[0:n]) ignoring NaN (-inf when there is none); sets *nan_seen when a NaN occurs. */
+    FI_CLONES static double fi_max_d(const double *x, Py_ssize_t n, int *nan_seen) {
+        fi_v8d m0 = fi_splat_d(-INFINITY), m1 = m0, v, w;
+        fi_v8l bad = {0};
+        Py_ssize_t i = 0;
+        double best = -INFINITY;
+        int j, any_nan = 0;
+        for (; i + 16 <= n; i += 16) {
+            v = fi_load_d(x + i);
+            w = fi_load_d(x + i + 8);
+            bad |= (v != v) | (w != w);
+            m0 = fi_select_d(v > m0, v, m0);
+            m1 = fi_select_d(w > m1, w, m1);
+        }
+        for (; i < n; i += 8) {
+            v = (n - i >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
+            bad |= (v != v);
+            m0 = fi_select_d(v > m0, v, m0);
+        }
+        for (j = 0; j < 8; j++) {
+            if (m0[j] > best) best = m0[j];
+            if (m1[j] > best) best = m1[j];
+            any_nan |= (bad[j] != 0);
+        }
+        if (any_nan) *nan_seen = 1;
+        return (double)best;
+    }
+
+    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes (fixed order). */
+    FI_CLONES static double fi_sumexp_d(const double *x, Py_ssize_t n, double m, double s) {
+        const fi_v8d vm = fi_splat_d(m), vs = fi_splat_d(s);
+        fi_v8d acc0 = {0}, acc1 = {0};
+        Py_ssize_t i = 0;
+        double total = 0.0;
+        int j;
+        for (; i + 16 <= n; i += 16) {
+            acc0 += (fi_exp_d((fi_load_d(x + i) - vm) * vs));
+            acc1 += (fi_exp_d((fi_load_d(x + i + 8) - vm) * vs));
+        }
+        for (; i < n; i += 8) {
+            fi_v8d v = (n - i >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
+            acc0 += (fi_exp_d((v - vm) * vs));
+        }
+        acc0 += acc1;
+        for (j = 0; j < 8; j++) total += acc0[j];
+        return total;
+    }
+
+    /* S = sum e^t and U = sum e^t * t with t = (x - m) * s (softmax entropy = log S - U/S). */
+    FI_CLONES static void fi_sumexp_ent_d(const double *x, Py_ssize_t n, double m, double s, double *S, double *U) {
+        const fi_v8d vm = fi_splat_d(m), vs = fi_splat_d(s), lo = fi_splat_d((double)-708.0);
+        fi_v8d accS = {0}, accU = {0};
+        Py_ssize_t i = 0;
+        double sS = 0.0, sU = 0.0;
+        int j;
+        for (; i < n; i += 8) {
+            fi_v8d v = (n - i >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
+            fi_v8d t = (v - vm) * vs;
+            fi_v8d e = fi_exp_d(t);
+            t = fi_select_d(t < lo, lo, t);   /* e = 0 there: 0 * lo, not 0 * -inf */
+            accS += (e);
+            accU += (e) * (t);
+        }
+        for (j = 0; j < 8; j++) { sS += accS[j]; sU += accU[j]; }
+        *S = sS; *U = sU;
+    }
+
+    /* Sa = sum e^ta, Sb = sum e^tb, U = sum e^ta * (a - b) * s, ta = (a - ma) s, tb = (b - mb) s. */
+    FI_CLONES static void fi_sumexp_kl_d(const double *a, const double *b, Py_ssize_t n, double ma, double mb, double s,
+                                           double *Sa, double *Sb, double *U) {
+        const fi_v8d vma = fi_splat_d(ma), vmb = fi_splat_d(mb), vs = fi_splat_d(s);
+        const fi_v8d lo = fi_splat_d((double)-708.0), zero = fi_splat_d((double)0);
+        fi_v8d accA = {0}, accB = {0}, accU = {0};
+        Py_ssize_t i = 0;
+        double sA = 0.0, sB = 0.0, sU = 0.0;
+        int j;
+        for (; i < n; i += 8) {
+            fi_v8d va, vb, ta, ea, eb, d;
+            if (n - i >= 8) { va = fi_load_d(a + i); vb = fi_load_d(b + i); }
+            else { va = fi_load_tail_d(a + i, n - i, -INFINITY); vb = fi_load_tail_d(b + i, n - i, -INFINITY); }
+            ta = (va - vma) * vs;
+            ea = fi_exp_d(ta);
+            eb = fi_exp_d((vb - vmb) * vs);
+            d = fi_select_d(ta < lo, zero, va - vb);  /* p = 0 contributes 0, also where a = b = -inf */
+            accA += (ea);
+            accB += (eb);
+            accU += (ea) * (d);
+        }
+        for (j = 0; j < 8; j++) { sA += accA[j]; sB += accB[j]; sU += accU[j]; }
+        *Sa = sA; *Sb = sB; *U = sU * (double)s;
+    }
+
+    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place). */
+    FI_CLONES static void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c) {
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            fi_v8d t = ((fi_load_d(x + i)) - m) * s - c;
+            fi_store_d(y + i, __builtin_convertvector(t, fi_v8d));
+        }
+        if (i < n) {
+            fi_v8d t = ((fi_load_tail_d(x + i, n - i, 0)) - m) * s - c;
+            fi_store_tail_d(y + i, n - i, __builtin_convertvector(t, fi_v8d));
+        }
+    }
+
+    /* y = exp((x - m) * s) * inv_S. y may be x (in place). */
+    FI_CLONES static void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S) {
+        const fi_v8d vm = fi_splat_d(m), vs = fi_splat_d(s);
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            fi_v8d e = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * inv_S;
+            fi_store_d(y + i, __builtin_convertvector(e, fi_v8d));
+        }
+        if (i < n) {
+            fi_v8d e = (fi_exp_d((fi_load_tail_d(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
+            fi_store_tail_d(y + i, n - i, __builtin_convertvector(e, fi_v8d));
+        }
+    }
+
+    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) (w, q may be NULL). */
+    static inline __attribute__((always_inline)) fi_v8d fi_target_u_d(const double *q, const double *w, Py_ssize_t i,
+                                                                     Py_ssize_t k, double qa, double qb) {
+        fi_v8d u = {1, 1, 1, 1, 1, 1, 1, 1};
+        if (w) u = (k >= 8) ? fi_load_v8d(w + i) : fi_load_tail_v8d(w + i, k);
+        if (q) u = u * (((k >= 8) ? fi_load_d(q + i) : fi_load_tail_d(q + i, k, 0)) * qa + qb);
+        return u;
+    }
+
+    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. */
+    FI_CLONES static void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
+                                            double m, double s, double alpha, double beta, double qa, double qb) {
+        const fi_v8d vm = fi_splat_d(m), vs = fi_splat_d(s);
+        Py_ssize_t i = 0;
+        for (; i < n; i += 8) {
+            Py_ssize_t k = n - i;
+            fi_v8d v = (k >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, k, -INFINITY);
+            fi_v8d r = (fi_exp_d((v - vm) * vs)) * alpha;
+            if (beta != 0.0) r = r - beta * fi_target_u_d(q, w, i, k, qa, qb);
+            if (k >= 8) fi_store_d(g + i, __builtin_convertvector(r, fi_v8d));
+            else fi_store_tail_d(g + i, k, __builtin_convertvector(r, fi_v8d));
+        }
+    }
+
+    /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
+    FI_CLONES static void fi_dots_d(const double *x, const double *q, const double *w, Py_ssize_t n, double m,
+                                      double qa, double qb, double *sum_u, double *sum_ud) {
+        fi_v8d accU = {0}, accD = {0};
+        Py_ssize_t i = 0;
+        double su = 0.0, sd = 0.0;
+        int j;
+        for (; i < n; i += 8) {
+            Py_ssize_t k = n - i;
+            fi_v8d u = fi_target_u_d(q, w, i, k, qa, qb);
+            fi_v8d d = m - ((k >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, k, 0));
+            if (k < 8) {   /* padded lanes: u = 0 must not meet d = anything non-finite */
+                fi_v8l keep = {0};
+                for (j = 0; j < k; j++) keep[j] = -1;
+                u = (fi_v8d)(keep & (fi_v8l)u);
+                d = (fi_v8d)(keep & (fi_v8l)d);
+            }
+            accU += u;
+            accD += u * d;
+        }
+        for (j = 0; j < 8; j++) { su += accU[j]; sd += accD[j]; }
+        *sum_u = su; *sum_ud = sd;
+    }
+
+    """
+    double fi_max_f(const float *x, Py_ssize_t n, int *nan_seen) nogil
+    double fi_max_d(const double *x, Py_ssize_t n, int *nan_seen) nogil
+    double fi_sumexp_f(const float *x, Py_ssize_t n, float m, float s) nogil
+    double fi_sumexp_d(const double *x, Py_ssize_t n, double m, double s) nogil
+    void fi_sumexp_ent_f(const float *x, Py_ssize_t n, float m, float s, double *S, double *U) nogil
+    void fi_sumexp_ent_d(const double *x, Py_ssize_t n, double m, double s, double *S, double *U) nogil
+    void fi_sumexp_kl_f(const float *a, const float *b, Py_ssize_t n, float ma, float mb, float s,
+                        double *Sa, double *Sb, double *U) nogil
+    void fi_sumexp_kl_d(const double *a, const double *b, Py_ssize_t n, double ma, double mb, double s,
+                        double *Sa, double *Sb, double *U) nogil
+    void fi_write_logsoftmax_f(const float *x, float *y, Py_ssize_t n, double m, double s, double c) nogil
+    void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c) nogil
+    void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S) nogil
+    void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S) nogil
+    void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
+                         float m, float s, double alpha, double beta, double qa, double qb) nogil
+    void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
+                         double m, double s, double alpha, double beta, double qa, double qb) nogil
+    void fi_dots_f(const float *x, const float *q, const double *w, Py_ssize_t n, double m,
+                   double qa, double qb, double *sum_u, double *sum_ud) nogil
+    void fi_dots_d(const double *x, const double *q, const double *w, Py_ssize_t n, double m,
+                   double qa, double qb, double *sum_u, double *sum_ud) nogil
+
+
+# Rows are processed in blocks of this many elements (8 KiB of float32, 16 KiB of float64):
+# a block is read from memory once for its max and then again from L1 for its exp-sum.
+cdef enum:
+    _SOFTMAX_BLOCK = 2048
+
+cdef enum:
+    _ROW_FINITE = 0    # finite max: m and log_S are set
+    _ROW_NAN = 1       # a NaN in the row
+    _ROW_POSINF = 2    # +inf in the row (logsumexp +inf, everything else NaN)
+    _ROW_NEGINF = 3    # every element -inf, or an empty row (logsumexp -inf)
+
+
+cdef struct RowLSE:
+    double m        # max of the row (of x, not of x/T)
+    double log_S    # log sum exp((x - m) / T); logsumexp(x / T) = m / T + log_S
+    int status
+
+
+cdef inline double _block_max(const floating *x, Py_ssize_t n, int *nan_seen) noexcept nogil:
+    if floating is float:
+        return fi_max_f(x, n, nan_seen)
+    else:
+        return fi_max_d(x, n, nan_seen)
+
+
+cdef inline Py_ssize_t _block_len(Py_ssize_t start, Py_ssize_t n) noexcept nogil:
+    return _SOFTMAX_BLOCK if n - start > _SOFTMAX_BLOCK else n - start
+
+
+cdef inline RowLSE _row_lse(const floating *x, Py_ssize_t n, double s) noexcept nogil:
+    """Online max and rescaled sum-exp of one row: when a block raises the running max M,
+    the sum so far is multiplied by exp((M_old - M_new) s)."""
+    cdef RowLSE res
+    cdef double M = -INFINITY, S = 0.0, bm
+    cdef int nan_seen = 0
+    cdef Py_ssize_t start = 0, length
+    res.m = NAN
+    res.log_S = NAN
+    while start < n:
+        length = _block_len(start, n)
+        bm = _block_max(x + start, length, &nan_seen)
+        if nan_seen:
+            res.status = _ROW_NAN
+            return res
+        if bm > M:
+            if S > 0.0:
+                S = S * exp((M - bm) * s)
+            M = bm
+        if -INFINITY < M < INFINITY:
+            if floating is float:
+                S += fi_sumexp_f(x + start, length, <float>M, <float>s)
+            else:
+                S += fi_sumexp_d(x + start, length, M, s)
+        start += length
+    if M == INFINITY:
+        res.status = _ROW_POSINF
+    elif M == -INFINITY:
+        res.status = _ROW_NEGINF
+    else:
+        res.status = _ROW_FINITE
+        res.m = M
+        res.log_S = log(S)
+    return res
+
+
+cdef inline void _fill_row(floating *y, Py_ssize_t n, double value) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        y[j] = <floating>value
+
+
+def softmax_logsumexp(const floating[:, ::1] x, double[::1] out):
+    """out[i] = logsumexp(x[i, :]). x: (rows, C >= 1) C-contiguous; out: (rows,) float64."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = num_threads_for(n_rows)
+    cdef RowLSE r
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            r = _row_lse(&x[i, 0], n, 1.0)
+            if r.status == _ROW_FINITE:
+                out[i] = r.m + r.log_S
+            elif r.status == _ROW_POSINF:
+                out[i] = INFINITY
+            elif r.status == _ROW_NEGINF:
+                out[i] = -INFINITY
+            else:
+                out[i] = NAN
+
+
+def softmax_normalize(const floating[:, ::1] x, floating[:, ::1] out, double s, bint log_output):
+    """out = log_softmax(x * s) (log_output) or softmax(x * s) along rows; out may be x.
+    One online pass for (max, sum-exp), then one write pass (the row is then in cache)."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = num_threads_for(n_rows)
+    cdef RowLSE r
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            r = _row_lse(&x[i, 0], n, s)
+            if r.status != _ROW_FINITE:
+                _fill_row(&out[i, 0], n, NAN)
+            elif floating is float:
+                if log_output:
+                    fi_write_logsoftmax_f(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S)
+                else:
+                    fi_write_softmax_f(&x[i, 0], &out[i, 0], n, <float>r.m, <float>s, exp(-r.log_S))
+            else:
+                if log_output:
+                    fi_write_logsoftmax_d(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S)
+                else:
+                    fi_write_softmax_d(&x[i, 0], &out[i, 0], n, r.m, s, exp(-r.log_S))
+
+
+cdef inline double _row_entropy(const floating *x, Py_ssize_t n, double s) noexcept nogil:
+    """H = log S - U / S with S = sum e^t, U = sum e^t t, t = (x - M) s, kept online: when the
+    max rises by -d (d = (M_old - M_new) s < 0), U <- e^d (U + d S) and S <- e^d S."""
+    cdef double M = -INFINITY, S = 0.0, U = 0.0, bm, d, r, bS, bU
+    cdef int nan_seen = 0
+    cdef Py_ssize_t start = 0, length
+    while start < n:
+        length = _block_len(start, n)
+        bm = _block_max(x + start, length, &nan_seen)
+        if nan_seen:
+            return NAN
+        if bm > M:
+            if S > 0.0:
+                d = (M - bm) * s
+                r = exp(d)
+                U = r * (U + d * S)
+                S = r * S
+            M = bm
+        if M == INFINITY:
+            return NAN
+        if M > -INFINITY:
+            if floating is float:
+                fi_sumexp_ent_f(x + start, length, <float>M, <float>s, &bS, &bU)
+            else:
+                fi_sumexp_ent_d(x + start, length, M, s, &bS, &bU)
+            S += bS
+            U += bU
+        start += length
+    if not M > -INFINITY:
+        return NAN
+    return log(S) - U / S
+
+
+def softmax_entropy_rows(const floating[:, ::1] x, double s, double[::1] out):
+    """out[i] = H(softmax(x[i] * s)) in nats; one read of x."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = num_threads_for(n_rows)
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            out[i] = _row_entropy(&x[i, 0], n, s)
+
+
+cdef inline double _row_kl(const floating *a, const floating *b, Py_ssize_t n, double s) noexcept nogil:
+    """KL(softmax(a s) || softmax(b s)) = U / Sa - (lse(a s) - lse(b s)), U = sum e^ta (a - b) s;
+    both rows are read once, block by block, with online maxima."""
+    cdef double Ma = -INFINITY, Mb = -INFINITY, Sa = 0.0, Sb = 0.0, U = 0.0
+    cdef double bma, bmb, r, bA, bB, bU
+    cdef int nan_seen = 0
+    cdef Py_ssize_t start = 0, length
+    while start < n:
+        length = _block_len(start, n)
+        bma = _block_max(a + start, length, &nan_seen)
+        bmb = _block_max(b + start, length, &nan_seen)
+        if nan_seen or bma == INFINITY or bmb == INFINITY:
+            return NAN
+        if bma > Ma:
+            if Sa > 0.0:
+                r = exp((Ma - bma) * s)
+                Sa = r * Sa
+                U = r * U
+            Ma = bma
+        if bmb > Mb:
+            if Sb > 0.0:
+                Sb = Sb * exp((Mb - bmb) * s)
+            Mb = bmb
+        if Ma > -INFINITY or Mb > -INFINITY:
+            # a reference of 0 for a side whose block is all -inf makes its exps 0, as they should be
+            if floating is float:
+                fi_sumexp_kl_f(a + start, b + start, length, <float>(Ma if Ma > -INFINITY else 0.0),
+                               <float>(Mb if Mb > -INFINITY else 0.0), <float>s, &bA, &bB, &bU)
+            else:
+                fi_sumexp_kl_d(a + start, b + start, length, Ma if Ma > -INFINITY else 0.0,
+                               Mb if Mb > -INFINITY else 0.0, s, &bA, &bB, &bU)
+            Sa += bA
+            Sb += bB
+            U += bU
+        start += length
+    if not (Ma > -INFINITY and Mb > -INFINITY):
+        return NAN
+    return U / Sa - ((Ma - Mb) * s + log(Sa) - log(Sb))
+
+
+def softmax_kl_rows(const floating[:, ::1] a, const floating[:, ::1] b, double s, double[::1] out):
+    """out[i] = KL(softmax(a[i] s) || softmax(b[i] s)) in nats; one read of a and b."""
+    cdef Py_ssize_t n_rows = a.shape[0], n = a.shape[1], i
+    cdef int nt = num_threads_for(n_rows)
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            out[i] = _row_kl(&a[i, 0], &b[i, 0], n, s)
+
+
+def softmax_ce_check_targets(const int64_t[::1] target, Py_ssize_t n_classes, bint has_ignore,
+                             int64_t ignore_index, const double[::1] weight, bint has_weight,
+                             double[::1] row_weight):
+    """row_weight[i] = weight[target[i]] (1 without weight; 0 where ignored). Returns the index
+    of the first target outside [0, n_classes) that is not ignore_index, or -1."""
+    cdef Py_ssize_t i, n_rows = target.shape[0], bad = -1
+    cdef int64_t t
+    with nogil:
+        for i in range(n_rows):
+            t = target[i]
+            if has_ignore and t == ignore_index:
+                row_weight[i] = 0.0
+            elif t < 0 or t >= n_classes:
+                bad = i
+                break
+            else:
+                row_weight[i] = weight[t] if has_weight else 1.0
+    return bad
+
+
+cdef inline double _row_ce(const floating *x, Py_ssize_t n, Py_ssize_t t, double w_t,
+                           const floating *q, const double *w, double s, double eps,
+                           floating *g, double gscale) noexcept nogil:
+    """Cross-entropy of softmax(x s) against class t (q == NULL; weight w_t, label smoothing eps)
+    or against the distribution (1 - eps) q + eps / C (weighted by w when not NULL). When g is not
+    NULL, writes gscale * d loss / d x into g (a write pass over the row while it is in cache).
+
+    Class target: loss = (1 - eps) w_t (lse - z_t) + eps / C * sum_c w_c (lse - z_c)  (torch);
+    distribution target: loss = sum_c u_c (lse - z_c), u_c = w_c ((1 - eps) q_c + eps / C);
+    lse - z_c = (M - x_c) s + log S. Gradient: (sum_c u_c) softmax - u with u the target weights."""
+    cdef RowLSE r = _row_lse(x, n, s)
+    cdef double loss, sum_u = 0.0, sum_ud = 0.0, qa = 1.0 - eps, qb = eps / n
+    cdef double alpha, beta, u_t
+    if r.status != _ROW_FINITE:
+        if g != NULL:
+            _fill_row(g, n, NAN)
+        return NAN
+    if q == NULL:
+        loss = qa * w_t * ((r.m - x[t]) * s + r.log_S)
+        if eps > 0.0:
+            if floating is float:
+                fi_dots_f(x, NULL, w, n, r.m, 1.0, 0.0, &sum_u, &sum_ud)
+            else:
+                fi_dots_d(x, NULL, w, n, r.m, 1.0, 0.0, &sum_u, &sum_ud)
+            loss = loss + qb * (s * sum_ud + sum_u * r.log_S)
+        if g != NULL:
+            alpha = gscale * s * (qa * w_t + qb * sum_u) * exp(-r.log_S)
+            beta = gscale * s * qb
+            if floating is float:
+                fi_write_grad_f(x, NULL, w, g, n, <float>r.m, <float>s, alpha, beta, 1.0, 0.0)
+            else:
+                fi_write_grad_d(x, NULL, w, g, n, r.m, s, alpha, beta, 1.0, 0.0)
+            u_t = w[t] if w != NULL else 1.0
+            g[t] = <floating>(alpha * exp((x[t] - r.m) * s) - beta * u_t - gscale * s * qa * w_t)
+        return loss
+    if floating is float:
+        fi_dots_f(x, q, w, n, r.m, qa, qb, &sum_u, &sum_ud)
+    else:
+        fi_dots_d(x, q, w, n, r.m, qa, qb, &sum_u, &sum_ud)
+    loss = s * sum_ud + sum_u * r.log_S
+    if g != NULL:
+        alpha = gscale * s * sum_u * exp(-r.log_S)
+        beta = gscale * s
+        if floating is float:
+            fi_write_grad_f(x, q, w, g, n, <float>r.m, <float>s, alpha, beta, qa, qb)
+        else:
+            fi_write_grad_d(x, q, w, g, n, r.m, s, alpha, beta, qa, qb)
+    return loss
+
+
+def softmax_ce_index(const floating[:, ::1] x, const int64_t[::1] target, const double[::1] row_weight,
+                     bint has_ignore, int64_t ignore_index, const double[::1] weight, bint has_weight,
+                     double s, double eps, double[::1] loss, floating[:, ::1] grad, bint want_grad,
+                     double gscale):
+    """Per-row cross-entropy against class indices (already checked by softmax_ce_check_targets);
+    ignored rows get loss 0 (and gradient 0) without reading their logits."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = num_threads_for(n_rows)
+    cdef const double *w = &weight[0] if has_weight else NULL
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            if has_ignore and target[i] == ignore_index:
+                loss[i] = 0.0
+                if want_grad:
+                    _fill_row(&grad[i, 0], n, 0.0)
+            else:
+                loss[i] = _row_ce(&x[i, 0], n, target[i], row_weight[i], NULL, w, s, eps,
+                                  &grad[i, 0] if want_grad else NULL, gscale)
+
+
+def softmax_ce_prob(const floating[:, ::1] x, const floating[:, ::1] q, const double[::1] weight,
+                    bint has_weight, double s, double eps, double[::1] loss, floating[:, ::1] grad,
+                    bint want_grad, double gscale):
+    """Per-row cross-entropy against target distributions q (rows of the logits' shape)."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = num_threads_for(n_rows)
+    cdef const double *w = &weight[0] if has_weight else NULL
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            loss[i] = _row_ce(&x[i, 0], n, 0, 1.0, &q[i, 0], w, s, eps,
+                              &grad[i, 0] if want_grad else NULL, gscale)
