@@ -33,23 +33,43 @@ cdef extern from *:
     #define FI_CLONES
     #endif
 
+    #pragma GCC diagnostic ignored "-Wpsabi"
+
     typedef float fi_v8f __attribute__((vector_size(32)));
     typedef int32_t fi_v8i __attribute__((vector_size(32)));
     typedef double fi_v8d __attribute__((vector_size(64)));
     typedef int64_t fi_v8l __attribute__((vector_size(64)));
 
+    typedef double fi_v4d __attribute__((vector_size(32)));
+
+    /* Double accumulators are kept as two 4-lane halves: GCC keeps those in registers
+       across loop iterations, where an 8-lane double vector would live in memory. */
+    static inline __attribute__((always_inline)) void fi_add8d(fi_v4d acc[2], fi_v8d v) {
+        union { fi_v8d v; fi_v4d h[2]; } u;
+        u.v = v;
+        acc[0] += u.h[0];
+        acc[1] += u.h[1];
+    }
+    /* Fixed-order sum of the 8 lanes. */
+    static inline __attribute__((always_inline)) double fi_sum8d(const fi_v4d acc[2]) {
+        return ((acc[0][0] + acc[0][1]) + (acc[0][2] + acc[0][3]))
+             + ((acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]));
+    }
+
+    typedef int64_t fi_v4l __attribute__((vector_size(32)));
+    static inline __attribute__((always_inline)) void fi_add4d(fi_v4d acc[2], fi_v4d v) { acc[0] += v; }
+
     #define FI_TOD_F(v) __builtin_convertvector((v), fi_v8d)
+    #define FI_FROMD_F(v) __builtin_convertvector((v), fi_v8f)
 
     static inline __attribute__((always_inline)) fi_v8d fi_load_v8d(const double *p) {
         fi_v8d v; memcpy(&v, p, sizeof v); return v;
     }
-    static inline __attribute__((always_inline)) fi_v8d fi_load_tail_v8d(const double *p, Py_ssize_t k) {
-        double buf[8]; Py_ssize_t j;
-        for (j = 0; j < 8; j++) buf[j] = j < k ? p[j] : 0.0;
-        return fi_load_v8d(buf);
+    static inline __attribute__((always_inline)) fi_v4d fi_load_v4d(const double *p) {
+        fi_v4d v; memcpy(&v, p, sizeof v); return v;
     }
 
-    /* ---------------- float variant (suffix _f, 8 lanes) ---------------- */
+    /* ---------------- float variant: suffix _f, 8 lanes of float ---------------- */
     static inline __attribute__((always_inline)) fi_v8f fi_splat_f(float c) { fi_v8f v = {0}; return v + c; }
     static inline __attribute__((always_inline)) fi_v8f fi_select_f(fi_v8i mask, fi_v8f a, fi_v8f b) {
         return (fi_v8f)((mask & (fi_v8i)a) | (~mask & (fi_v8i)b));
@@ -68,10 +88,10 @@ cdef extern from *:
         for (j = 0; j < k; j++) p[j] = buf[j];
     }
 
-    /* e^t for t <= 0 on 8 lanes: t = n ln2 + r (Cody-Waite split of ln2, n = round(t/ln2)
-       by the 1.5*2^23 trick), e^r by a Taylor polynomial of degree 7 on |r| <= ln2/2
-       (truncation < 1e-8 relative), 2^n put into the exponent bits. Below -87.0f (where
-       2^n would leave the normal range; includes -inf) the result is 0; NaN stays NaN. */
+    /* e^t for t <= 0, lane-wise: t = n ln2 + r (Cody-Waite split of ln2, n = round(t/ln2) by
+       adding 1.5*2^23), e^r by its Taylor polynomial of degree 7 on |r| <= ln2/2 (truncation
+       below 1e-8 relative), 2^n written into the exponent bits. Below -87.0f, where 2^n would leave
+       the normal range, and for -inf, the result is 0; NaN stays NaN. */
     static inline __attribute__((always_inline)) fi_v8f fi_exp_f(fi_v8f t) {
         const fi_v8f lo = fi_splat_f((float)-87.0f), magic = fi_splat_f((float)12582912.0f);
         fi_v8i under = t < lo;
@@ -87,71 +107,77 @@ cdef extern from *:
         return (fi_v8f)(~under & (fi_v8i)p);
     }
 
-    /* max(x[0:n]) ignoring NaN (-inf when there is none); sets *nan_seen when a NaN occurs. */
+    /* max(x[0:n]) ignoring NaN (-inf when there is none). NaN is otherwise detected by the sums
+       it turns into NaN; only a block without any number above -inf is searched for NaN here
+       (sets *nan_seen), since its sum is skipped. */
     FI_CLONES static double fi_max_f(const float *x, Py_ssize_t n, int *nan_seen) {
-        fi_v8f m0 = fi_splat_f(-INFINITY), m1 = m0, v, w;
-        fi_v8i bad = {0};
+        fi_v8f m0 = fi_splat_f(-INFINITY), m1 = m0, m2 = m0, m3 = m0, v;
         Py_ssize_t i = 0;
         float best = -INFINITY;
-        int j, any_nan = 0;
-        for (; i + 16 <= n; i += 16) {
+        int j;
+        for (; i + 4 * 8 <= n; i += 4 * 8) {
             v = fi_load_f(x + i);
-            w = fi_load_f(x + i + 8);
-            bad |= (v != v) | (w != w);
             m0 = fi_select_f(v > m0, v, m0);
-            m1 = fi_select_f(w > m1, w, m1);
+            v = fi_load_f(x + i + 8);
+            m1 = fi_select_f(v > m1, v, m1);
+            v = fi_load_f(x + i + 2 * 8);
+            m2 = fi_select_f(v > m2, v, m2);
+            v = fi_load_f(x + i + 3 * 8);
+            m3 = fi_select_f(v > m3, v, m3);
         }
-        for (; i < n; i += 8) {
-            v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
-            bad |= (v != v);
-            m0 = fi_select_f(v > m0, v, m0);
-        }
+        for (; i < n; i++)
+            if (x[i] > best) best = x[i];
         for (j = 0; j < 8; j++) {
             if (m0[j] > best) best = m0[j];
             if (m1[j] > best) best = m1[j];
-            any_nan |= (bad[j] != 0);
+            if (m2[j] > best) best = m2[j];
+            if (m3[j] > best) best = m3[j];
         }
-        if (any_nan) *nan_seen = 1;
+        if (best == -INFINITY)
+            for (i = 0; i < n; i++)
+                if (x[i] != x[i]) *nan_seen = 1;
         return (double)best;
     }
 
-    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes (fixed order). */
-    FI_CLONES static double fi_sumexp_f(const float *x, Py_ssize_t n, float m, float s) {
+    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes in a fixed order; two
+       exps are added in float first (one rounding of a two-term sum: at most half an ulp relative). */
+    static inline __attribute__((always_inline)) double fi_sumexp_body_f(const float *x, Py_ssize_t n, float m, float s,
+                                                                           int scaled) {
         const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
-        fi_v8d acc0 = {0}, acc1 = {0};
+        fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};
         Py_ssize_t i = 0;
-        double total = 0.0;
-        int j;
-        for (; i + 16 <= n; i += 16) {
-            acc0 += FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs));
-            acc1 += FI_TOD_F(fi_exp_f((fi_load_f(x + i + 8) - vm) * vs));
+        for (; i + 4 * 8 <= n; i += 4 * 8) {
+            fi_v8f t0 = fi_load_f(x + i) - vm, t1 = fi_load_f(x + i + 8) - vm;
+            fi_v8f t2 = fi_load_f(x + i + 2 * 8) - vm, t3 = fi_load_f(x + i + 3 * 8) - vm;
+            if (scaled) { t0 *= vs; t1 *= vs; t2 *= vs; t3 *= vs; }
+            fi_add8d(acc0, FI_TOD_F(fi_exp_f(t0) + fi_exp_f(t1)));
+            fi_add8d(acc1, FI_TOD_F(fi_exp_f(t2) + fi_exp_f(t3)));
         }
         for (; i < n; i += 8) {
             fi_v8f v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
-            acc0 += FI_TOD_F(fi_exp_f((v - vm) * vs));
+            fi_add8d(acc0, FI_TOD_F(fi_exp_f((v - vm) * vs)));
         }
-        acc0 += acc1;
-        for (j = 0; j < 8; j++) total += acc0[j];
-        return total;
+        return fi_sum8d(acc0) + fi_sum8d(acc1);
+    }
+    FI_CLONES static double fi_sumexp_f(const float *x, Py_ssize_t n, float m, float s) {
+        return s == (float)1 ? fi_sumexp_body_f(x, n, m, s, 0) : fi_sumexp_body_f(x, n, m, s, 1);
     }
 
     /* S = sum e^t and U = sum e^t * t with t = (x - m) * s (softmax entropy = log S - U/S). */
     FI_CLONES static void fi_sumexp_ent_f(const float *x, Py_ssize_t n, float m, float s, double *S, double *U) {
         const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s), lo = fi_splat_f((float)-87.0f);
-        fi_v8d accS = {0}, accU = {0};
+        fi_v4d accS[2] = {{0}}, accU[2] = {{0}};
         Py_ssize_t i = 0;
-        double sS = 0.0, sU = 0.0;
-        int j;
         for (; i < n; i += 8) {
             fi_v8f v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
             fi_v8f t = (v - vm) * vs;
             fi_v8f e = fi_exp_f(t);
             t = fi_select_f(t < lo, lo, t);   /* e = 0 there: 0 * lo, not 0 * -inf */
-            accS += FI_TOD_F(e);
-            accU += FI_TOD_F(e) * FI_TOD_F(t);
+            fi_add8d(accS, FI_TOD_F(e));
+            fi_add8d(accU, FI_TOD_F(e) * FI_TOD_F(t));
         }
-        for (j = 0; j < 8; j++) { sS += accS[j]; sU += accU[j]; }
-        *S = sS; *U = sU;
+        *S = fi_sum8d(accS);
+        *U = fi_sum8d(accU);
     }
 
     /* Sa = sum e^ta, Sb = sum e^tb, U = sum e^ta * (a - b) * s, ta = (a - ma) s, tb = (b - mb) s. */
@@ -159,10 +185,8 @@ cdef extern from *:
                                            double *Sa, double *Sb, double *U) {
         const fi_v8f vma = fi_splat_f(ma), vmb = fi_splat_f(mb), vs = fi_splat_f(s);
         const fi_v8f lo = fi_splat_f((float)-87.0f), zero = fi_splat_f((float)0);
-        fi_v8d accA = {0}, accB = {0}, accU = {0};
+        fi_v4d accA[2] = {{0}}, accB[2] = {{0}}, accU[2] = {{0}};
         Py_ssize_t i = 0;
-        double sA = 0.0, sB = 0.0, sU = 0.0;
-        int j;
         for (; i < n; i += 8) {
             fi_v8f va, vb, ta, ea, eb, d;
             if (n - i >= 8) { va = fi_load_f(a + i); vb = fi_load_f(b + i); }
@@ -171,12 +195,13 @@ cdef extern from *:
             ea = fi_exp_f(ta);
             eb = fi_exp_f((vb - vmb) * vs);
             d = fi_select_f(ta < lo, zero, va - vb);  /* p = 0 contributes 0, also where a = b = -inf */
-            accA += FI_TOD_F(ea);
-            accB += FI_TOD_F(eb);
-            accU += FI_TOD_F(ea) * FI_TOD_F(d);
+            fi_add8d(accA, FI_TOD_F(ea));
+            fi_add8d(accB, FI_TOD_F(eb));
+            fi_add8d(accU, FI_TOD_F(ea) * FI_TOD_F(d));
         }
-        for (j = 0; j < 8; j++) { sA += accA[j]; sB += accB[j]; sU += accU[j]; }
-        *Sa = sA; *Sb = sB; *U = sU * (double)s;
+        *Sa = fi_sum8d(accA);
+        *Sb = fi_sum8d(accB);
+        *U = fi_sum8d(accU) * (double)s;
     }
 
     /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place). */
@@ -184,12 +209,9 @@ cdef extern from *:
         Py_ssize_t i = 0;
         for (; i + 8 <= n; i += 8) {
             fi_v8d t = (FI_TOD_F(fi_load_f(x + i)) - m) * s - c;
-            fi_store_f(y + i, __builtin_convertvector(t, fi_v8f));
+            fi_store_f(y + i, FI_FROMD_F(t));
         }
-        if (i < n) {
-            fi_v8d t = (FI_TOD_F(fi_load_tail_f(x + i, n - i, 0)) - m) * s - c;
-            fi_store_tail_f(y + i, n - i, __builtin_convertvector(t, fi_v8f));
-        }
+        for (; i < n; i++) y[i] = (float)(((double)x[i] - m) * s - c);
     }
 
     /* y = exp((x - m) * s) * inv_S. y may be x (in place). */
@@ -198,265 +220,287 @@ cdef extern from *:
         Py_ssize_t i = 0;
         for (; i + 8 <= n; i += 8) {
             fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * inv_S;
-            fi_store_f(y + i, __builtin_convertvector(e, fi_v8f));
+            fi_store_f(y + i, FI_FROMD_F(e));
         }
         if (i < n) {
             fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_tail_f(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
-            fi_store_tail_f(y + i, n - i, __builtin_convertvector(e, fi_v8f));
+            fi_store_tail_f(y + i, n - i, FI_FROMD_F(e));
         }
     }
 
-    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) (w, q may be NULL). */
+    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */
     static inline __attribute__((always_inline)) fi_v8d fi_target_u_f(const float *q, const double *w, Py_ssize_t i,
-                                                                     Py_ssize_t k, double qa, double qb) {
-        fi_v8d u = {1, 1, 1, 1, 1, 1, 1, 1};
-        if (w) u = (k >= 8) ? fi_load_v8d(w + i) : fi_load_tail_v8d(w + i, k);
-        if (q) u = u * (FI_TOD_F((k >= 8) ? fi_load_f(q + i) : fi_load_tail_f(q + i, k, 0)) * qa + qb);
+                                                                    double qa, double qb) {
+        fi_v8d u = {0};
+        u = u + 1.0;
+        if (w) u = fi_load_v8d(w + i);
+        if (q) u = u * (FI_TOD_F(fi_load_f(q + i)) * qa + qb);
         return u;
+    }
+    static inline double fi_target_u1_f(const float *q, const double *w, Py_ssize_t i, double qa, double qb) {
+        double u = w ? w[i] : 1.0;
+        return q ? u * ((double)q[i] * qa + qb) : u;
     }
 
     /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. */
     FI_CLONES static void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
                                             float m, float s, double alpha, double beta, double qa, double qb) {
         const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
-        Py_ssize_t i = 0;
-        for (; i < n; i += 8) {
-            Py_ssize_t k = n - i;
-            fi_v8f v = (k >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, k, -INFINITY);
-            fi_v8d r = FI_TOD_F(fi_exp_f((v - vm) * vs)) * alpha;
-            if (beta != 0.0) r = r - beta * fi_target_u_f(q, w, i, k, qa, qb);
-            if (k >= 8) fi_store_f(g + i, __builtin_convertvector(r, fi_v8f));
-            else fi_store_tail_f(g + i, k, __builtin_convertvector(r, fi_v8f));
+        Py_ssize_t i = 0, j;
+        if (beta == 0.0) {
+            for (; i + 8 <= n; i += 8)
+                fi_store_f(g + i, FI_FROMD_F(FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * alpha));
+        } else {
+            for (; i + 8 <= n; i += 8) {
+                fi_v8d r = FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * alpha - beta * fi_target_u_f(q, w, i, qa, qb);
+                fi_store_f(g + i, FI_FROMD_F(r));
+            }
+        }
+        if (i < n) {
+            float buf[8];
+            fi_store_f(buf, fi_exp_f((fi_load_tail_f(x + i, n - i, -INFINITY) - vm) * vs));
+            for (j = 0; i + j < n; j++)
+                g[i + j] = (float)(alpha * (double)buf[j] - (beta != 0.0 ? beta * fi_target_u1_f(q, w, i + j, qa, qb) : 0.0));
         }
     }
 
     /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
     FI_CLONES static void fi_dots_f(const float *x, const float *q, const double *w, Py_ssize_t n, double m,
                                       double qa, double qb, double *sum_u, double *sum_ud) {
-        fi_v8d accU = {0}, accD = {0};
+        fi_v4d accU[2] = {{0}}, accD[2] = {{0}};
         Py_ssize_t i = 0;
-        double su = 0.0, sd = 0.0;
-        int j;
-        for (; i < n; i += 8) {
-            Py_ssize_t k = n - i;
-            fi_v8d u = fi_target_u_f(q, w, i, k, qa, qb);
-            fi_v8d d = m - FI_TOD_F((k >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, k, 0));
-            if (k < 8) {   /* padded lanes: u = 0 must not meet d = anything non-finite */
-                fi_v8l keep = {0};
-                for (j = 0; j < k; j++) keep[j] = -1;
-                u = (fi_v8d)(keep & (fi_v8l)u);
-                d = (fi_v8d)(keep & (fi_v8l)d);
-            }
-            accU += u;
-            accD += u * d;
+        double su, sd;
+        for (; i + 8 <= n; i += 8) {
+            fi_v8d u = fi_target_u_f(q, w, i, qa, qb);
+            fi_add8d(accU, u);
+            fi_add8d(accD, u * (m - FI_TOD_F(fi_load_f(x + i))));
         }
-        for (j = 0; j < 8; j++) { su += accU[j]; sd += accD[j]; }
-        *sum_u = su; *sum_ud = sd;
+        su = fi_sum8d(accU);
+        sd = fi_sum8d(accD);
+        for (; i < n; i++) {
+            double u = fi_target_u1_f(q, w, i, qa, qb);
+            su += u;
+            sd += u * (m - (double)x[i]);
+        }
+        *sum_u = su;
+        *sum_ud = sd;
     }
 
-    /* ---------------- double variant (suffix _d, 8 lanes) ---------------- */
-    static inline __attribute__((always_inline)) fi_v8d fi_splat_d(double c) { fi_v8d v = {0}; return v + c; }
-    static inline __attribute__((always_inline)) fi_v8d fi_select_d(fi_v8l mask, fi_v8d a, fi_v8d b) {
-        return (fi_v8d)((mask & (fi_v8l)a) | (~mask & (fi_v8l)b));
+    /* ---------------- double variant: suffix _d, 4 lanes of double ---------------- */
+    static inline __attribute__((always_inline)) fi_v4d fi_splat_d(double c) { fi_v4d v = {0}; return v + c; }
+    static inline __attribute__((always_inline)) fi_v4d fi_select_d(fi_v4l mask, fi_v4d a, fi_v4d b) {
+        return (fi_v4d)((mask & (fi_v4l)a) | (~mask & (fi_v4l)b));
     }
-    static inline __attribute__((always_inline)) fi_v8d fi_load_d(const double *p) { fi_v8d v; memcpy(&v, p, sizeof v); return v; }
-    static inline __attribute__((always_inline)) void fi_store_d(double *p, fi_v8d v) { memcpy(p, &v, sizeof v); }
-    /* The first k (< 8) elements of p, the other lanes set to fill. */
-    static inline __attribute__((always_inline)) fi_v8d fi_load_tail_d(const double *p, Py_ssize_t k, double fill) {
-        double buf[8]; Py_ssize_t j;
-        for (j = 0; j < 8; j++) buf[j] = j < k ? p[j] : fill;
+    static inline __attribute__((always_inline)) fi_v4d fi_load_d(const double *p) { fi_v4d v; memcpy(&v, p, sizeof v); return v; }
+    static inline __attribute__((always_inline)) void fi_store_d(double *p, fi_v4d v) { memcpy(p, &v, sizeof v); }
+    /* The first k (< 4) elements of p, the other lanes set to fill. */
+    static inline __attribute__((always_inline)) fi_v4d fi_load_tail_d(const double *p, Py_ssize_t k, double fill) {
+        double buf[4]; Py_ssize_t j;
+        for (j = 0; j < 4; j++) buf[j] = j < k ? p[j] : fill;
         return fi_load_d(buf);
     }
-    static inline __attribute__((always_inline)) void fi_store_tail_d(double *p, Py_ssize_t k, fi_v8d v) {
-        double buf[8]; Py_ssize_t j;
+    static inline __attribute__((always_inline)) void fi_store_tail_d(double *p, Py_ssize_t k, fi_v4d v) {
+        double buf[4]; Py_ssize_t j;
         fi_store_d(buf, v);
         for (j = 0; j < k; j++) p[j] = buf[j];
     }
 
-    /* e^t for t <= 0 on 8 lanes: t = n ln2 + r (Cody-Waite split of ln2, n = round(t/ln2)
-       by the 1.5*2^52 trick), e^r by a Taylor polynomial of degree 13 on |r| <= ln2/2
-       (truncation < 1e-17 relative), 2^n put into the exponent bits. Below -708.0 (where
-       2^n would leave the normal range; includes -inf) the result is 0; NaN stays NaN. */
-    static inline __attribute__((always_inline)) fi_v8d fi_exp_d(fi_v8d t) {
-        const fi_v8d lo = fi_splat_d((double)-708.0), magic = fi_splat_d((double)6755399441055744.0);
-        fi_v8l under = t < lo;
-        fi_v8d tc = fi_select_d(under, lo, t);
-        fi_v8d k = tc * (double)1.4426950408889634 + magic;
-        fi_v8l n = (fi_v8l)k - (fi_v8l)magic;
-        fi_v8d r, p;
+    /* e^t for t <= 0, lane-wise: t = n ln2 + r (Cody-Waite split of ln2, n = round(t/ln2) by
+       adding 1.5*2^52), e^r by its Taylor polynomial of degree 13 on |r| <= ln2/2 (truncation
+       below 1e-17 relative), 2^n written into the exponent bits. Below -708.0, where 2^n would leave
+       the normal range, and for -inf, the result is 0; NaN stays NaN. */
+    static inline __attribute__((always_inline)) fi_v4d fi_exp_d(fi_v4d t) {
+        const fi_v4d lo = fi_splat_d((double)-708.0), magic = fi_splat_d((double)6755399441055744.0);
+        fi_v4l under = t < lo;
+        fi_v4d tc = fi_select_d(under, lo, t);
+        fi_v4d k = tc * (double)1.4426950408889634 + magic;
+        fi_v4l n = (fi_v4l)k - (fi_v4l)magic;
+        fi_v4d r, p;
         k = k - magic;
         r = tc - k * (double)6.93147180369123816490e-01;
         r = r - k * (double)1.90821492927058770002e-10;
         p = 1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 + r * (2.755731922398589e-07 + r * (2.505210838544172e-08 + r * (2.08767569878681e-09 + r * (1.6059043836821613e-10)))))))))))));
-        p = p * (fi_v8d)((n + 1023) << 52);
-        return (fi_v8d)(~under & (fi_v8l)p);
+        p = p * (fi_v4d)((n + 1023) << 52);
+        return (fi_v4d)(~under & (fi_v4l)p);
     }
 
-    /* max(x[0:n]) ignoring NaN (-inf when there is none); sets *nan_seen when a NaN occurs. */
+    /* max(x[0:n]) ignoring NaN (-inf when there is none). NaN is otherwise detected by the sums
+       it turns into NaN; only a block without any number above -inf is searched for NaN here
+       (sets *nan_seen), since its sum is skipped. */
     FI_CLONES static double fi_max_d(const double *x, Py_ssize_t n, int *nan_seen) {
-        fi_v8d m0 = fi_splat_d(-INFINITY), m1 = m0, v, w;
-        fi_v8l bad = {0};
+        fi_v4d m0 = fi_splat_d(-INFINITY), m1 = m0, m2 = m0, m3 = m0, v;
         Py_ssize_t i = 0;
         double best = -INFINITY;
-        int j, any_nan = 0;
-        for (; i + 16 <= n; i += 16) {
+        int j;
+        for (; i + 4 * 4 <= n; i += 4 * 4) {
             v = fi_load_d(x + i);
-            w = fi_load_d(x + i + 8);
-            bad |= (v != v) | (w != w);
             m0 = fi_select_d(v > m0, v, m0);
-            m1 = fi_select_d(w > m1, w, m1);
+            v = fi_load_d(x + i + 4);
+            m1 = fi_select_d(v > m1, v, m1);
+            v = fi_load_d(x + i + 2 * 4);
+            m2 = fi_select_d(v > m2, v, m2);
+            v = fi_load_d(x + i + 3 * 4);
+            m3 = fi_select_d(v > m3, v, m3);
         }
-        for (; i < n; i += 8) {
-            v = (n - i >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
-            bad |= (v != v);
-            m0 = fi_select_d(v > m0, v, m0);
-        }
-        for (j = 0; j < 8; j++) {
+        for (; i < n; i++)
+            if (x[i] > best) best = x[i];
+        for (j = 0; j < 4; j++) {
             if (m0[j] > best) best = m0[j];
             if (m1[j] > best) best = m1[j];
-            any_nan |= (bad[j] != 0);
+            if (m2[j] > best) best = m2[j];
+            if (m3[j] > best) best = m3[j];
         }
-        if (any_nan) *nan_seen = 1;
+        if (best == -INFINITY)
+            for (i = 0; i < n; i++)
+                if (x[i] != x[i]) *nan_seen = 1;
         return (double)best;
     }
 
-    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes (fixed order). */
-    FI_CLONES static double fi_sumexp_d(const double *x, Py_ssize_t n, double m, double s) {
-        const fi_v8d vm = fi_splat_d(m), vs = fi_splat_d(s);
-        fi_v8d acc0 = {0}, acc1 = {0};
+    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes in a fixed order; two
+       exps are added in double first (one rounding of a two-term sum: at most half an ulp relative). */
+    static inline __attribute__((always_inline)) double fi_sumexp_body_d(const double *x, Py_ssize_t n, double m, double s,
+                                                                           int scaled) {
+        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
+        fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};
         Py_ssize_t i = 0;
-        double total = 0.0;
-        int j;
-        for (; i + 16 <= n; i += 16) {
-            acc0 += (fi_exp_d((fi_load_d(x + i) - vm) * vs));
-            acc1 += (fi_exp_d((fi_load_d(x + i + 8) - vm) * vs));
+        for (; i + 4 * 4 <= n; i += 4 * 4) {
+            fi_v4d t0 = fi_load_d(x + i) - vm, t1 = fi_load_d(x + i + 4) - vm;
+            fi_v4d t2 = fi_load_d(x + i + 2 * 4) - vm, t3 = fi_load_d(x + i + 3 * 4) - vm;
+            if (scaled) { t0 *= vs; t1 *= vs; t2 *= vs; t3 *= vs; }
+            fi_add4d(acc0, (fi_exp_d(t0) + fi_exp_d(t1)));
+            fi_add4d(acc1, (fi_exp_d(t2) + fi_exp_d(t3)));
         }
-        for (; i < n; i += 8) {
-            fi_v8d v = (n - i >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
-            acc0 += (fi_exp_d((v - vm) * vs));
+        for (; i < n; i += 4) {
+            fi_v4d v = (n - i >= 4) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
+            fi_add4d(acc0, (fi_exp_d((v - vm) * vs)));
         }
-        acc0 += acc1;
-        for (j = 0; j < 8; j++) total += acc0[j];
-        return total;
+        return fi_sum8d(acc0) + fi_sum8d(acc1);
+    }
+    FI_CLONES static double fi_sumexp_d(const double *x, Py_ssize_t n, double m, double s) {
+        return s == (double)1 ? fi_sumexp_body_d(x, n, m, s, 0) : fi_sumexp_body_d(x, n, m, s, 1);
     }
 
     /* S = sum e^t and U = sum e^t * t with t = (x - m) * s (softmax entropy = log S - U/S). */
     FI_CLONES static void fi_sumexp_ent_d(const double *x, Py_ssize_t n, double m, double s, double *S, double *U) {
-        const fi_v8d vm = fi_splat_d(m), vs = fi_splat_d(s), lo = fi_splat_d((double)-708.0);
-        fi_v8d accS = {0}, accU = {0};
+        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s), lo = fi_splat_d((double)-708.0);
+        fi_v4d accS[2] = {{0}}, accU[2] = {{0}};
         Py_ssize_t i = 0;
-        double sS = 0.0, sU = 0.0;
-        int j;
-        for (; i < n; i += 8) {
-            fi_v8d v = (n - i >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
-            fi_v8d t = (v - vm) * vs;
-            fi_v8d e = fi_exp_d(t);
+        for (; i < n; i += 4) {
+            fi_v4d v = (n - i >= 4) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
+            fi_v4d t = (v - vm) * vs;
+            fi_v4d e = fi_exp_d(t);
             t = fi_select_d(t < lo, lo, t);   /* e = 0 there: 0 * lo, not 0 * -inf */
-            accS += (e);
-            accU += (e) * (t);
+            fi_add4d(accS, (e));
+            fi_add4d(accU, (e) * (t));
         }
-        for (j = 0; j < 8; j++) { sS += accS[j]; sU += accU[j]; }
-        *S = sS; *U = sU;
+        *S = fi_sum8d(accS);
+        *U = fi_sum8d(accU);
     }
 
     /* Sa = sum e^ta, Sb = sum e^tb, U = sum e^ta * (a - b) * s, ta = (a - ma) s, tb = (b - mb) s. */
     FI_CLONES static void fi_sumexp_kl_d(const double *a, const double *b, Py_ssize_t n, double ma, double mb, double s,
                                            double *Sa, double *Sb, double *U) {
-        const fi_v8d vma = fi_splat_d(ma), vmb = fi_splat_d(mb), vs = fi_splat_d(s);
-        const fi_v8d lo = fi_splat_d((double)-708.0), zero = fi_splat_d((double)0);
-        fi_v8d accA = {0}, accB = {0}, accU = {0};
+        const fi_v4d vma = fi_splat_d(ma), vmb = fi_splat_d(mb), vs = fi_splat_d(s);
+        const fi_v4d lo = fi_splat_d((double)-708.0), zero = fi_splat_d((double)0);
+        fi_v4d accA[2] = {{0}}, accB[2] = {{0}}, accU[2] = {{0}};
         Py_ssize_t i = 0;
-        double sA = 0.0, sB = 0.0, sU = 0.0;
-        int j;
-        for (; i < n; i += 8) {
-            fi_v8d va, vb, ta, ea, eb, d;
-            if (n - i >= 8) { va = fi_load_d(a + i); vb = fi_load_d(b + i); }
+        for (; i < n; i += 4) {
+            fi_v4d va, vb, ta, ea, eb, d;
+            if (n - i >= 4) { va = fi_load_d(a + i); vb = fi_load_d(b + i); }
             else { va = fi_load_tail_d(a + i, n - i, -INFINITY); vb = fi_load_tail_d(b + i, n - i, -INFINITY); }
             ta = (va - vma) * vs;
             ea = fi_exp_d(ta);
             eb = fi_exp_d((vb - vmb) * vs);
             d = fi_select_d(ta < lo, zero, va - vb);  /* p = 0 contributes 0, also where a = b = -inf */
-            accA += (ea);
-            accB += (eb);
-            accU += (ea) * (d);
+            fi_add4d(accA, (ea));
+            fi_add4d(accB, (eb));
+            fi_add4d(accU, (ea) * (d));
         }
-        for (j = 0; j < 8; j++) { sA += accA[j]; sB += accB[j]; sU += accU[j]; }
-        *Sa = sA; *Sb = sB; *U = sU * (double)s;
+        *Sa = fi_sum8d(accA);
+        *Sb = fi_sum8d(accB);
+        *U = fi_sum8d(accU) * (double)s;
     }
 
     /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place). */
     FI_CLONES static void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c) {
         Py_ssize_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            fi_v8d t = ((fi_load_d(x + i)) - m) * s - c;
-            fi_store_d(y + i, __builtin_convertvector(t, fi_v8d));
+        for (; i + 4 <= n; i += 4) {
+            fi_v4d t = ((fi_load_d(x + i)) - m) * s - c;
+            fi_store_d(y + i, (t));
         }
-        if (i < n) {
-            fi_v8d t = ((fi_load_tail_d(x + i, n - i, 0)) - m) * s - c;
-            fi_store_tail_d(y + i, n - i, __builtin_convertvector(t, fi_v8d));
-        }
+        for (; i < n; i++) y[i] = (double)(((double)x[i] - m) * s - c);
     }
 
     /* y = exp((x - m) * s) * inv_S. y may be x (in place). */
     FI_CLONES static void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S) {
-        const fi_v8d vm = fi_splat_d(m), vs = fi_splat_d(s);
+        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
         Py_ssize_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            fi_v8d e = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * inv_S;
-            fi_store_d(y + i, __builtin_convertvector(e, fi_v8d));
+        for (; i + 4 <= n; i += 4) {
+            fi_v4d e = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * inv_S;
+            fi_store_d(y + i, (e));
         }
         if (i < n) {
-            fi_v8d e = (fi_exp_d((fi_load_tail_d(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
-            fi_store_tail_d(y + i, n - i, __builtin_convertvector(e, fi_v8d));
+            fi_v4d e = (fi_exp_d((fi_load_tail_d(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
+            fi_store_tail_d(y + i, n - i, (e));
         }
     }
 
-    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) (w, q may be NULL). */
-    static inline __attribute__((always_inline)) fi_v8d fi_target_u_d(const double *q, const double *w, Py_ssize_t i,
-                                                                     Py_ssize_t k, double qa, double qb) {
-        fi_v8d u = {1, 1, 1, 1, 1, 1, 1, 1};
-        if (w) u = (k >= 8) ? fi_load_v8d(w + i) : fi_load_tail_v8d(w + i, k);
-        if (q) u = u * (((k >= 8) ? fi_load_d(q + i) : fi_load_tail_d(q + i, k, 0)) * qa + qb);
+    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */
+    static inline __attribute__((always_inline)) fi_v4d fi_target_u_d(const double *q, const double *w, Py_ssize_t i,
+                                                                    double qa, double qb) {
+        fi_v4d u = {0};
+        u = u + 1.0;
+        if (w) u = fi_load_v4d(w + i);
+        if (q) u = u * ((fi_load_d(q + i)) * qa + qb);
         return u;
+    }
+    static inline double fi_target_u1_d(const double *q, const double *w, Py_ssize_t i, double qa, double qb) {
+        double u = w ? w[i] : 1.0;
+        return q ? u * ((double)q[i] * qa + qb) : u;
     }
 
     /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. */
     FI_CLONES static void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
                                             double m, double s, double alpha, double beta, double qa, double qb) {
-        const fi_v8d vm = fi_splat_d(m), vs = fi_splat_d(s);
-        Py_ssize_t i = 0;
-        for (; i < n; i += 8) {
-            Py_ssize_t k = n - i;
-            fi_v8d v = (k >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, k, -INFINITY);
-            fi_v8d r = (fi_exp_d((v - vm) * vs)) * alpha;
-            if (beta != 0.0) r = r - beta * fi_target_u_d(q, w, i, k, qa, qb);
-            if (k >= 8) fi_store_d(g + i, __builtin_convertvector(r, fi_v8d));
-            else fi_store_tail_d(g + i, k, __builtin_convertvector(r, fi_v8d));
+        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
+        Py_ssize_t i = 0, j;
+        if (beta == 0.0) {
+            for (; i + 4 <= n; i += 4)
+                fi_store_d(g + i, ((fi_exp_d((fi_load_d(x + i) - vm) * vs)) * alpha));
+        } else {
+            for (; i + 4 <= n; i += 4) {
+                fi_v4d r = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * alpha - beta * fi_target_u_d(q, w, i, qa, qb);
+                fi_store_d(g + i, (r));
+            }
+        }
+        if (i < n) {
+            double buf[4];
+            fi_store_d(buf, fi_exp_d((fi_load_tail_d(x + i, n - i, -INFINITY) - vm) * vs));
+            for (j = 0; i + j < n; j++)
+                g[i + j] = (double)(alpha * (double)buf[j] - (beta != 0.0 ? beta * fi_target_u1_d(q, w, i + j, qa, qb) : 0.0));
         }
     }
 
     /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
     FI_CLONES static void fi_dots_d(const double *x, const double *q, const double *w, Py_ssize_t n, double m,
                                       double qa, double qb, double *sum_u, double *sum_ud) {
-        fi_v8d accU = {0}, accD = {0};
+        fi_v4d accU[2] = {{0}}, accD[2] = {{0}};
         Py_ssize_t i = 0;
-        double su = 0.0, sd = 0.0;
-        int j;
-        for (; i < n; i += 8) {
-            Py_ssize_t k = n - i;
-            fi_v8d u = fi_target_u_d(q, w, i, k, qa, qb);
-            fi_v8d d = m - ((k >= 8) ? fi_load_d(x + i) : fi_load_tail_d(x + i, k, 0));
-            if (k < 8) {   /* padded lanes: u = 0 must not meet d = anything non-finite */
-                fi_v8l keep = {0};
-                for (j = 0; j < k; j++) keep[j] = -1;
-                u = (fi_v8d)(keep & (fi_v8l)u);
-                d = (fi_v8d)(keep & (fi_v8l)d);
-            }
-            accU += u;
-            accD += u * d;
+        double su, sd;
+        for (; i + 4 <= n; i += 4) {
+            fi_v4d u = fi_target_u_d(q, w, i, qa, qb);
+            fi_add4d(accU, u);
+            fi_add4d(accD, u * (m - (fi_load_d(x + i))));
         }
-        for (j = 0; j < 8; j++) { su += accU[j]; sd += accD[j]; }
-        *sum_u = su; *sum_ud = sd;
+        su = fi_sum8d(accU);
+        sd = fi_sum8d(accD);
+        for (; i < n; i++) {
+            double u = fi_target_u1_d(q, w, i, qa, qb);
+            su += u;
+            sd += u * (m - (double)x[i]);
+        }
+        *sum_u = su;
+        *sum_ud = sd;
     }
 
     """
@@ -513,9 +557,18 @@ cdef inline Py_ssize_t _block_len(Py_ssize_t start, Py_ssize_t n) noexcept nogil
     return _SOFTMAX_BLOCK if n - start > _SOFTMAX_BLOCK else n - start
 
 
+cdef inline bint _has_nan(const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        if x[j] != x[j]:
+            return True
+    return False
+
+
 cdef inline RowLSE _row_lse(const floating *x, Py_ssize_t n, double s) noexcept nogil:
     """Online max and rescaled sum-exp of one row: when a block raises the running max M,
-    the sum so far is multiplied by exp((M_old - M_new) s)."""
+    the sum so far is multiplied by exp((M_old - M_new) s). A NaN makes the sum NaN (blocks
+    that are skipped report NaN through nan_seen); only a row holding +inf is searched again."""
     cdef RowLSE res
     cdef double M = -INFINITY, S = 0.0, bm
     cdef int nan_seen = 0
@@ -525,9 +578,6 @@ cdef inline RowLSE _row_lse(const floating *x, Py_ssize_t n, double s) noexcept 
     while start < n:
         length = _block_len(start, n)
         bm = _block_max(x + start, length, &nan_seen)
-        if nan_seen:
-            res.status = _ROW_NAN
-            return res
         if bm > M:
             if S > 0.0:
                 S = S * exp((M - bm) * s)
@@ -538,7 +588,9 @@ cdef inline RowLSE _row_lse(const floating *x, Py_ssize_t n, double s) noexcept 
             else:
                 S += fi_sumexp_d(x + start, length, M, s)
         start += length
-    if M == INFINITY:
+    if nan_seen or S != S or (M == INFINITY and _has_nan(x, n)):
+        res.status = _ROW_NAN
+    elif M == INFINITY:
         res.status = _ROW_POSINF
     elif M == -INFINITY:
         res.status = _ROW_NEGINF
@@ -609,8 +661,6 @@ cdef inline double _row_entropy(const floating *x, Py_ssize_t n, double s) noexc
     while start < n:
         length = _block_len(start, n)
         bm = _block_max(x + start, length, &nan_seen)
-        if nan_seen:
-            return NAN
         if bm > M:
             if S > 0.0:
                 d = (M - bm) * s
@@ -628,7 +678,7 @@ cdef inline double _row_entropy(const floating *x, Py_ssize_t n, double s) noexc
             S += bS
             U += bU
         start += length
-    if not M > -INFINITY:
+    if nan_seen or not M > -INFINITY:
         return NAN
     return log(S) - U / S
 
@@ -655,7 +705,7 @@ cdef inline double _row_kl(const floating *a, const floating *b, Py_ssize_t n, d
         length = _block_len(start, n)
         bma = _block_max(a + start, length, &nan_seen)
         bmb = _block_max(b + start, length, &nan_seen)
-        if nan_seen or bma == INFINITY or bmb == INFINITY:
+        if bma == INFINITY or bmb == INFINITY:
             return NAN
         if bma > Ma:
             if Sa > 0.0:
@@ -679,7 +729,7 @@ cdef inline double _row_kl(const floating *a, const floating *b, Py_ssize_t n, d
             Sb += bB
             U += bU
         start += length
-    if not (Ma > -INFINITY and Mb > -INFINITY):
+    if nan_seen or not (Ma > -INFINITY and Mb > -INFINITY):
         return NAN
     return U / Sa - ((Ma - Mb) * s + log(Sa) - log(Sb))
 
