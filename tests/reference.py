@@ -53,7 +53,7 @@ def ref_softmax_entropy(x, axis=-1, temperature=1.0, base=None):
     with np.errstate(invalid="ignore"):
         terms = np.where(p > 0, p * logp, 0.0)
     h = -np.sum(terms, axis=-1)
-    h[np.isnan(logp).any(axis=-1) | (z.shape[-1] == 0)] = np.nan
+    h = np.where(np.isnan(logp).any(axis=-1) | (z.shape[-1] == 0), np.nan, h)
     return h / (np.log(base) if base is not None else 1.0)
 
 
@@ -65,7 +65,7 @@ def ref_softmax_kl_divergence(a, b, axis=-1, temperature=1.0, reduction="none", 
     with np.errstate(invalid="ignore"):
         terms = np.where(p > 0, p * (lp - lq), 0.0)
     kl = np.sum(terms, axis=-1)
-    kl[np.isnan(lp).any(axis=-1) | np.isnan(lq).any(axis=-1) | (za.shape[-1] == 0)] = np.nan
+    kl = np.where(np.isnan(lp).any(axis=-1) | np.isnan(lq).any(axis=-1) | (za.shape[-1] == 0), np.nan, kl)
     kl = kl / (np.log(base) if base is not None else 1.0)
     return _ref_reduce(kl, reduction, kl.size)
 
