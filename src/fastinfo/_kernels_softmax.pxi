@@ -553,6 +553,14 @@ cdef inline double _block_max(const floating *x, Py_ssize_t n, int *nan_seen) no
         return fi_max_d(x, n, nan_seen)
 
 
+cdef inline int _threads_for_rows(Py_ssize_t n_rows, Py_ssize_t n) noexcept nogil:
+    """OpenMP threads for n_rows rows of n elements: one below ~64k elements, where waking a
+    team costs more than it saves."""
+    if n_rows * n < 65536:
+        return 1
+    return num_threads_for(n_rows)
+
+
 cdef inline Py_ssize_t _block_len(Py_ssize_t start, Py_ssize_t n) noexcept nogil:
     return _SOFTMAX_BLOCK if n - start > _SOFTMAX_BLOCK else n - start
 
@@ -610,7 +618,7 @@ cdef inline void _fill_row(floating *y, Py_ssize_t n, double value) noexcept nog
 def softmax_logsumexp(const floating[:, ::1] x, double[::1] out):
     """out[i] = logsumexp(x[i, :]). x: (rows, C >= 1) C-contiguous; out: (rows,) float64."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int nt = num_threads_for(n_rows)
+    cdef int nt = _threads_for_rows(n_rows, n)
     cdef RowLSE r
     if n_rows == 0:
         return
@@ -631,7 +639,7 @@ def softmax_normalize(const floating[:, ::1] x, floating[:, ::1] out, double s, 
     """out = log_softmax(x * s) (log_output) or softmax(x * s) along rows; out may be x.
     One online pass for (max, sum-exp), then one write pass (the row is then in cache)."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int nt = num_threads_for(n_rows)
+    cdef int nt = _threads_for_rows(n_rows, n)
     cdef RowLSE r
     if n_rows == 0:
         return
@@ -686,7 +694,7 @@ cdef inline double _row_entropy(const floating *x, Py_ssize_t n, double s) noexc
 def softmax_entropy_rows(const floating[:, ::1] x, double s, double[::1] out):
     """out[i] = H(softmax(x[i] * s)) in nats; one read of x."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int nt = num_threads_for(n_rows)
+    cdef int nt = _threads_for_rows(n_rows, n)
     if n_rows == 0:
         return
     with nogil:
@@ -737,7 +745,7 @@ cdef inline double _row_kl(const floating *a, const floating *b, Py_ssize_t n, d
 def softmax_kl_rows(const floating[:, ::1] a, const floating[:, ::1] b, double s, double[::1] out):
     """out[i] = KL(softmax(a[i] s) || softmax(b[i] s)) in nats; one read of a and b."""
     cdef Py_ssize_t n_rows = a.shape[0], n = a.shape[1], i
-    cdef int nt = num_threads_for(n_rows)
+    cdef int nt = _threads_for_rows(n_rows, n)
     if n_rows == 0:
         return
     with nogil:
@@ -822,7 +830,7 @@ def softmax_ce_index(const floating[:, ::1] x, const int64_t[::1] target, const 
     """Per-row cross-entropy against class indices (already checked by softmax_ce_check_targets);
     ignored rows get loss 0 (and gradient 0) without reading their logits."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int nt = num_threads_for(n_rows)
+    cdef int nt = _threads_for_rows(n_rows, n)
     cdef const double *w = &weight[0] if has_weight else NULL
     if n_rows == 0:
         return
@@ -842,7 +850,7 @@ def softmax_ce_prob(const floating[:, ::1] x, const floating[:, ::1] q, const do
                     bint want_grad, double gscale):
     """Per-row cross-entropy against target distributions q (rows of the logits' shape)."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
-    cdef int nt = num_threads_for(n_rows)
+    cdef int nt = _threads_for_rows(n_rows, n)
     cdef const double *w = &weight[0] if has_weight else NULL
     if n_rows == 0:
         return
