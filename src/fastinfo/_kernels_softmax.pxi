@@ -91,16 +91,16 @@ cdef extern from *:
     /* e^t for t <= 0, lane-wise: t = n ln2 + r (Cody-Waite split of ln2, n = round(t/ln2) by
        adding 1.5*2^23), e^r by its Taylor polynomial of degree 7 on |r| <= ln2/2 (truncation
        below 1e-8 relative), 2^n written into the exponent bits. Below -87.0f, where 2^n would leave
-       the normal range, and for -inf, the result is 0; NaN stays NaN. */
+       the normal range, and for -inf, the lane is set to 0 at the end (whatever was computed there);
+       NaN stays NaN (t < -87.0f is false for NaN). */
     static inline __attribute__((always_inline)) fi_v8f fi_exp_f(fi_v8f t) {
-        const fi_v8f lo = fi_splat_f((float)-87.0f), magic = fi_splat_f((float)12582912.0f);
-        fi_v8i under = t < lo;
-        fi_v8f tc = fi_select_f(under, lo, t);
-        fi_v8f k = tc * (float)1.44269504088896341f + magic;
+        const fi_v8f magic = fi_splat_f((float)12582912.0f);
+        fi_v8i under = t < fi_splat_f((float)-87.0f);
+        fi_v8f k = t * (float)1.44269504088896341f + magic;
         fi_v8i n = (fi_v8i)k - (fi_v8i)magic;
         fi_v8f r, p;
         k = k - magic;
-        r = tc - k * (float)0.693359375f;
+        r = t - k * (float)0.693359375f;
         r = r - k * (float)-2.12194440e-4f;
         p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f + r * (8.33333333e-3f + r * (1.38888889e-3f + r * 1.98412698e-4f))))));
         p = p * (fi_v8f)((n + 127) << 23);
@@ -308,16 +308,16 @@ cdef extern from *:
     /* e^t for t <= 0, lane-wise: t = n ln2 + r (Cody-Waite split of ln2, n = round(t/ln2) by
        adding 1.5*2^52), e^r by its Taylor polynomial of degree 13 on |r| <= ln2/2 (truncation
        below 1e-17 relative), 2^n written into the exponent bits. Below -708.0, where 2^n would leave
-       the normal range, and for -inf, the result is 0; NaN stays NaN. */
+       the normal range, and for -inf, the lane is set to 0 at the end (whatever was computed there);
+       NaN stays NaN (t < -708.0 is false for NaN). */
     static inline __attribute__((always_inline)) fi_v4d fi_exp_d(fi_v4d t) {
-        const fi_v4d lo = fi_splat_d((double)-708.0), magic = fi_splat_d((double)6755399441055744.0);
-        fi_v4l under = t < lo;
-        fi_v4d tc = fi_select_d(under, lo, t);
-        fi_v4d k = tc * (double)1.4426950408889634 + magic;
+        const fi_v4d magic = fi_splat_d((double)6755399441055744.0);
+        fi_v4l under = t < fi_splat_d((double)-708.0);
+        fi_v4d k = t * (double)1.4426950408889634 + magic;
         fi_v4l n = (fi_v4l)k - (fi_v4l)magic;
         fi_v4d r, p;
         k = k - magic;
-        r = tc - k * (double)6.93147180369123816490e-01;
+        r = t - k * (double)6.93147180369123816490e-01;
         r = r - k * (double)1.90821492927058770002e-10;
         p = 1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 + r * (2.755731922398589e-07 + r * (2.505210838544172e-08 + r * (2.08767569878681e-09 + r * (1.6059043836821613e-10)))))))))))));
         p = p * (fi_v4d)((n + 1023) << 52);
