@@ -59,6 +59,39 @@ cdef extern from *:
     typedef int64_t fi_v4l __attribute__((vector_size(32)));
     static inline __attribute__((always_inline)) void fi_add4d(fi_v4d acc[2], fi_v4d v) { acc[0] += v; }
 
+    /* Streaming (non-temporal) stores for outputs much larger than the caches: no read for
+       ownership of the destination lines, so a write pass costs one write of the output. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #define FI_HAVE_NT 1
+    static inline __attribute__((always_inline)) void fi_store_nt_f(float *p, fi_v8f v) {
+        union { fi_v8f v; __m128 h[2]; } u;
+        u.v = v;
+        _mm_stream_ps(p, u.h[0]);
+        _mm_stream_ps(p + 4, u.h[1]);
+    }
+    static inline __attribute__((always_inline)) void fi_store_nt_d(double *p, fi_v4d v) {
+        union { fi_v4d v; __m128d h[2]; } u;
+        u.v = v;
+        _mm_stream_pd(p, u.h[0]);
+        _mm_stream_pd(p + 2, u.h[1]);
+    }
+    static inline void fi_nt_fence(void) { _mm_sfence(); }
+    #else
+    #define FI_HAVE_NT 0
+    static inline void fi_store_nt_f(float *p, fi_v8f v) { memcpy(p, &v, sizeof v); }
+    static inline void fi_store_nt_d(double *p, fi_v4d v) { memcpy(p, &v, sizeof v); }
+    static inline void fi_nt_fence(void) {}
+    #endif
+    /* Elements to handle one by one before y + i is 16-byte aligned for streaming stores. */
+    static inline Py_ssize_t fi_nt_head(const void *y, size_t itemsize, Py_ssize_t n) {
+        uintptr_t mis = (uintptr_t)y & 15;
+        Py_ssize_t k;
+        if (!FI_HAVE_NT || mis % itemsize) return -1;   /* -1: not possible, use plain stores */
+        k = mis ? (Py_ssize_t)((16 - mis) / itemsize) : 0;
+        return k < n ? k : n;
+    }
+
     #define FI_TOD_F(v) __builtin_convertvector((v), fi_v8d)
     #define FI_FROMD_F(v) __builtin_convertvector((v), fi_v8f)
 
@@ -204,28 +237,52 @@ cdef extern from *:
         *U = fi_sum8d(accU) * (double)s;
     }
 
-    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place). */
-    FI_CLONES static void fi_write_logsoftmax_f(const float *x, float *y, Py_ssize_t n, double m, double s, double c) {
-        Py_ssize_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            fi_v8d t = (FI_TOD_F(fi_load_f(x + i)) - m) * s - c;
-            fi_store_f(y + i, FI_FROMD_F(t));
-        }
-        for (; i < n; i++) y[i] = (float)(((double)x[i] - m) * s - c);
+    /* Store one vector of an output row: streaming when nt (the caller checked alignment). */
+    static inline __attribute__((always_inline)) void fi_store_out_f(float *p, fi_v8f v, int nt) {
+        if (nt) fi_store_nt_f(p, v);
+        else fi_store_f(p, v);
     }
 
-    /* y = exp((x - m) * s) * inv_S. y may be x (in place). */
-    FI_CLONES static void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S) {
+    /* How many leading elements of y[0:n] to write one by one, and whether to stream the rest. */
+    static inline Py_ssize_t fi_out_head_f(float *y, Py_ssize_t n, int *nt) {
+        Py_ssize_t head = *nt ? fi_nt_head(y, sizeof(float), n) : -1;
+        if (head < 0) { *nt = 0; return 0; }
+        return head;
+    }
+
+    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place).
+       fabs(m * s) < 1048576.0: x * s - (m * s + c) in one FMA, used when m * s + c is small enough that its
+       rounding in double is far below the result's precision. nt: streaming stores. */
+    FI_CLONES static void fi_write_logsoftmax_f(const float *x, float *y, Py_ssize_t n, double m, double s, double c,
+                                                  int nt) {
+        Py_ssize_t i, head = fi_out_head_f(y, n, &nt);
+        for (i = 0; i < head; i++) y[i] = (float)(((double)x[i] - m) * s - c);
+        if (fabs(m * s) < 1048576.0) {
+            const double mc = m * s + c;
+            for (; i + 8 <= n; i += 8)
+                fi_store_out_f(y + i, FI_FROMD_F(FI_TOD_F(fi_load_f(x + i)) * s - mc), nt);
+        } else {
+            for (; i + 8 <= n; i += 8)
+                fi_store_out_f(y + i, FI_FROMD_F((FI_TOD_F(fi_load_f(x + i)) - m) * s - c), nt);
+        }
+        for (; i < n; i++) y[i] = (float)(((double)x[i] - m) * s - c);
+        if (nt) fi_nt_fence();
+    }
+
+    /* y = exp((x - m) * s) * inv_S. y may be x (in place). nt: streaming stores. */
+    FI_CLONES static void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S, int nt) {
         const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
-        Py_ssize_t i = 0;
+        Py_ssize_t i, head = fi_out_head_f(y, n, &nt);
+        for (i = 0; i < head; i++) y[i] = (float)(exp(((double)x[i] - (double)m) * (double)s) * inv_S);
         for (; i + 8 <= n; i += 8) {
             fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * inv_S;
-            fi_store_f(y + i, FI_FROMD_F(e));
+            fi_store_out_f(y + i, FI_FROMD_F(e), nt);
         }
         if (i < n) {
             fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_tail_f(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
             fi_store_tail_f(y + i, n - i, FI_FROMD_F(e));
         }
+        if (nt) fi_nt_fence();
     }
 
     /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */
@@ -242,18 +299,21 @@ cdef extern from *:
         return q ? u * ((double)q[i] * qa + qb) : u;
     }
 
-    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. */
+    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. nt: streaming stores. */
     FI_CLONES static void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
-                                            float m, float s, double alpha, double beta, double qa, double qb) {
+                                            float m, float s, double alpha, double beta, double qa, double qb, int nt) {
         const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
-        Py_ssize_t i = 0, j;
+        Py_ssize_t i, j, head = fi_out_head_f(g, n, &nt);
+        for (i = 0; i < head; i++)
+            g[i] = (float)(alpha * exp(((double)x[i] - (double)m) * (double)s)
+                        - (beta != 0.0 ? beta * fi_target_u1_f(q, w, i, qa, qb) : 0.0));
         if (beta == 0.0) {
             for (; i + 8 <= n; i += 8)
-                fi_store_f(g + i, FI_FROMD_F(FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * alpha));
+                fi_store_out_f(g + i, FI_FROMD_F(FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * alpha), nt);
         } else {
             for (; i + 8 <= n; i += 8) {
                 fi_v8d r = FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * alpha - beta * fi_target_u_f(q, w, i, qa, qb);
-                fi_store_f(g + i, FI_FROMD_F(r));
+                fi_store_out_f(g + i, FI_FROMD_F(r), nt);
             }
         }
         if (i < n) {
@@ -262,6 +322,7 @@ cdef extern from *:
             for (j = 0; i + j < n; j++)
                 g[i + j] = (float)(alpha * (double)buf[j] - (beta != 0.0 ? beta * fi_target_u1_f(q, w, i + j, qa, qb) : 0.0));
         }
+        if (nt) fi_nt_fence();
     }
 
     /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
@@ -421,28 +482,52 @@ cdef extern from *:
         *U = fi_sum8d(accU) * (double)s;
     }
 
-    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place). */
-    FI_CLONES static void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c) {
-        Py_ssize_t i = 0;
-        for (; i + 4 <= n; i += 4) {
-            fi_v4d t = ((fi_load_d(x + i)) - m) * s - c;
-            fi_store_d(y + i, (t));
-        }
-        for (; i < n; i++) y[i] = (double)(((double)x[i] - m) * s - c);
+    /* Store one vector of an output row: streaming when nt (the caller checked alignment). */
+    static inline __attribute__((always_inline)) void fi_store_out_d(double *p, fi_v4d v, int nt) {
+        if (nt) fi_store_nt_d(p, v);
+        else fi_store_d(p, v);
     }
 
-    /* y = exp((x - m) * s) * inv_S. y may be x (in place). */
-    FI_CLONES static void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S) {
+    /* How many leading elements of y[0:n] to write one by one, and whether to stream the rest. */
+    static inline Py_ssize_t fi_out_head_d(double *y, Py_ssize_t n, int *nt) {
+        Py_ssize_t head = *nt ? fi_nt_head(y, sizeof(double), n) : -1;
+        if (head < 0) { *nt = 0; return 0; }
+        return head;
+    }
+
+    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place).
+       0: x * s - (m * s + c) in one FMA, used when m * s + c is small enough that its
+       rounding in double is far below the result's precision. nt: streaming stores. */
+    FI_CLONES static void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c,
+                                                  int nt) {
+        Py_ssize_t i, head = fi_out_head_d(y, n, &nt);
+        for (i = 0; i < head; i++) y[i] = (double)(((double)x[i] - m) * s - c);
+        if (0) {
+            const double mc = m * s + c;
+            for (; i + 4 <= n; i += 4)
+                fi_store_out_d(y + i, ((fi_load_d(x + i)) * s - mc), nt);
+        } else {
+            for (; i + 4 <= n; i += 4)
+                fi_store_out_d(y + i, (((fi_load_d(x + i)) - m) * s - c), nt);
+        }
+        for (; i < n; i++) y[i] = (double)(((double)x[i] - m) * s - c);
+        if (nt) fi_nt_fence();
+    }
+
+    /* y = exp((x - m) * s) * inv_S. y may be x (in place). nt: streaming stores. */
+    FI_CLONES static void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S, int nt) {
         const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
-        Py_ssize_t i = 0;
+        Py_ssize_t i, head = fi_out_head_d(y, n, &nt);
+        for (i = 0; i < head; i++) y[i] = (double)(exp(((double)x[i] - (double)m) * (double)s) * inv_S);
         for (; i + 4 <= n; i += 4) {
             fi_v4d e = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * inv_S;
-            fi_store_d(y + i, (e));
+            fi_store_out_d(y + i, (e), nt);
         }
         if (i < n) {
             fi_v4d e = (fi_exp_d((fi_load_tail_d(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
             fi_store_tail_d(y + i, n - i, (e));
         }
+        if (nt) fi_nt_fence();
     }
 
     /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */
@@ -459,18 +544,21 @@ cdef extern from *:
         return q ? u * ((double)q[i] * qa + qb) : u;
     }
 
-    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. */
+    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. nt: streaming stores. */
     FI_CLONES static void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
-                                            double m, double s, double alpha, double beta, double qa, double qb) {
+                                            double m, double s, double alpha, double beta, double qa, double qb, int nt) {
         const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
-        Py_ssize_t i = 0, j;
+        Py_ssize_t i, j, head = fi_out_head_d(g, n, &nt);
+        for (i = 0; i < head; i++)
+            g[i] = (double)(alpha * exp(((double)x[i] - (double)m) * (double)s)
+                        - (beta != 0.0 ? beta * fi_target_u1_d(q, w, i, qa, qb) : 0.0));
         if (beta == 0.0) {
             for (; i + 4 <= n; i += 4)
-                fi_store_d(g + i, ((fi_exp_d((fi_load_d(x + i) - vm) * vs)) * alpha));
+                fi_store_out_d(g + i, ((fi_exp_d((fi_load_d(x + i) - vm) * vs)) * alpha), nt);
         } else {
             for (; i + 4 <= n; i += 4) {
                 fi_v4d r = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * alpha - beta * fi_target_u_d(q, w, i, qa, qb);
-                fi_store_d(g + i, (r));
+                fi_store_out_d(g + i, (r), nt);
             }
         }
         if (i < n) {
@@ -479,6 +567,7 @@ cdef extern from *:
             for (j = 0; i + j < n; j++)
                 g[i + j] = (double)(alpha * (double)buf[j] - (beta != 0.0 ? beta * fi_target_u1_d(q, w, i + j, qa, qb) : 0.0));
         }
+        if (nt) fi_nt_fence();
     }
 
     /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
@@ -514,14 +603,14 @@ cdef extern from *:
                         double *Sa, double *Sb, double *U) nogil
     void fi_sumexp_kl_d(const double *a, const double *b, Py_ssize_t n, double ma, double mb, double s,
                         double *Sa, double *Sb, double *U) nogil
-    void fi_write_logsoftmax_f(const float *x, float *y, Py_ssize_t n, double m, double s, double c) nogil
-    void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c) nogil
-    void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S) nogil
-    void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S) nogil
+    void fi_write_logsoftmax_f(const float *x, float *y, Py_ssize_t n, double m, double s, double c, int nt) nogil
+    void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c, int nt) nogil
+    void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S, int nt) nogil
+    void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S, int nt) nogil
     void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
-                         float m, float s, double alpha, double beta, double qa, double qb) nogil
+                         float m, float s, double alpha, double beta, double qa, double qb, int nt) nogil
     void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
-                         double m, double s, double alpha, double beta, double qa, double qb) nogil
+                         double m, double s, double alpha, double beta, double qa, double qb, int nt) nogil
     void fi_dots_f(const float *x, const float *q, const double *w, Py_ssize_t n, double m,
                    double qa, double qb, double *sum_u, double *sum_ud) nogil
     void fi_dots_d(const double *x, const double *q, const double *w, Py_ssize_t n, double m,
@@ -559,6 +648,24 @@ cdef inline int _threads_for_rows(Py_ssize_t n_rows, Py_ssize_t n) noexcept nogi
     if n_rows * n < 65536:
         return 1
     return num_threads_for(n_rows)
+
+
+cdef Py_ssize_t _stream_min_bytes = 64 << 20
+
+
+def softmax_set_stream_min_bytes(Py_ssize_t n_bytes):
+    """Set the output size above which elementwise outputs use streaming stores; returns the old
+    value (for tests, which exercise both store paths on small arrays)."""
+    global _stream_min_bytes
+    old = _stream_min_bytes
+    _stream_min_bytes = n_bytes
+    return old
+
+
+cdef inline int _stream_output(Py_ssize_t n_rows, Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
+    """Streaming stores for elementwise outputs over 64 MiB (far beyond the caches), where the
+    output is not going to be read back from cache anyway."""
+    return n_rows * n * itemsize > _stream_min_bytes
 
 
 cdef inline Py_ssize_t _block_len(Py_ssize_t start, Py_ssize_t n) noexcept nogil:
@@ -640,6 +747,7 @@ def softmax_normalize(const floating[:, ::1] x, floating[:, ::1] out, double s, 
     One online pass for (max, sum-exp), then one write pass (the row is then in cache)."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
     cdef int nt = _threads_for_rows(n_rows, n)
+    cdef int stream = _stream_output(n_rows, n, sizeof(floating))
     cdef RowLSE r
     if n_rows == 0:
         return
@@ -650,14 +758,14 @@ def softmax_normalize(const floating[:, ::1] x, floating[:, ::1] out, double s, 
                 _fill_row(&out[i, 0], n, NAN)
             elif floating is float:
                 if log_output:
-                    fi_write_logsoftmax_f(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S)
+                    fi_write_logsoftmax_f(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S, stream)
                 else:
-                    fi_write_softmax_f(&x[i, 0], &out[i, 0], n, <float>r.m, <float>s, exp(-r.log_S))
+                    fi_write_softmax_f(&x[i, 0], &out[i, 0], n, <float>r.m, <float>s, exp(-r.log_S), stream)
             else:
                 if log_output:
-                    fi_write_logsoftmax_d(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S)
+                    fi_write_logsoftmax_d(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S, stream)
                 else:
-                    fi_write_softmax_d(&x[i, 0], &out[i, 0], n, r.m, s, exp(-r.log_S))
+                    fi_write_softmax_d(&x[i, 0], &out[i, 0], n, r.m, s, exp(-r.log_S), stream)
 
 
 cdef inline double _row_entropy(const floating *x, Py_ssize_t n, double s) noexcept nogil:
@@ -775,7 +883,7 @@ def softmax_ce_check_targets(const int64_t[::1] target, Py_ssize_t n_classes, bi
 
 cdef inline double _row_ce(const floating *x, Py_ssize_t n, Py_ssize_t t, double w_t,
                            const floating *q, const double *w, double s, double eps,
-                           floating *g, double gscale) noexcept nogil:
+                           floating *g, double gscale, int stream) noexcept nogil:
     """Cross-entropy of softmax(x s) against class t (q == NULL; weight w_t, label smoothing eps)
     or against the distribution (1 - eps) q + eps / C (weighted by w when not NULL). When g is not
     NULL, writes gscale * d loss / d x into g (a write pass over the row while it is in cache).
@@ -802,9 +910,9 @@ cdef inline double _row_ce(const floating *x, Py_ssize_t n, Py_ssize_t t, double
             alpha = gscale * s * (qa * w_t + qb * sum_u) * exp(-r.log_S)
             beta = gscale * s * qb
             if floating is float:
-                fi_write_grad_f(x, NULL, w, g, n, <float>r.m, <float>s, alpha, beta, 1.0, 0.0)
+                fi_write_grad_f(x, NULL, w, g, n, <float>r.m, <float>s, alpha, beta, 1.0, 0.0, stream)
             else:
-                fi_write_grad_d(x, NULL, w, g, n, r.m, s, alpha, beta, 1.0, 0.0)
+                fi_write_grad_d(x, NULL, w, g, n, r.m, s, alpha, beta, 1.0, 0.0, stream)
             u_t = w[t] if w != NULL else 1.0
             g[t] = <floating>(alpha * exp((x[t] - r.m) * s) - beta * u_t - gscale * s * qa * w_t)
         return loss
@@ -817,9 +925,9 @@ cdef inline double _row_ce(const floating *x, Py_ssize_t n, Py_ssize_t t, double
         alpha = gscale * s * sum_u * exp(-r.log_S)
         beta = gscale * s
         if floating is float:
-            fi_write_grad_f(x, q, w, g, n, <float>r.m, <float>s, alpha, beta, qa, qb)
+            fi_write_grad_f(x, q, w, g, n, <float>r.m, <float>s, alpha, beta, qa, qb, stream)
         else:
-            fi_write_grad_d(x, q, w, g, n, r.m, s, alpha, beta, qa, qb)
+            fi_write_grad_d(x, q, w, g, n, r.m, s, alpha, beta, qa, qb, stream)
     return loss
 
 
@@ -832,6 +940,7 @@ def softmax_ce_index(const floating[:, ::1] x, const int64_t[::1] target, const 
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
     cdef int nt = _threads_for_rows(n_rows, n)
     cdef const double *w = &weight[0] if has_weight else NULL
+    cdef int stream = want_grad and _stream_output(n_rows, n, sizeof(floating))
     if n_rows == 0:
         return
     with nogil:
@@ -842,7 +951,7 @@ def softmax_ce_index(const floating[:, ::1] x, const int64_t[::1] target, const 
                     _fill_row(&grad[i, 0], n, 0.0)
             else:
                 loss[i] = _row_ce(&x[i, 0], n, target[i], row_weight[i], NULL, w, s, eps,
-                                  &grad[i, 0] if want_grad else NULL, gscale)
+                                  &grad[i, 0] if want_grad else NULL, gscale, stream)
 
 
 def softmax_ce_prob(const floating[:, ::1] x, const floating[:, ::1] q, const double[::1] weight,
@@ -852,9 +961,10 @@ def softmax_ce_prob(const floating[:, ::1] x, const floating[:, ::1] q, const do
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
     cdef int nt = _threads_for_rows(n_rows, n)
     cdef const double *w = &weight[0] if has_weight else NULL
+    cdef int stream = want_grad and _stream_output(n_rows, n, sizeof(floating))
     if n_rows == 0:
         return
     with nogil:
         for i in prange(n_rows, schedule='static', num_threads=nt):
             loss[i] = _row_ce(&x[i, 0], n, 0, 1.0, &q[i, 0], w, s, eps,
-                              &grad[i, 0] if want_grad else NULL, gscale)
+                              &grad[i, 0] if want_grad else NULL, gscale, stream)
