@@ -571,3 +571,26 @@ def test_concurrent_python_threads():
     for a_list, b_list in zip(serial, parallel):
         for a, b in zip(a_list, b_list):
             assert _same_bits(a, b)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_streaming_store_path(dtype):
+    """Outputs above a size threshold are written with streaming stores (aligned part) and plain
+    stores (unaligned head, tail); lower the threshold to run that path on small arrays."""
+    from fastinfo import _kernels
+
+    rng = np.random.default_rng(18)
+    x = (rng.standard_normal((9, 1001)) * 3).astype(dtype)
+    t = rng.integers(0, 1001, 9)
+    old = _kernels.softmax_set_stream_min_bytes(0)
+    try:
+        for offset in (0, 1, 3):
+            buf = np.empty(x.size + offset, dtype=dtype)
+            out = buf[offset:].reshape(x.shape)     # misaligned rows for offset > 0
+            assert fi.log_softmax(x, out=out) is out
+            assert_close(out, ref.ref_log_softmax(x), dtype, 10)
+            assert_close(fi.softmax(x, out=out), ref.ref_softmax(x), dtype)
+        _, grad = fi.softmax_cross_entropy_with_grad(x, t, label_smoothing=0.1)
+        assert_close(grad, ref.ref_softmax_cross_entropy_grad(x, t, label_smoothing=0.1), dtype)
+    finally:
+        _kernels.softmax_set_stream_min_bytes(old)
