@@ -81,166 +81,168 @@ cdef extern from *:
     }
 
     /* The loops are written once as macros and instantiated for float and double input. */
-    #define FI_DEFINE_DIST_ROWS(T, SUFFIX)                                                          \\
-    /* Entropy of one row: status 1 if a negative entry. */                                       \\
-    static FI_DIST_CLONES double fi_entropy_row_##SUFFIX(const T *p, Py_ssize_t n, int *status)  \\
-    {                                                                                             \\
-        double sum[FI_LANES], mn[FI_LANES], outer[FI_LANES];                                      \\
-        Py_ssize_t i = 0, start, stop;                                                            \\
-        int j;                                                                                    \\
-        for (j = 0; j < FI_LANES; j++) { sum[j] = 0.0; outer[j] = 0.0; mn[j] = 0.0; }             \\
-        for (start = 0; start < n; start = stop) {                                                \\
-            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                   \\
-            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                  \\
-                for (j = 0; j < FI_LANES; j++) {                                                  \\
-                    double v = (double)p[i + j];                                                  \\
-                    sum[j] += v;                                                                  \\
-                    mn[j] = v < mn[j] ? v : mn[j];                                                \\
-                }                                                                                 \\
-            for (j = 0; i < stop; i++, j++) {                                                     \\
-                double v = (double)p[i];                                                          \\
-                sum[j] += v;                                                                      \\
-                mn[j] = v < mn[j] ? v : mn[j];                                                    \\
-            }                                                                                     \\
-            for (j = 0; j < FI_LANES; j++) { outer[j] += sum[j]; sum[j] = 0.0; }                  \\
-        }                                                                                         \\
-        double S = fi_lanes_total(outer);                                                         \\
-        for (j = 1; j < FI_LANES; j++) mn[0] = mn[j] < mn[0] ? mn[j] : mn[0];                     \\
-        *status = 0;                                                                              \\
-        if (mn[0] < 0.0) { *status = 1; return NAN; }                                             \\
-        if (!(S > 0.0 && S <= DBL_MAX)) return NAN;  /* zero, NaN or inf sum */                   \\
-        double acc[FI_LANES];                                                                     \\
-        for (j = 0; j < FI_LANES; j++) { acc[j] = 0.0; outer[j] = 0.0; }                          \\
-        for (start = 0; start < n; start = stop) {                                                \\
-            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                   \\
-            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                  \\
-                for (j = 0; j < FI_LANES; j++) {                                                  \\
-                    double a = (double)p[i + j] / S;                                              \\
-                    double y = a > 0.0 ? a : 1.0;                                                 \\
-                    acc[j] += a * fi_log_pos(y);                                                  \\
-                }                                                                                 \\
-            for (j = 0; i < stop; i++, j++) {                                                     \\
-                double a = (double)p[i] / S;                                                      \\
-                double y = a > 0.0 ? a : 1.0;                                                     \\
-                acc[j] += a * fi_log_pos(y);                                                      \\
-            }                                                                                     \\
-            for (j = 0; j < FI_LANES; j++) { outer[j] += acc[j]; acc[j] = 0.0; }                  \\
-        }                                                                                         \\
-        return 0.0 - fi_lanes_total(outer);                                                          \\
-    }                                                                                             \\
-                                                                                                  \\
-    /* kind 0: cross-entropy -sum a log b; 1: KL sum a log(a/b); 2: JS divergence.                \\
-       status 1 if p has a negative entry, 2 if q has one. */                                     \\
-    static FI_DIST_CLONES double fi_pq_row_##SUFFIX(int kind, const T *p, const T *q,             \\
-                                                   Py_ssize_t n, double eps, int *status)         \\
-    {                                                                                             \\
-        double sp[FI_LANES], sq[FI_LANES], mp[FI_LANES], mq[FI_LANES];                            \\
-        double op[FI_LANES], oq[FI_LANES];                                                        \\
-        Py_ssize_t i = 0, start, stop;                                                            \\
-        int j;                                                                                    \\
-        for (j = 0; j < FI_LANES; j++) {                                                          \\
-            sp[j] = 0.0; sq[j] = 0.0; mp[j] = 0.0; mq[j] = 0.0; op[j] = 0.0; oq[j] = 0.0;         \\
-        }                                                                                         \\
-        for (start = 0; start < n; start = stop) {                                                \\
-            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                   \\
-            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                  \\
-                for (j = 0; j < FI_LANES; j++) {                                                  \\
-                    double u = (double)p[i + j], v = (double)q[i + j];                            \\
-                    sp[j] += u;                                                                   \\
-                    sq[j] += v + eps;                                                             \\
-                    mp[j] = u < mp[j] ? u : mp[j];                                                \\
-                    mq[j] = v < mq[j] ? v : mq[j];                                                \\
-                }                                                                                 \\
-            for (j = 0; i < stop; i++, j++) {                                                     \\
-                double u = (double)p[i], v = (double)q[i];                                        \\
-                sp[j] += u;                                                                       \\
-                sq[j] += v + eps;                                                                 \\
-                mp[j] = u < mp[j] ? u : mp[j];                                                    \\
-                mq[j] = v < mq[j] ? v : mq[j];                                                    \\
-            }                                                                                     \\
-            for (j = 0; j < FI_LANES; j++) {                                                      \\
-                op[j] += sp[j]; sp[j] = 0.0; oq[j] += sq[j]; sq[j] = 0.0;                         \\
-            }                                                                                     \\
-        }                                                                                         \\
-        double S = fi_lanes_total(op), Tq = fi_lanes_total(oq);                                   \\
-        for (j = 1; j < FI_LANES; j++) {                                                          \\
-            mp[0] = mp[j] < mp[0] ? mp[j] : mp[0];                                                \\
-            mq[0] = mq[j] < mq[0] ? mq[j] : mq[0];                                                \\
-        }                                                                                         \\
-        *status = 0;                                                                              \\
-        if (mp[0] < 0.0) { *status = 1; return NAN; }                                             \\
-        if (mq[0] < 0.0) { *status = 2; return NAN; }                                             \\
-        if (!(S > 0.0 && S <= DBL_MAX && Tq > 0.0 && Tq <= DBL_MAX)) return NAN;                  \\
-        /* acc: sum of terms; flag: count of terms that are +inf (a > 0 = b, or a/b overflows) */ \\
-        double acc[FI_LANES], flag[FI_LANES], oflag = 0.0;                                        \\
-        for (j = 0; j < FI_LANES; j++) { acc[j] = 0.0; flag[j] = 0.0; op[j] = 0.0; }              \\
-        for (start = 0; start < n; start = stop) {                                                \\
-            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                   \\
-            if (kind == 0) {                                                                      \\
-                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                              \\
-                    for (j = 0; j < FI_LANES; j++) {                                              \\
-                        double a = (double)p[i + j] / S;                                          \\
-                        double b = ((double)q[i + j] + eps) / Tq;                                 \\
-                        int bad = a > 0.0 && b == 0.0;                                            \\
-                        double y = a > 0.0 && b > 0.0 ? b : 1.0;                                  \\
-                        acc[j] += a * fi_log_pos(y);                                              \\
-                        flag[j] += bad ? 1.0 : 0.0;                                               \\
-                    }                                                                             \\
-                for (j = 0; i < stop; i++, j++) {                                                 \\
-                    double a = (double)p[i] / S;                                                  \\
-                    double b = ((double)q[i] + eps) / Tq;                                         \\
-                    int bad = a > 0.0 && b == 0.0;                                                \\
-                    double y = a > 0.0 && b > 0.0 ? b : 1.0;                                      \\
-                    acc[j] += a * fi_log_pos(y);                                                  \\
-                    flag[j] += bad ? 1.0 : 0.0;                                                   \\
-                }                                                                                 \\
-            } else if (kind == 1) {                                                               \\
-                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                              \\
-                    for (j = 0; j < FI_LANES; j++) {                                              \\
-                        double a = (double)p[i + j] / S;                                          \\
-                        double b = ((double)q[i + j] + eps) / Tq;                                 \\
-                        double r = a / b;                                                         \\
-                        int ok = a > 0.0 && r <= DBL_MAX;                                         \\
-                        double y = ok ? r : 1.0;                                                  \\
-                        acc[j] += a * fi_log_pos(y);                                              \\
-                        flag[j] += (a > 0.0 && !ok) ? 1.0 : 0.0;                                  \\
-                    }                                                                             \\
-                for (j = 0; i < stop; i++, j++) {                                                 \\
-                    double a = (double)p[i] / S;                                                  \\
-                    double b = ((double)q[i] + eps) / Tq;                                         \\
-                    double r = a / b;                                                             \\
-                    int ok = a > 0.0 && r <= DBL_MAX;                                             \\
-                    double y = ok ? r : 1.0;                                                      \\
-                    acc[j] += a * fi_log_pos(y);                                                  \\
-                    flag[j] += (a > 0.0 && !ok) ? 1.0 : 0.0;                                      \\
-                }                                                                                 \\
-            } else {                                                                              \\
-                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                              \\
-                    for (j = 0; j < FI_LANES; j++) {                                              \\
-                        double a = (double)p[i + j] / S;                                          \\
-                        double b = (double)q[i + j] / Tq;                                         \\
-                        double m = 0.5 * (a + b);                                                 \\
-                        double ya = a > 0.0 ? a / m : 1.0;                                        \\
-                        double yb = b > 0.0 ? b / m : 1.0;                                        \\
-                        acc[j] += a * fi_log_pos(ya) + b * fi_log_pos(yb);                        \\
-                    }                                                                             \\
-                for (j = 0; i < stop; i++, j++) {                                                 \\
-                    double a = (double)p[i] / S;                                                  \\
-                    double b = (double)q[i] / Tq;                                                 \\
-                    double m = 0.5 * (a + b);                                                     \\
-                    double ya = a > 0.0 ? a / m : 1.0;                                            \\
-                    double yb = b > 0.0 ? b / m : 1.0;                                            \\
-                    acc[j] += a * fi_log_pos(ya) + b * fi_log_pos(yb);                            \\
-                }                                                                                 \\
-            }                                                                                     \\
-            for (j = 0; j < FI_LANES; j++) { op[j] += acc[j]; acc[j] = 0.0; }                     \\
-        }                                                                                         \\
-        for (j = 0; j < FI_LANES; j++) oflag += flag[j];                                          \\
-        if (oflag > 0.0) return INFINITY;                                                         \\
-        double total = fi_lanes_total(op);                                                        \\
+    #define FI_DEFINE_DIST_ROWS(T, SUFFIX)                                                         \\
+    /* Entropy of one row: status 1 if a negative entry. */                                        \\
+    static FI_DIST_CLONES double fi_entropy_row_##SUFFIX(const T *p, Py_ssize_t n, int *status)    \\
+    {                                                                                              \\
+        double sum[FI_LANES], mn[FI_LANES], outer[FI_LANES];                                       \\
+        Py_ssize_t i = 0, start, stop;                                                             \\
+        int j;                                                                                     \\
+        for (j = 0; j < FI_LANES; j++) { sum[j] = 0.0; outer[j] = 0.0; mn[j] = 0.0; }              \\
+        for (start = 0; start < n; start = stop) {                                                 \\
+            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
+            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                   \\
+                for (j = 0; j < FI_LANES; j++) {                                                   \\
+                    double v = (double)p[i + j];                                                   \\
+                    sum[j] += v;                                                                   \\
+                    mn[j] += v < 0.0 ? 1.0 : 0.0;                                                  \\
+                }                                                                                  \\
+            for (j = 0; i < stop; i++, j++) {                                                      \\
+                double v = (double)p[i];                                                           \\
+                sum[j] += v;                                                                       \\
+                mn[j] += v < 0.0 ? 1.0 : 0.0;                                                      \\
+            }                                                                                      \\
+            for (j = 0; j < FI_LANES; j++) { outer[j] += sum[j]; sum[j] = 0.0; }                   \\
+        }                                                                                          \\
+        double S = fi_lanes_total(outer);                                                          \\
+        for (j = 1; j < FI_LANES; j++) mn[0] += mn[j];                                             \\
+        *status = 0;                                                                               \\
+        if (mn[0] > 0.0) { *status = 1; return NAN; }                                              \\
+        if (!(S > 0.0 && S <= DBL_MAX)) return NAN;  /* zero, NaN or inf sum */                    \\
+        const double invS = 1.0 / S;                                                               \\
+        double acc[FI_LANES];                                                                      \\
+        for (j = 0; j < FI_LANES; j++) { acc[j] = 0.0; outer[j] = 0.0; }                           \\
+        for (start = 0; start < n; start = stop) {                                                 \\
+            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
+            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                   \\
+                for (j = 0; j < FI_LANES; j++) {                                                   \\
+                    double a = (double)p[i + j] * invS;                                            \\
+                    double y = a > 0.0 ? (a < 1.0 ? a : 1.0) : 1.0;                                \\
+                    acc[j] += a * fi_log_pos(y);                                                   \\
+                }                                                                                  \\
+            for (j = 0; i < stop; i++, j++) {                                                      \\
+                double a = (double)p[i] * invS;                                                    \\
+                double y = a > 0.0 ? (a < 1.0 ? a : 1.0) : 1.0;                                    \\
+                acc[j] += a * fi_log_pos(y);                                                       \\
+            }                                                                                      \\
+            for (j = 0; j < FI_LANES; j++) { outer[j] += acc[j]; acc[j] = 0.0; }                   \\
+        }                                                                                          \\
+        return 0.0 - fi_lanes_total(outer);                                                        \\
+    }                                                                                              \\
+                                                                                                   \\
+    /* kind 0: cross-entropy -sum a log b; 1: KL sum a log(a/b); 2: JS divergence.                 \\
+       status 1 if p has a negative entry, 2 if q has one. */                                      \\
+    static FI_DIST_CLONES double fi_pq_row_##SUFFIX(int kind, const T *p, const T *q,              \\
+                                                   Py_ssize_t n, double eps, int *status)          \\
+    {                                                                                              \\
+        double sp[FI_LANES], sq[FI_LANES], mp[FI_LANES], mq[FI_LANES];                             \\
+        double op[FI_LANES], oq[FI_LANES];                                                         \\
+        Py_ssize_t i = 0, start, stop;                                                             \\
+        int j;                                                                                     \\
+        for (j = 0; j < FI_LANES; j++) {                                                           \\
+            sp[j] = 0.0; sq[j] = 0.0; mp[j] = 0.0; mq[j] = 0.0; op[j] = 0.0; oq[j] = 0.0;          \\
+        }                                                                                          \\
+        for (start = 0; start < n; start = stop) {                                                 \\
+            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
+            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                   \\
+                for (j = 0; j < FI_LANES; j++) {                                                   \\
+                    double u = (double)p[i + j], v = (double)q[i + j];                             \\
+                    sp[j] += u;                                                                    \\
+                    sq[j] += v + eps;                                                              \\
+                    mp[j] += u < 0.0 ? 1.0 : 0.0;                                                  \\
+                    mq[j] += v < 0.0 ? 1.0 : 0.0;                                                  \\
+                }                                                                                  \\
+            for (j = 0; i < stop; i++, j++) {                                                      \\
+                double u = (double)p[i], v = (double)q[i];                                         \\
+                sp[j] += u;                                                                        \\
+                sq[j] += v + eps;                                                                  \\
+                mp[j] += u < 0.0 ? 1.0 : 0.0;                                                      \\
+                mq[j] += v < 0.0 ? 1.0 : 0.0;                                                      \\
+            }                                                                                      \\
+            for (j = 0; j < FI_LANES; j++) {                                                       \\
+                op[j] += sp[j]; sp[j] = 0.0; oq[j] += sq[j]; sq[j] = 0.0;                          \\
+            }                                                                                      \\
+        }                                                                                          \\
+        double S = fi_lanes_total(op), Tq = fi_lanes_total(oq);                                    \\
+        for (j = 1; j < FI_LANES; j++) {                                                           \\
+            mp[0] = mp[j] < mp[0] ? mp[j] : mp[0];                                                 \\
+            mq[0] = mq[j] < mq[0] ? mq[j] : mq[0];                                                 \\
+        }                                                                                          \\
+        *status = 0;                                                                               \\
+        if (mp[0] > 0.0) { *status = 1; return NAN; }                                              \\
+        if (mq[0] > 0.0) { *status = 2; return NAN; }                                              \\
+        if (!(S > 0.0 && S <= DBL_MAX && Tq > 0.0 && Tq <= DBL_MAX)) return NAN;                   \\
+        const double invS = 1.0 / S, invT = 1.0 / Tq;                                              \\
+        /* acc: sum of terms; flag: count of terms that are +inf (a > 0 = b, or a/b overflows) */  \\
+        double acc[FI_LANES], flag[FI_LANES], oflag = 0.0;                                         \\
+        for (j = 0; j < FI_LANES; j++) { acc[j] = 0.0; flag[j] = 0.0; op[j] = 0.0; }               \\
+        for (start = 0; start < n; start = stop) {                                                 \\
+            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
+            if (kind == 0) {                                                                       \\
+                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                               \\
+                    for (j = 0; j < FI_LANES; j++) {                                               \\
+                        double a = (double)p[i + j] * invS;                                        \\
+                        double b = ((double)q[i + j] + eps) * invT;                                \\
+                        int bad = a > 0.0 && b == 0.0;                                             \\
+                        double y = a > 0.0 && b > 0.0 ? (b < 1.0 ? b : 1.0) : 1.0;                 \\
+                        acc[j] += a * fi_log_pos(y);                                               \\
+                        flag[j] += bad ? 1.0 : 0.0;                                                \\
+                    }                                                                              \\
+                for (j = 0; i < stop; i++, j++) {                                                  \\
+                    double a = (double)p[i] * invS;                                                \\
+                    double b = ((double)q[i] + eps) * invT;                                        \\
+                    int bad = a > 0.0 && b == 0.0;                                                 \\
+                    double y = a > 0.0 && b > 0.0 ? (b < 1.0 ? b : 1.0) : 1.0;                     \\
+                    acc[j] += a * fi_log_pos(y);                                                   \\
+                    flag[j] += bad ? 1.0 : 0.0;                                                    \\
+                }                                                                                  \\
+            } else if (kind == 1) {                                                                \\
+                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                               \\
+                    for (j = 0; j < FI_LANES; j++) {                                               \\
+                        double a = (double)p[i + j] * invS;                                        \\
+                        double b = ((double)q[i + j] + eps) * invT;                                \\
+                        double r = a / b;                                                          \\
+                        int ok = a > 0.0 && r <= DBL_MAX;                                          \\
+                        double y = ok ? r : 1.0;                                                   \\
+                        acc[j] += a * fi_log_pos(y);                                               \\
+                        flag[j] += (a > 0.0 && !ok) ? 1.0 : 0.0;                                   \\
+                    }                                                                              \\
+                for (j = 0; i < stop; i++, j++) {                                                  \\
+                    double a = (double)p[i] * invS;                                                \\
+                    double b = ((double)q[i] + eps) * invT;                                        \\
+                    double r = a / b;                                                              \\
+                    int ok = a > 0.0 && r <= DBL_MAX;                                              \\
+                    double y = ok ? r : 1.0;                                                       \\
+                    acc[j] += a * fi_log_pos(y);                                                   \\
+                    flag[j] += (a > 0.0 && !ok) ? 1.0 : 0.0;                                       \\
+                }                                                                                  \\
+            } else {                                                                               \\
+                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                               \\
+                    for (j = 0; j < FI_LANES; j++) {                                               \\
+                        double a = (double)p[i + j] * invS;                                        \\
+                        double b = (double)q[i + j] * invT;                                        \\
+                        double m = 0.5 * (a + b);                                                  \\
+                        double ya = a > 0.0 ? a / m : 1.0;                                         \\
+                        double yb = b > 0.0 ? b / m : 1.0;                                         \\
+                        acc[j] += a * fi_log_pos(ya) + b * fi_log_pos(yb);                         \\
+                    }                                                                              \\
+                for (j = 0; i < stop; i++, j++) {                                                  \\
+                    double a = (double)p[i] * invS;                                                \\
+                    double b = (double)q[i] * invT;                                                \\
+                    double m = 0.5 * (a + b);                                                      \\
+                    double ya = a > 0.0 ? a / m : 1.0;                                             \\
+                    double yb = b > 0.0 ? b / m : 1.0;                                             \\
+                    acc[j] += a * fi_log_pos(ya) + b * fi_log_pos(yb);                             \\
+                }                                                                                  \\
+            }                                                                                      \\
+            for (j = 0; j < FI_LANES; j++) { op[j] += acc[j]; acc[j] = 0.0; }                      \\
+        }                                                                                          \\
+        for (j = 0; j < FI_LANES; j++) oflag += flag[j];                                           \\
+        if (oflag > 0.0) return INFINITY;                                                          \\
+        double total = fi_lanes_total(op);                                                         \\
         if (kind == 0) return 0.0 - total;                                                         \\
-        if (kind == 1) return total;                                                              \\
-        return 0.5 * total;                                                                       \\
+        if (kind == 1) return total;                                                               \\
+        return 0.5 * total;                                                                        \\
     }
 
     FI_DEFINE_DIST_ROWS(float, f)
