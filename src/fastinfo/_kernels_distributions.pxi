@@ -7,8 +7,8 @@
 # rows and never materialised.
 #
 # Method, per row (one OpenMP work item; the result never depends on the thread count):
-#   pass 1 reads the row once: S = sum p (and T = sum (q + eps)), the minimum of each operand
-#          (to report negative entries without a separate Python pass), in 8 independent lanes;
+#   pass 1 reads the row once: S = sum p (and T = sum (q + eps)) and the count of negative entries
+#          of each operand (reported to the front-end: no separate Python pass), in 8 lanes;
 #   pass 2 re-reads the row from L1/L2 (32000 doubles = 256 KiB < 1 MiB L2) and sums the terms of
 #          the normalised distributions a = p/S, b = (q+eps)/T exactly as scipy.special.entr and
 #          rel_entr define them, with a vectorisable log (fi_log_pos below, error < 1 ulp + 2^-60).
@@ -85,29 +85,29 @@ cdef extern from *:
     /* Entropy of one row: status 1 if a negative entry. */                                        \\
     static FI_DIST_CLONES double fi_entropy_row_##SUFFIX(const T *p, Py_ssize_t n, int *status)    \\
     {                                                                                              \\
-        double sum[FI_LANES], mn[FI_LANES], outer[FI_LANES];                                       \\
+        double sum[FI_LANES], neg[FI_LANES], outer[FI_LANES];                                      \\
         Py_ssize_t i = 0, start, stop;                                                             \\
         int j;                                                                                     \\
-        for (j = 0; j < FI_LANES; j++) { sum[j] = 0.0; outer[j] = 0.0; mn[j] = 0.0; }              \\
+        for (j = 0; j < FI_LANES; j++) { sum[j] = 0.0; outer[j] = 0.0; neg[j] = 0.0; }             \\
         for (start = 0; start < n; start = stop) {                                                 \\
             stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
             for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                   \\
                 for (j = 0; j < FI_LANES; j++) {                                                   \\
                     double v = (double)p[i + j];                                                   \\
                     sum[j] += v;                                                                   \\
-                    mn[j] += v < 0.0 ? 1.0 : 0.0;                                                  \\
+                    neg[j] += v < 0.0 ? 1.0 : 0.0;                                                 \\
                 }                                                                                  \\
             for (j = 0; i < stop; i++, j++) {                                                      \\
                 double v = (double)p[i];                                                           \\
                 sum[j] += v;                                                                       \\
-                mn[j] += v < 0.0 ? 1.0 : 0.0;                                                      \\
+                neg[j] += v < 0.0 ? 1.0 : 0.0;                                                     \\
             }                                                                                      \\
             for (j = 0; j < FI_LANES; j++) { outer[j] += sum[j]; sum[j] = 0.0; }                   \\
         }                                                                                          \\
         double S = fi_lanes_total(outer);                                                          \\
-        for (j = 1; j < FI_LANES; j++) mn[0] += mn[j];                                             \\
+        for (j = 1; j < FI_LANES; j++) neg[0] += neg[j];                                           \\
         *status = 0;                                                                               \\
-        if (mn[0] > 0.0) { *status = 1; return NAN; }                                              \\
+        if (neg[0] > 0.0) { *status = 1; return NAN; }                                             \\
         if (!(S > 0.0 && S <= DBL_MAX)) return NAN;  /* zero, NaN or inf sum */                    \\
         const double invS = 1.0 / S;                                                               \\
         double acc[FI_LANES];                                                                      \\
@@ -135,12 +135,12 @@ cdef extern from *:
     static FI_DIST_CLONES double fi_pq_row_##SUFFIX(int kind, const T *p, const T *q,              \\
                                                    Py_ssize_t n, double eps, int *status)          \\
     {                                                                                              \\
-        double sp[FI_LANES], sq[FI_LANES], mp[FI_LANES], mq[FI_LANES];                             \\
+        double sp[FI_LANES], sq[FI_LANES], negp[FI_LANES], negq[FI_LANES];                         \\
         double op[FI_LANES], oq[FI_LANES];                                                         \\
         Py_ssize_t i = 0, start, stop;                                                             \\
         int j;                                                                                     \\
         for (j = 0; j < FI_LANES; j++) {                                                           \\
-            sp[j] = 0.0; sq[j] = 0.0; mp[j] = 0.0; mq[j] = 0.0; op[j] = 0.0; oq[j] = 0.0;          \\
+            sp[j] = 0.0; sq[j] = 0.0; negp[j] = 0.0; negq[j] = 0.0; op[j] = 0.0; oq[j] = 0.0;      \\
         }                                                                                          \\
         for (start = 0; start < n; start = stop) {                                                 \\
             stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
@@ -149,15 +149,15 @@ cdef extern from *:
                     double u = (double)p[i + j], v = (double)q[i + j];                             \\
                     sp[j] += u;                                                                    \\
                     sq[j] += v + eps;                                                              \\
-                    mp[j] += u < 0.0 ? 1.0 : 0.0;                                                  \\
-                    mq[j] += v < 0.0 ? 1.0 : 0.0;                                                  \\
+                    negp[j] += u < 0.0 ? 1.0 : 0.0;                                                \\
+                    negq[j] += v < 0.0 ? 1.0 : 0.0;                                                \\
                 }                                                                                  \\
             for (j = 0; i < stop; i++, j++) {                                                      \\
                 double u = (double)p[i], v = (double)q[i];                                         \\
                 sp[j] += u;                                                                        \\
                 sq[j] += v + eps;                                                                  \\
-                mp[j] += u < 0.0 ? 1.0 : 0.0;                                                      \\
-                mq[j] += v < 0.0 ? 1.0 : 0.0;                                                      \\
+                negp[j] += u < 0.0 ? 1.0 : 0.0;                                                    \\
+                negq[j] += v < 0.0 ? 1.0 : 0.0;                                                    \\
             }                                                                                      \\
             for (j = 0; j < FI_LANES; j++) {                                                       \\
                 op[j] += sp[j]; sp[j] = 0.0; oq[j] += sq[j]; sq[j] = 0.0;                          \\
@@ -165,12 +165,12 @@ cdef extern from *:
         }                                                                                          \\
         double S = fi_lanes_total(op), Tq = fi_lanes_total(oq);                                    \\
         for (j = 1; j < FI_LANES; j++) {                                                           \\
-            mp[0] = mp[j] < mp[0] ? mp[j] : mp[0];                                                 \\
-            mq[0] = mq[j] < mq[0] ? mq[j] : mq[0];                                                 \\
+            negp[0] += negp[j];                                                                    \\
+            negq[0] += negq[j];                                                                    \\
         }                                                                                          \\
         *status = 0;                                                                               \\
-        if (mp[0] > 0.0) { *status = 1; return NAN; }                                              \\
-        if (mq[0] > 0.0) { *status = 2; return NAN; }                                              \\
+        if (negp[0] > 0.0) { *status = 1; return NAN; }                                            \\
+        if (negq[0] > 0.0) { *status = 2; return NAN; }                                            \\
         if (!(S > 0.0 && S <= DBL_MAX && Tq > 0.0 && Tq <= DBL_MAX)) return NAN;                   \\
         const double invS = 1.0 / S, invT = 1.0 / Tq;                                              \\
         /* acc: sum of terms; flag: count of terms that are +inf (a > 0 = b, or a/b overflows) */  \\

@@ -192,8 +192,8 @@ def broadcast_rows(p, q, axis, names=("p", "q")):
         if own_batch == batch_shape:
             index = np.empty(0, dtype=np.int64)
         else:
-            index = np.broadcast_to(
+            index = np.ascontiguousarray(np.broadcast_to(
                 np.arange(rows.shape[0], dtype=np.int64).reshape(own_batch), batch_shape
-            ).reshape(n_rows)
+            ).reshape(n_rows))
         out += [rows, index]
     return (*out, batch_shape, axis)
