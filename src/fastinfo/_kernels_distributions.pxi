@@ -34,219 +34,229 @@ cdef extern from *:
     #  define FI_DIST_CLONES
     #endif
 
+    /* Everything a row function calls is force-inlined: a call out of a target_clones function
+       would run baseline (SSE2) code. */
+    #if defined(__GNUC__)
+    #  define FI_INLINE static inline __attribute__((always_inline))
+    #else
+    #  define FI_INLINE static inline
+    #endif
+
     #define FI_LANES 8
     /* Lanes are flushed into an outer accumulator every FI_BLOCK elements: the rounding error of
        the sums then grows like (FI_BLOCK/FI_LANES + n/FI_BLOCK) ulp, not n/FI_LANES. */
     #define FI_BLOCK 1024
 
-    static inline double fi_from_bits(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
-    static inline uint64_t fi_to_bits(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
+    FI_INLINE double fi_from_bits(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
+    FI_INLINE uint64_t fi_to_bits(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
 
-    /* Natural log of a finite x > 0 (normal or subnormal); other inputs give garbage (callers mask).
+    /* Natural log of a finite normal x >= DBL_MIN; other inputs give garbage (callers mask them,
+       and count subnormal arguments so that such rare rows are redone with libc log).
        Branch-free so that loops calling it vectorise.
        x = 2^k m with m in [sqrt(2)/2, sqrt(2)) (integer arithmetic on the bits, no int<->float
        conversion instructions needed); f = m - 1 is exact (Sterbenz); with s = f/(2+f),
-       log(m) = 2 atanh(s) = 2s + s R(z), z = s^2, R(z) = sum_{j>=1} 2 z^j/(2j+1); |s| <= 3-2 sqrt(2),
-       z <= 0.02944, so the Taylor tail after z^10 is <= 2 z^11/(23 (1-z)) < 1.3e-18 and contributes
-       |s| * 1.3e-18 < 2^-61 relative to log(m). Since 2s = f - s f,
-       log(m) = f - (f^2/2 - s (f^2/2 + R)), the big term f exact and the correction < |f|/5;
-       k log 2 is added as k*LN2_HI (exact: LN2_HI has 32 significant bits, |k| < 1200) plus k*LN2_LO.
+       log(m) = 2 atanh(s) = 2s + s R(z), z = s^2, R(z) = z P(z), P(z) = sum_{j>=1} 2 z^(j-1)/(2j+1),
+       z <= zmax = (3 - 2 sqrt(2))^2 = 0.02944. P is replaced by its degree-6 Chebyshev
+       economisation on [0, zmax] (coefficients computed in mpmath from 40 exact Taylor terms,
+       fastinfo's own fit): |error| <= dropped Chebyshev coefficients + Taylor tail + coefficient
+       rounding <= 3.2e-16, which moves log(m) by at most z |err| / 2 <= 4.7e-18 relative (0.04 ulp).
+       Since 2s = f - s f, log(m) = f - (f^2/2 - s (f^2/2 + R)): the big term f is exact and the
+       correction is < |f|/5, so its rounding costs well under an ulp; k log 2 is added as
+       k*LN2_HI (exact: LN2_HI has 32 significant bits, |k| < 1200) plus k*LN2_LO.
        Measured against mpmath (tests/test_distributions.py): max error < 1 ulp. */
-    static inline double fi_log_pos(double x)
+    FI_INLINE double fi_log_normal(double x)
     {
         const double LN2_HI = 0x1.62e42fee00000p-1;
         const double LN2_LO = 0x1.a39ef35793c76p-33;
-        int sub = x < DBL_MIN;
-        double xs = sub ? x * 0x1p54 : x;
-        double kshift = sub ? 54.0 : 0.0;
-        uint64_t ux = fi_to_bits(xs);
-        /* kk = k + 1024 >= 1 for every positive normal xs, so the shift is logical */
+        uint64_t ux = fi_to_bits(x);
+        /* kk = k + 1024 >= 1 for every positive normal x, so the shift is logical */
         uint64_t kk = (ux - UINT64_C(0x3fe6a09e667f3bcd) + UINT64_C(0x4000000000000000)) >> 52;
         double m = fi_from_bits(ux - (kk << 52) + UINT64_C(0x4000000000000000));
-        double k = (fi_from_bits(kk | UINT64_C(0x4330000000000000)) - 0x1p52) - (1024.0 + kshift);
+        double k = (fi_from_bits(kk | UINT64_C(0x4330000000000000)) - 0x1p52) - 1024.0;
         double f = m - 1.0;
         double s = f / (2.0 + f);
         double z = s * s;
-        double R = z * (0x1.5555555555555p-1 + z * (0x1.999999999999ap-2 + z * (0x1.2492492492492p-2
-                 + z * (0x1.c71c71c71c71cp-3 + z * (0x1.745d1745d1746p-3 + z * (0x1.3b13b13b13b14p-3
-                 + z * (0x1.1111111111111p-3 + z * (0x1.e1e1e1e1e1e1ep-4 + z * (0x1.af286bca1af28p-4
-                 + z * 0x1.8618618618618p-4)))))))));
+        double R = z * (0x1.5555555555558p-1 + z * (0x1.9999999995288p-2 + z * (0x1.2492492df9f94p-2
+                 + z * (0x1.c71c62dba6605p-3 + z * (0x1.7462b73112de7p-3 + z * (0x1.39fe142880193p-3
+                 + z * 0x1.2b5baa716e7eap-3))))));
         double hfsq = 0.5 * f * f;
         return k * LN2_HI - ((hfsq - (s * (hfsq + R) + k * LN2_LO)) - f);
     }
 
-    static inline double fi_lanes_total(const double *lane)
+    FI_INLINE double fi_lanes_total(const double *lane)
     {
         return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
     }
 
-    /* The loops are written once as macros and instantiated for float and double input. */
+    enum { FI_CROSS = 0, FI_KL = 1, FI_JS = 2, FI_ENTROPY = 3 };
+
+    /* One entry's term of the sum, SciPy's entr / rel_entr on the normalised entries
+       a = u/S, b = (v+eps)/T (u from p, v from q). Masked lanes take log(1) = 0. `careful` (a
+       compile-time constant after inlining) selects libc log, which also takes subnormals; the
+       fast variant counts in *tiny the log arguments below DBL_MIN that it cannot take, and the
+       row is then recomputed carefully. *inf counts the terms that are +inf (a > 0 = b, or a/b
+       overflowing), which make the row +inf. */
+    FI_INLINE double fi_term(const int kind, const int careful, double u, double v, double invS,
+                                 double invT, double eps, double *inf, double *tiny)
+    {
+        double a = u * invS;
+        if (kind == FI_ENTROPY) {
+            /* a <= 1 up to the rounding of u * (1/S): the clamp keeps every term >= 0 */
+            double y = a > 0.0 ? (a < 1.0 ? a : 1.0) : 1.0;
+            if (!careful) *tiny += y < DBL_MIN ? 1.0 : 0.0;
+            return -(a * (careful ? log(y) : fi_log_normal(y)));
+        } else if (kind == FI_CROSS) {
+            double b = (v + eps) * invT;
+            double y = a > 0.0 && b > 0.0 ? (b < 1.0 ? b : 1.0) : 1.0;
+            *inf += a > 0.0 && b == 0.0 ? 1.0 : 0.0;
+            if (!careful) *tiny += y < DBL_MIN ? 1.0 : 0.0;
+            return -(a * (careful ? log(y) : fi_log_normal(y)));
+        } else if (kind == FI_KL) {
+            double b = (v + eps) * invT;
+            double r = a / b;
+            int ok = a > 0.0 && r <= DBL_MAX;
+            double y = ok ? r : 1.0;
+            *inf += a > 0.0 && !ok ? 1.0 : 0.0;
+            if (!careful) *tiny += y < DBL_MIN ? 1.0 : 0.0;
+            return a * (careful ? log(y) : fi_log_normal(y));
+        } else {
+            double b = v * invT;
+            double m = 0.5 * (a + b);
+            double ya = a > 0.0 ? a / m : 1.0;
+            double yb = b > 0.0 ? b / m : 1.0;
+            if (!careful) *tiny += (ya < DBL_MIN ? 1.0 : 0.0) + (yb < DBL_MIN ? 1.0 : 0.0);
+            return 0.5 * (a * (careful ? log(ya) : fi_log_normal(ya))
+                          + b * (careful ? log(yb) : fi_log_normal(yb)));
+        }
+    }
+
+    /* Pass 1 and pass 2 are written once as macros and instantiated for float and double input. */
     #define FI_DEFINE_DIST_ROWS(T, SUFFIX)                                                         \\
-    /* Entropy of one row: status 1 if a negative entry. */                                        \\
-    static FI_DIST_CLONES double fi_entropy_row_##SUFFIX(const T *p, Py_ssize_t n, int *status)    \\
+    /* Pass 1: sums (q shifted by eps) and negative counts, in lanes; q may be NULL. */            \\
+    FI_INLINE void fi_pass1_##SUFFIX(const T *p, const T *q, Py_ssize_t n, double eps,             \\
+                                         double *S, double *Tq, double *negp, double *negq)        \\
     {                                                                                              \\
-        double sum[FI_LANES], neg[FI_LANES], outer[FI_LANES];                                      \\
-        Py_ssize_t i = 0, start, stop;                                                             \\
-        int j;                                                                                     \\
-        for (j = 0; j < FI_LANES; j++) { sum[j] = 0.0; outer[j] = 0.0; neg[j] = 0.0; }             \\
-        for (start = 0; start < n; start = stop) {                                                 \\
-            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
-            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                   \\
-                for (j = 0; j < FI_LANES; j++) {                                                   \\
-                    double v = (double)p[i + j];                                                   \\
-                    sum[j] += v;                                                                   \\
-                    neg[j] += v < 0.0 ? 1.0 : 0.0;                                                 \\
-                }                                                                                  \\
-            for (j = 0; i < stop; i++, j++) {                                                      \\
-                double v = (double)p[i];                                                           \\
-                sum[j] += v;                                                                       \\
-                neg[j] += v < 0.0 ? 1.0 : 0.0;                                                     \\
-            }                                                                                      \\
-            for (j = 0; j < FI_LANES; j++) { outer[j] += sum[j]; sum[j] = 0.0; }                   \\
-        }                                                                                          \\
-        double S = fi_lanes_total(outer);                                                          \\
-        for (j = 1; j < FI_LANES; j++) neg[0] += neg[j];                                           \\
-        *status = 0;                                                                               \\
-        if (neg[0] > 0.0) { *status = 1; return NAN; }                                             \\
-        if (!(S > 0.0 && S <= DBL_MAX)) return NAN;  /* zero, NaN or inf sum */                    \\
-        const double invS = 1.0 / S;                                                               \\
-        double acc[FI_LANES];                                                                      \\
-        for (j = 0; j < FI_LANES; j++) { acc[j] = 0.0; outer[j] = 0.0; }                           \\
-        for (start = 0; start < n; start = stop) {                                                 \\
-            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
-            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                   \\
-                for (j = 0; j < FI_LANES; j++) {                                                   \\
-                    double a = (double)p[i + j] * invS;                                            \\
-                    double y = a > 0.0 ? (a < 1.0 ? a : 1.0) : 1.0;                                \\
-                    acc[j] += a * fi_log_pos(y);                                                   \\
-                }                                                                                  \\
-            for (j = 0; i < stop; i++, j++) {                                                      \\
-                double a = (double)p[i] * invS;                                                    \\
-                double y = a > 0.0 ? (a < 1.0 ? a : 1.0) : 1.0;                                    \\
-                acc[j] += a * fi_log_pos(y);                                                       \\
-            }                                                                                      \\
-            for (j = 0; j < FI_LANES; j++) { outer[j] += acc[j]; acc[j] = 0.0; }                   \\
-        }                                                                                          \\
-        return 0.0 - fi_lanes_total(outer);                                                        \\
-    }                                                                                              \\
-                                                                                                   \\
-    /* kind 0: cross-entropy -sum a log b; 1: KL sum a log(a/b); 2: JS divergence.                 \\
-       status 1 if p has a negative entry, 2 if q has one. */                                      \\
-    static FI_DIST_CLONES double fi_pq_row_##SUFFIX(int kind, const T *p, const T *q,              \\
-                                                   Py_ssize_t n, double eps, int *status)          \\
-    {                                                                                              \\
-        double sp[FI_LANES], sq[FI_LANES], negp[FI_LANES], negq[FI_LANES];                         \\
+        double sp[FI_LANES], sq[FI_LANES], np_[FI_LANES], nq[FI_LANES];                            \\
         double op[FI_LANES], oq[FI_LANES];                                                         \\
         Py_ssize_t i = 0, start, stop;                                                             \\
         int j;                                                                                     \\
         for (j = 0; j < FI_LANES; j++) {                                                           \\
-            sp[j] = 0.0; sq[j] = 0.0; negp[j] = 0.0; negq[j] = 0.0; op[j] = 0.0; oq[j] = 0.0;      \\
+            sp[j] = 0.0; sq[j] = 0.0; np_[j] = 0.0; nq[j] = 0.0; op[j] = 0.0; oq[j] = 0.0;         \\
         }                                                                                          \\
         for (start = 0; start < n; start = stop) {                                                 \\
             stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
-            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                   \\
-                for (j = 0; j < FI_LANES; j++) {                                                   \\
-                    double u = (double)p[i + j], v = (double)q[i + j];                             \\
+            if (q == NULL) {                                                                       \\
+                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                               \\
+                    for (j = 0; j < FI_LANES; j++) {                                               \\
+                        double u = (double)p[i + j];                                               \\
+                        sp[j] += u;                                                                \\
+                        np_[j] += u < 0.0 ? 1.0 : 0.0;                                             \\
+                    }                                                                              \\
+                for (j = 0; i < stop; i++, j++) {                                                  \\
+                    double u = (double)p[i];                                                       \\
+                    sp[j] += u;                                                                    \\
+                    np_[j] += u < 0.0 ? 1.0 : 0.0;                                                 \\
+                }                                                                                  \\
+            } else {                                                                               \\
+                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                               \\
+                    for (j = 0; j < FI_LANES; j++) {                                               \\
+                        double u = (double)p[i + j], v = (double)q[i + j];                         \\
+                        sp[j] += u;                                                                \\
+                        sq[j] += v + eps;                                                          \\
+                        np_[j] += u < 0.0 ? 1.0 : 0.0;                                             \\
+                        nq[j] += v < 0.0 ? 1.0 : 0.0;                                              \\
+                    }                                                                              \\
+                for (j = 0; i < stop; i++, j++) {                                                  \\
+                    double u = (double)p[i], v = (double)q[i];                                     \\
                     sp[j] += u;                                                                    \\
                     sq[j] += v + eps;                                                              \\
-                    negp[j] += u < 0.0 ? 1.0 : 0.0;                                                \\
-                    negq[j] += v < 0.0 ? 1.0 : 0.0;                                                \\
+                    np_[j] += u < 0.0 ? 1.0 : 0.0;                                                 \\
+                    nq[j] += v < 0.0 ? 1.0 : 0.0;                                                  \\
                 }                                                                                  \\
-            for (j = 0; i < stop; i++, j++) {                                                      \\
-                double u = (double)p[i], v = (double)q[i];                                         \\
-                sp[j] += u;                                                                        \\
-                sq[j] += v + eps;                                                                  \\
-                negp[j] += u < 0.0 ? 1.0 : 0.0;                                                    \\
-                negq[j] += v < 0.0 ? 1.0 : 0.0;                                                    \\
             }                                                                                      \\
             for (j = 0; j < FI_LANES; j++) {                                                       \\
                 op[j] += sp[j]; sp[j] = 0.0; oq[j] += sq[j]; sq[j] = 0.0;                          \\
             }                                                                                      \\
         }                                                                                          \\
-        double S = fi_lanes_total(op), Tq = fi_lanes_total(oq);                                    \\
-        for (j = 1; j < FI_LANES; j++) {                                                           \\
-            negp[0] += negp[j];                                                                    \\
-            negq[0] += negq[j];                                                                    \\
-        }                                                                                          \\
-        *status = 0;                                                                               \\
-        if (negp[0] > 0.0) { *status = 1; return NAN; }                                            \\
-        if (negq[0] > 0.0) { *status = 2; return NAN; }                                            \\
-        if (!(S > 0.0 && S <= DBL_MAX && Tq > 0.0 && Tq <= DBL_MAX)) return NAN;                   \\
-        const double invS = 1.0 / S, invT = 1.0 / Tq;                                              \\
-        /* acc: sum of terms; flag: count of terms that are +inf (a > 0 = b, or a/b overflows) */  \\
-        double acc[FI_LANES], flag[FI_LANES], oflag = 0.0;                                         \\
-        for (j = 0; j < FI_LANES; j++) { acc[j] = 0.0; flag[j] = 0.0; op[j] = 0.0; }               \\
+        *S = fi_lanes_total(op);                                                                   \\
+        *Tq = fi_lanes_total(oq);                                                                  \\
+        *negp = fi_lanes_total(np_);                                                               \\
+        *negq = fi_lanes_total(nq);                                                                \\
+    }                                                                                              \\
+                                                                                                   \\
+    /* Pass 2: the sum of fi_term over the row (q may be NULL for the entropy). */                 \\
+    FI_INLINE double fi_pass2_##SUFFIX(const int kind, const int careful, const T *p,              \\
+                                           const T *q, Py_ssize_t n, double invS, double invT,     \\
+                                           double eps, double *inf, double *tiny)                  \\
+    {                                                                                              \\
+        double acc[FI_LANES], outer[FI_LANES], finf[FI_LANES], ftiny[FI_LANES];                    \\
+        Py_ssize_t i = 0, start, stop;                                                             \\
+        int j;                                                                                     \\
+        for (j = 0; j < FI_LANES; j++) { acc[j] = 0.0; outer[j] = 0.0; finf[j] = 0.0; ftiny[j] = 0.0; } \\
         for (start = 0; start < n; start = stop) {                                                 \\
             stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
-            if (kind == 0) {                                                                       \\
-                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                               \\
-                    for (j = 0; j < FI_LANES; j++) {                                               \\
-                        double a = (double)p[i + j] * invS;                                        \\
-                        double b = ((double)q[i + j] + eps) * invT;                                \\
-                        int bad = a > 0.0 && b == 0.0;                                             \\
-                        double y = a > 0.0 && b > 0.0 ? (b < 1.0 ? b : 1.0) : 1.0;                 \\
-                        acc[j] += a * fi_log_pos(y);                                               \\
-                        flag[j] += bad ? 1.0 : 0.0;                                                \\
-                    }                                                                              \\
-                for (j = 0; i < stop; i++, j++) {                                                  \\
-                    double a = (double)p[i] * invS;                                                \\
-                    double b = ((double)q[i] + eps) * invT;                                        \\
-                    int bad = a > 0.0 && b == 0.0;                                                 \\
-                    double y = a > 0.0 && b > 0.0 ? (b < 1.0 ? b : 1.0) : 1.0;                     \\
-                    acc[j] += a * fi_log_pos(y);                                                   \\
-                    flag[j] += bad ? 1.0 : 0.0;                                                    \\
-                }                                                                                  \\
-            } else if (kind == 1) {                                                                \\
-                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                               \\
-                    for (j = 0; j < FI_LANES; j++) {                                               \\
-                        double a = (double)p[i + j] * invS;                                        \\
-                        double b = ((double)q[i + j] + eps) * invT;                                \\
-                        double r = a / b;                                                          \\
-                        int ok = a > 0.0 && r <= DBL_MAX;                                          \\
-                        double y = ok ? r : 1.0;                                                   \\
-                        acc[j] += a * fi_log_pos(y);                                               \\
-                        flag[j] += (a > 0.0 && !ok) ? 1.0 : 0.0;                                   \\
-                    }                                                                              \\
-                for (j = 0; i < stop; i++, j++) {                                                  \\
-                    double a = (double)p[i] * invS;                                                \\
-                    double b = ((double)q[i] + eps) * invT;                                        \\
-                    double r = a / b;                                                              \\
-                    int ok = a > 0.0 && r <= DBL_MAX;                                              \\
-                    double y = ok ? r : 1.0;                                                       \\
-                    acc[j] += a * fi_log_pos(y);                                                   \\
-                    flag[j] += (a > 0.0 && !ok) ? 1.0 : 0.0;                                       \\
-                }                                                                                  \\
-            } else {                                                                               \\
-                for (i = start; i + FI_LANES <= stop; i += FI_LANES)                               \\
-                    for (j = 0; j < FI_LANES; j++) {                                               \\
-                        double a = (double)p[i + j] * invS;                                        \\
-                        double b = (double)q[i + j] * invT;                                        \\
-                        double m = 0.5 * (a + b);                                                  \\
-                        double ya = a > 0.0 ? a / m : 1.0;                                         \\
-                        double yb = b > 0.0 ? b / m : 1.0;                                         \\
-                        acc[j] += a * fi_log_pos(ya) + b * fi_log_pos(yb);                         \\
-                    }                                                                              \\
-                for (j = 0; i < stop; i++, j++) {                                                  \\
-                    double a = (double)p[i] * invS;                                                \\
-                    double b = (double)q[i] * invT;                                                \\
-                    double m = 0.5 * (a + b);                                                      \\
-                    double ya = a > 0.0 ? a / m : 1.0;                                             \\
-                    double yb = b > 0.0 ? b / m : 1.0;                                             \\
-                    acc[j] += a * fi_log_pos(ya) + b * fi_log_pos(yb);                             \\
-                }                                                                                  \\
-            }                                                                                      \\
-            for (j = 0; j < FI_LANES; j++) { op[j] += acc[j]; acc[j] = 0.0; }                      \\
+            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                   \\
+                for (j = 0; j < FI_LANES; j++)                                                     \\
+                    acc[j] += fi_term(kind, careful, (double)p[i + j],                             \\
+                                      kind == FI_ENTROPY ? 0.0 : (double)q[i + j],                 \\
+                                      invS, invT, eps, &finf[j], &ftiny[j]);                       \\
+            for (j = 0; i < stop; i++, j++)                                                        \\
+                acc[j] += fi_term(kind, careful, (double)p[i],                                     \\
+                                  kind == FI_ENTROPY ? 0.0 : (double)q[i],                         \\
+                                  invS, invT, eps, &finf[j], &ftiny[j]);                           \\
+            for (j = 0; j < FI_LANES; j++) { outer[j] += acc[j]; acc[j] = 0.0; }                   \\
         }                                                                                          \\
-        for (j = 0; j < FI_LANES; j++) oflag += flag[j];                                           \\
-        if (oflag > 0.0) return INFINITY;                                                          \\
-        double total = fi_lanes_total(op);                                                         \\
-        if (kind == 0) return 0.0 - total;                                                         \\
-        if (kind == 1) return total;                                                               \\
-        return 0.5 * total;                                                                        \\
+        *inf = fi_lanes_total(finf);                                                               \\
+        *tiny = fi_lanes_total(ftiny);                                                             \\
+        return fi_lanes_total(outer);                                                              \\
+    }                                                                                              \\
+                                                                                                   \\
+    FI_INLINE double fi_pass2_dispatch_##SUFFIX(const int kind, const T *p, const T *q,            \\
+                                                    Py_ssize_t n, double invS, double invT,        \\
+                                                    double eps)                                    \\
+    {                                                                                              \\
+        double inf, tiny, total;                                                                   \\
+        total = fi_pass2_##SUFFIX(kind, 0, p, q, n, invS, invT, eps, &inf, &tiny);                 \\
+        if (inf > 0.0) return INFINITY;                                                            \\
+        if (tiny > 0.0)  /* rare: a log argument below DBL_MIN; redo the row with libc log */      \\
+            total = fi_pass2_##SUFFIX(kind, 1, p, q, n, invS, invT, eps, &inf, &tiny);             \\
+        return total + 0.0;  /* + 0.0 turns a -0.0 total into 0.0 */                               \\
+    }                                                                                              \\
+                                                                                                   \\
+    /* Entropy of one row; status 1 if a negative entry. */                                        \\
+    static FI_DIST_CLONES double fi_entropy_row_##SUFFIX(const T *p, Py_ssize_t n, int *status)    \\
+    {                                                                                              \\
+        double S, Tq, negp, negq;                                                                  \\
+        fi_pass1_##SUFFIX(p, NULL, n, 0.0, &S, &Tq, &negp, &negq);                                 \\
+        *status = 0;                                                                               \\
+        if (negp > 0.0) { *status = 1; return NAN; }                                               \\
+        if (!(S > 0.0 && S <= DBL_MAX)) return NAN;  /* zero, NaN or inf sum */                    \\
+        return fi_pass2_dispatch_##SUFFIX(FI_ENTROPY, p, p, n, 1.0 / S, 0.0, 0.0);                 \\
+    }                                                                                              \\
+                                                                                                   \\
+    /* kind FI_CROSS, FI_KL or FI_JS of one row; status 1 if p has a negative entry, 2 if q. */    \\
+    static FI_DIST_CLONES double fi_pq_row_##SUFFIX(int kind, const T *p, const T *q,              \\
+                                                    Py_ssize_t n, double eps, int *status)         \\
+    {                                                                                              \\
+        double S, Tq, negp, negq;                                                                  \\
+        if (kind == FI_JS) eps = 0.0;                                                              \\
+        fi_pass1_##SUFFIX(p, q, n, eps, &S, &Tq, &negp, &negq);                                    \\
+        *status = 0;                                                                               \\
+        if (negp > 0.0) { *status = 1; return NAN; }                                               \\
+        if (negq > 0.0) { *status = 2; return NAN; }                                               \\
+        if (!(S > 0.0 && S <= DBL_MAX && Tq > 0.0 && Tq <= DBL_MAX)) return NAN;                   \\
+        if (kind == FI_CROSS)                                                                      \\
+            return fi_pass2_dispatch_##SUFFIX(FI_CROSS, p, q, n, 1.0 / S, 1.0 / Tq, eps);          \\
+        if (kind == FI_KL)                                                                         \\
+            return fi_pass2_dispatch_##SUFFIX(FI_KL, p, q, n, 1.0 / S, 1.0 / Tq, eps);             \\
+        return fi_pass2_dispatch_##SUFFIX(FI_JS, p, q, n, 1.0 / S, 1.0 / Tq, 0.0);                 \\
     }
 
     FI_DEFINE_DIST_ROWS(float, f)
     FI_DEFINE_DIST_ROWS(double, d)
+
+    /* Test hook: fi_log_normal for x >= DBL_MIN, libc log below (what the kernels do). */
+    static double fi_log_pos(double x) { return x >= DBL_MIN ? fi_log_normal(x) : log(x); }
     """
     double fi_log_pos(double x) noexcept nogil
     double fi_entropy_row_f(const float *p, Py_ssize_t n, int *status) noexcept nogil
