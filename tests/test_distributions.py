@@ -131,6 +131,14 @@ def test_subnormal_and_tiny_entries(rng):
     q = p[::-1].copy()
     np.testing.assert_allclose(fi.js_divergence(p, q), ref.js_divergence(p, q), rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(fi.kl_divergence(p, q + 1e-200), ref.kl_divergence(p, q + 1e-200), rtol=1e-12)
+    # sums so small or large that 1/sum is subnormal or overflows: computed by true division
+    for p, q in [([1e-320, 3e-320, 0.0], [2e-320, 1e-320, 5e-324]), ([1e308, 5e307, 1.0], [1.0, 1e308, 2e307])]:
+        p, q = np.array(p), np.array(q)
+        np.testing.assert_allclose(fi.entropy(p), scipy.stats.entropy(p), rtol=1e-12)
+        np.testing.assert_allclose(fi.entropy(np.stack([p, q])), ref.entropy(np.stack([p, q])), rtol=1e-12)
+        for func, twin in PQ_FUNCS.values():
+            np.testing.assert_allclose(func(p, q), twin(p, q), rtol=1e-12)
+            np.testing.assert_allclose(func(q, p), twin(q, p), rtol=1e-12)
 
 
 def test_vectorised_log_is_accurate_to_one_ulp(rng):

@@ -92,27 +92,27 @@ cdef extern from *:
 
     /* One entry's term of the sum, SciPy's entr / rel_entr on the normalised entries
        a = u/S, b = (v+eps)/T (u from p, v from q). Masked lanes take log(1) = 0. `careful` (a
-       compile-time constant after inlining) selects libc log, which also takes subnormals; the
-       fast variant counts in *tiny the log arguments below DBL_MIN that it cannot take, and the
+       compile-time constant after inlining) selects true division by S and T (as SciPy) and libc
+       log, which also takes subnormals; the fast variant multiplies by 1/S and 1/T and counts in *tiny the log arguments below DBL_MIN that it cannot take, and the
        row is then recomputed carefully. *inf counts the terms that are +inf (a > 0 = b, or a/b
        overflowing), which make the row +inf. */
-    FI_INLINE double fi_term(const int kind, const int careful, double u, double v, double invS,
-                                 double invT, double eps, double *inf, double *tiny)
+    FI_INLINE double fi_term(const int kind, const int careful, double u, double v, double S,
+                             double invS, double Tq, double invT, double eps, double *inf, double *tiny)
     {
-        double a = u * invS;
+        double a = careful ? u / S : u * invS;
         if (kind == FI_ENTROPY) {
             /* a <= 1 up to the rounding of u * (1/S): the clamp keeps every term >= 0 */
             double y = a > 0.0 ? (a < 1.0 ? a : 1.0) : 1.0;
             if (!careful) *tiny += y < DBL_MIN ? 1.0 : 0.0;
             return -(a * (careful ? log(y) : fi_log_normal(y)));
         } else if (kind == FI_CROSS) {
-            double b = (v + eps) * invT;
+            double b = careful ? (v + eps) / Tq : (v + eps) * invT;
             double y = a > 0.0 && b > 0.0 ? (b < 1.0 ? b : 1.0) : 1.0;
             *inf += a > 0.0 && b == 0.0 ? 1.0 : 0.0;
             if (!careful) *tiny += y < DBL_MIN ? 1.0 : 0.0;
             return -(a * (careful ? log(y) : fi_log_normal(y)));
         } else if (kind == FI_KL) {
-            double b = (v + eps) * invT;
+            double b = careful ? (v + eps) / Tq : (v + eps) * invT;
             double r = a / b;
             int ok = a > 0.0 && r <= DBL_MAX;
             double y = ok ? r : 1.0;
@@ -120,7 +120,7 @@ cdef extern from *:
             if (!careful) *tiny += y < DBL_MIN ? 1.0 : 0.0;
             return a * (careful ? log(y) : fi_log_normal(y));
         } else {
-            double b = v * invT;
+            double b = careful ? v / Tq : v * invT;
             double m = 0.5 * (a + b);
             double ya = a > 0.0 ? a / m : 1.0;
             double yb = b > 0.0 ? b / m : 1.0;
@@ -186,10 +186,11 @@ cdef extern from *:
                                                                                                    \\
     /* Pass 2: the sum of fi_term over the row (q may be NULL for the entropy). */                 \\
     FI_INLINE double fi_pass2_##SUFFIX(const int kind, const int careful, const T *p,              \\
-                                           const T *q, Py_ssize_t n, double invS, double invT,     \\
+                                           const T *q, Py_ssize_t n, double S, double Tq,          \\
                                            double eps, double *inf, double *tiny)                  \\
     {                                                                                              \\
         double acc[FI_LANES], outer[FI_LANES], finf[FI_LANES], ftiny[FI_LANES];                    \\
+        const double invS = 1.0 / S, invT = 1.0 / Tq;                                              \\
         Py_ssize_t i = 0, start, stop;                                                             \\
         int j;                                                                                     \\
         for (j = 0; j < FI_LANES; j++) { acc[j] = 0.0; outer[j] = 0.0; finf[j] = 0.0; ftiny[j] = 0.0; } \\
@@ -199,11 +200,11 @@ cdef extern from *:
                 for (j = 0; j < FI_LANES; j++)                                                     \\
                     acc[j] += fi_term(kind, careful, (double)p[i + j],                             \\
                                       kind == FI_ENTROPY ? 0.0 : (double)q[i + j],                 \\
-                                      invS, invT, eps, &finf[j], &ftiny[j]);                       \\
+                                      S, invS, Tq, invT, eps, &finf[j], &ftiny[j]);                \\
             for (j = 0; i < stop; i++, j++)                                                        \\
                 acc[j] += fi_term(kind, careful, (double)p[i],                                     \\
                                   kind == FI_ENTROPY ? 0.0 : (double)q[i],                         \\
-                                  invS, invT, eps, &finf[j], &ftiny[j]);                           \\
+                                  S, invS, Tq, invT, eps, &finf[j], &ftiny[j]);                    \\
             for (j = 0; j < FI_LANES; j++) { outer[j] += acc[j]; acc[j] = 0.0; }                   \\
         }                                                                                          \\
         *inf = fi_lanes_total(finf);                                                               \\
@@ -212,14 +213,20 @@ cdef extern from *:
     }                                                                                              \\
                                                                                                    \\
     FI_INLINE double fi_pass2_dispatch_##SUFFIX(const int kind, const T *p, const T *q,            \\
-                                                    Py_ssize_t n, double invS, double invT,        \\
+                                                    Py_ssize_t n, double S, double Tq,             \\
                                                     double eps)                                    \\
     {                                                                                              \\
         double inf, tiny, total;                                                                   \\
-        total = fi_pass2_##SUFFIX(kind, 0, p, q, n, invS, invT, eps, &inf, &tiny);                 \\
+        /* Sums outside [2^-1000, 2^1000] would make 1/S or 1/T lose precision or overflow. */     \\
+        int careful = !(S >= 0x1p-1000 && S <= 0x1p1000 && Tq >= 0x1p-1000 && Tq <= 0x1p1000);     \\
+        if (!careful) {                                                                            \\
+            total = fi_pass2_##SUFFIX(kind, 0, p, q, n, S, Tq, eps, &inf, &tiny);                  \\
+            /* rare: a log argument below DBL_MIN; redo the row with libc log */                   \\
+            careful = inf == 0.0 && tiny > 0.0;                                                    \\
+        }                                                                                          \\
+        if (careful)                                                                               \\
+            total = fi_pass2_##SUFFIX(kind, 1, p, q, n, S, Tq, eps, &inf, &tiny);                  \\
         if (inf > 0.0) return INFINITY;                                                            \\
-        if (tiny > 0.0)  /* rare: a log argument below DBL_MIN; redo the row with libc log */      \\
-            total = fi_pass2_##SUFFIX(kind, 1, p, q, n, invS, invT, eps, &inf, &tiny);             \\
         return total + 0.0;  /* + 0.0 turns a -0.0 total into 0.0 */                               \\
     }                                                                                              \\
                                                                                                    \\
@@ -231,7 +238,7 @@ cdef extern from *:
         *status = 0;                                                                               \\
         if (negp > 0.0) { *status = 1; return NAN; }                                               \\
         if (!(S > 0.0 && S <= DBL_MAX)) return NAN;  /* zero, NaN or inf sum */                    \\
-        return fi_pass2_dispatch_##SUFFIX(FI_ENTROPY, p, p, n, 1.0 / S, 0.0, 0.0);                 \\
+        return fi_pass2_dispatch_##SUFFIX(FI_ENTROPY, p, p, n, S, 1.0, 0.0);                       \\
     }                                                                                              \\
                                                                                                    \\
     /* kind FI_CROSS, FI_KL or FI_JS of one row; status 1 if p has a negative entry, 2 if q. */    \\
@@ -246,10 +253,10 @@ cdef extern from *:
         if (negq > 0.0) { *status = 2; return NAN; }                                               \\
         if (!(S > 0.0 && S <= DBL_MAX && Tq > 0.0 && Tq <= DBL_MAX)) return NAN;                   \\
         if (kind == FI_CROSS)                                                                      \\
-            return fi_pass2_dispatch_##SUFFIX(FI_CROSS, p, q, n, 1.0 / S, 1.0 / Tq, eps);          \\
+            return fi_pass2_dispatch_##SUFFIX(FI_CROSS, p, q, n, S, Tq, eps);                      \\
         if (kind == FI_KL)                                                                         \\
-            return fi_pass2_dispatch_##SUFFIX(FI_KL, p, q, n, 1.0 / S, 1.0 / Tq, eps);             \\
-        return fi_pass2_dispatch_##SUFFIX(FI_JS, p, q, n, 1.0 / S, 1.0 / Tq, 0.0);                 \\
+            return fi_pass2_dispatch_##SUFFIX(FI_KL, p, q, n, S, Tq, eps);                         \\
+        return fi_pass2_dispatch_##SUFFIX(FI_JS, p, q, n, S, Tq, 0.0);                             \\
     }
 
     FI_DEFINE_DIST_ROWS(float, f)
