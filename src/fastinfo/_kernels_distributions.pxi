@@ -342,3 +342,29 @@ def distribution_log(const double[::1] x, double[::1] out):
     with nogil:
         for i in range(x.shape[0]):
             out[i] = fi_log_pos(x[i])
+
+
+cdef extern from *:
+    """
+    static const char *fi_dist_simd(void)
+    {
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && (__GNUC__ >= 11)
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+                && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+                && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            return "x86-64-v4 (runtime dispatch)";
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"))
+            return "x86-64-v3 (runtime dispatch)";
+        return "baseline (runtime dispatch)";
+    #else
+        return "baseline (no runtime dispatch)";
+    #endif
+    }
+    """
+    const char *fi_dist_simd() nogil
+
+
+def distribution_simd():
+    """The instruction set the distribution kernels run with on this CPU, e.g. ``'x86-64-v3 (runtime dispatch)'``."""
+    return fi_dist_simd().decode("ascii")
