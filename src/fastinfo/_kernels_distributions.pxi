@@ -184,26 +184,39 @@ cdef extern from *:
         *negq = fi_lanes_total(nq);                                                                \\
     }                                                                                              \\
                                                                                                    \\
-    /* Pass 2: the sum of fi_term over the row (q may be NULL for the entropy). */                 \\
+    /* Pass 2: the sum of fi_term over the row (q unused for the entropy). float input is          \\
+       widened block by block into an L1-resident double buffer first, so that the float and       \\
+       double instantiations run the same full-width double loop. */                               \\
     FI_INLINE double fi_pass2_##SUFFIX(const int kind, const int careful, const T *p,              \\
-                                           const T *q, Py_ssize_t n, double S, double Tq,          \\
-                                           double eps, double *inf, double *tiny)                  \\
+                                       const T *q, Py_ssize_t n, double S, double Tq,              \\
+                                       double eps, double *inf, double *tiny)                      \\
     {                                                                                              \\
         double acc[FI_LANES], outer[FI_LANES], finf[FI_LANES], ftiny[FI_LANES];                    \\
+        double pbuf[sizeof(T) == sizeof(double) ? 1 : FI_BLOCK];                                   \\
+        double qbuf[sizeof(T) == sizeof(double) || kind == FI_ENTROPY ? 1 : FI_BLOCK];             \\
         const double invS = 1.0 / S, invT = 1.0 / Tq;                                              \\
-        Py_ssize_t i = 0, start, stop;                                                             \\
+        Py_ssize_t i, start, len;                                                                  \\
         int j;                                                                                     \\
         for (j = 0; j < FI_LANES; j++) { acc[j] = 0.0; outer[j] = 0.0; finf[j] = 0.0; ftiny[j] = 0.0; } \\
-        for (start = 0; start < n; start = stop) {                                                 \\
-            stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;                                    \\
-            for (i = start; i + FI_LANES <= stop; i += FI_LANES)                                   \\
+        for (start = 0; start < n; start += len) {                                                 \\
+            const double *pb, *qb;                                                                 \\
+            len = n - start > FI_BLOCK ? FI_BLOCK : n - start;                                     \\
+            if (sizeof(T) == sizeof(double)) {                                                     \\
+                pb = (const double *)(const void *)(p + start);                                    \\
+                qb = (const double *)(const void *)(q + start);                                    \\
+            } else {                                                                               \\
+                for (i = 0; i < len; i++) pbuf[i] = (double)p[start + i];                          \\
+                if (kind != FI_ENTROPY)                                                            \\
+                    for (i = 0; i < len; i++) qbuf[i] = (double)q[start + i];                      \\
+                pb = pbuf;                                                                         \\
+                qb = kind == FI_ENTROPY ? pbuf : qbuf;                                             \\
+            }                                                                                      \\
+            for (i = 0; i + FI_LANES <= len; i += FI_LANES)                                        \\
                 for (j = 0; j < FI_LANES; j++)                                                     \\
-                    acc[j] += fi_term(kind, careful, (double)p[i + j],                             \\
-                                      kind == FI_ENTROPY ? 0.0 : (double)q[i + j],                 \\
+                    acc[j] += fi_term(kind, careful, pb[i + j], kind == FI_ENTROPY ? 0.0 : qb[i + j], \\
                                       S, invS, Tq, invT, eps, &finf[j], &ftiny[j]);                \\
-            for (j = 0; i < stop; i++, j++)                                                        \\
-                acc[j] += fi_term(kind, careful, (double)p[i],                                     \\
-                                  kind == FI_ENTROPY ? 0.0 : (double)q[i],                         \\
+            for (j = 0; i < len; i++, j++)                                                         \\
+                acc[j] += fi_term(kind, careful, pb[i], kind == FI_ENTROPY ? 0.0 : qb[i],          \\
                                   S, invS, Tq, invT, eps, &finf[j], &ftiny[j]);                    \\
             for (j = 0; j < FI_LANES; j++) { outer[j] += acc[j]; acc[j] = 0.0; }                   \\
         }                                                                                          \\
