@@ -125,6 +125,39 @@ def test_long_rows_and_many_rows_match_scipy(rng):
     np.testing.assert_allclose(fi.entropy(p), scipy.stats.entropy(p, axis=-1), rtol=1e-12)
 
 
+def test_rows_longer_than_a_chunk(rng):
+    # rows longer than the kernels' chunk (65536) are split into fixed chunks run on all threads
+    n = 150_001
+    p = rng.random((3, n))
+    q = rng.random((3, n))
+    p[0, ::7] = 0.0
+    p[1, 5] = np.nan
+    q[2, 100_000] = 0.0
+    h = fi.entropy(p)
+    np.testing.assert_allclose(h, ref.entropy(p), rtol=1e-12)
+    assert np.isnan(h[1])
+    for name, (func, twin) in PQ_FUNCS.items():
+        got = func(p, q)
+        np.testing.assert_allclose(got, twin(p, q), rtol=1e-11, atol=1e-14)
+    assert np.isinf(fi.kl_divergence(p, q)[2]) and np.isinf(fi.cross_entropy(p, q)[2])
+    np.testing.assert_allclose(fi.entropy(p[0]), scipy.stats.entropy(p[0]), rtol=1e-12)
+    np.testing.assert_allclose(fi.entropy(p[0].astype(np.float32)), ref.entropy(p[0].astype(np.float32)), rtol=2e-6)
+    # careful variants: tiny sums, a subnormal log argument
+    tiny = p[0] * 1e-310
+    np.testing.assert_allclose(fi.entropy(tiny), ref.entropy(tiny), rtol=1e-12)
+    sub = p[2].copy()
+    sub[3] = 5e-324
+    np.testing.assert_allclose(fi.entropy(sub), ref.entropy(sub), rtol=1e-12)
+    np.testing.assert_allclose(fi.kl_divergence(sub, q[0]), ref.kl_divergence(sub, q[0]), rtol=1e-11)
+    bad = p.copy()
+    bad[2, 90_000] = -1.0
+    with pytest.raises(ValueError, match=r"^p must not have negative entries.*\(2,\)"):
+        fi.entropy(bad)
+    with pytest.raises(ValueError, match=r"^q must not have negative entries.*\(2,\)"):
+        fi.js_divergence(p, bad)
+    assert (fi.entropy(np.zeros((2, n))) != fi.entropy(np.zeros((2, n)))).all()
+
+
 def test_subnormal_and_tiny_entries(rng):
     p = np.array([[5e-324, 1.0, 1e-310], [1e-300, 1e-300, 2e-300], [1.0, 1e-20, 0.0]])
     np.testing.assert_allclose(fi.entropy(p), ref.entropy(p), rtol=1e-12, atol=1e-300)
@@ -388,11 +421,12 @@ def _all_results(p, q):
     return [fi.entropy(p), fi.cross_entropy(p, q), fi.kl_divergence(p, q, eps=1e-6), fi.js_divergence(p, q)]
 
 
-def test_bitwise_identical_for_one_thread_and_all(rng):
+@pytest.mark.parametrize("shape", [(301, 257), (2, 140_000), (140_000,)])
+def test_bitwise_identical_for_one_thread_and_all(rng, shape):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     for dtype in (np.float32, np.float64):
-        p = random_probs(rng, (301, 257), dtype)
-        q = random_probs(rng, (301, 257), dtype)
+        p = random_probs(rng, shape, dtype)
+        q = random_probs(rng, shape, dtype)
         many = _all_results(p, q)
         with threadpoolctl.threadpool_limits(1, "openmp"):
             one = _all_results(p, q)

@@ -275,6 +275,34 @@ cdef extern from *:
         if (kind == FI_KL)                                                                         \\
             return fi_pass2_dispatch_##SUFFIX(FI_KL, p, q, n, S, Tq, eps);                         \\
         return fi_pass2_dispatch_##SUFFIX(FI_JS, p, q, n, S, Tq, 0.0);                             \\
+    }                                                                                              \\
+                                                                                                   \\
+    /* Chunks of long rows (split into fixed-size chunks, independent of the thread count):        \\
+       pass 1 of a chunk into out4 = (S, T, negatives of p, negatives of q); q NULL for entropy. */ \\
+    static FI_DIST_CLONES void fi_chunk_pass1_##SUFFIX(const T *p, const T *q, Py_ssize_t n,       \\
+                                                       double eps, double *out4)                   \\
+    {                                                                                              \\
+        fi_pass1_##SUFFIX(p, q, n, eps, &out4[0], &out4[1], &out4[2], &out4[3]);                   \\
+    }                                                                                              \\
+                                                                                                   \\
+    /* pass 2 of a chunk, given the row's sums, into out3 = (sum of terms, inf count, tiny count) */ \\
+    static FI_DIST_CLONES void fi_chunk_pass2_##SUFFIX(int kind, int careful, const T *p,          \\
+                                                       const T *q, Py_ssize_t n, double S,         \\
+                                                       double Tq, double eps, double *out3)        \\
+    {                                                                                              \\
+        double *o = out3;                                                                          \\
+        if (careful) {                                                                             \\
+            if (kind == FI_ENTROPY) o[0] = fi_pass2_##SUFFIX(FI_ENTROPY, 1, p, p, n, S, 1.0, 0.0, &o[1], &o[2]); \\
+            else if (kind == FI_CROSS) o[0] = fi_pass2_##SUFFIX(FI_CROSS, 1, p, q, n, S, Tq, eps, &o[1], &o[2]); \\
+            else if (kind == FI_KL) o[0] = fi_pass2_##SUFFIX(FI_KL, 1, p, q, n, S, Tq, eps, &o[1], &o[2]); \\
+            else o[0] = fi_pass2_##SUFFIX(FI_JS, 1, p, q, n, S, Tq, 0.0, &o[1], &o[2]);            \\
+            o[2] = 0.0;                                                                            \\
+        } else {                                                                                   \\
+            if (kind == FI_ENTROPY) o[0] = fi_pass2_##SUFFIX(FI_ENTROPY, 0, p, p, n, S, 1.0, 0.0, &o[1], &o[2]); \\
+            else if (kind == FI_CROSS) o[0] = fi_pass2_##SUFFIX(FI_CROSS, 0, p, q, n, S, Tq, eps, &o[1], &o[2]); \\
+            else if (kind == FI_KL) o[0] = fi_pass2_##SUFFIX(FI_KL, 0, p, q, n, S, Tq, eps, &o[1], &o[2]); \\
+            else o[0] = fi_pass2_##SUFFIX(FI_JS, 0, p, q, n, S, Tq, 0.0, &o[1], &o[2]);            \\
+        }                                                                                          \\
     }
 
     FI_DEFINE_DIST_ROWS(float, f)
@@ -290,6 +318,12 @@ cdef extern from *:
                        int *status) noexcept nogil
     double fi_pq_row_d(int kind, const double *p, const double *q, Py_ssize_t n, double eps,
                        int *status) noexcept nogil
+    void fi_chunk_pass1_f(const float *p, const float *q, Py_ssize_t n, double eps, double *out4) noexcept nogil
+    void fi_chunk_pass1_d(const double *p, const double *q, Py_ssize_t n, double eps, double *out4) noexcept nogil
+    void fi_chunk_pass2_f(int kind, int careful, const float *p, const float *q, Py_ssize_t n, double S,
+                          double Tq, double eps, double *out3) noexcept nogil
+    void fi_chunk_pass2_d(int kind, int careful, const double *p, const double *q, Py_ssize_t n, double S,
+                          double Tq, double eps, double *out3) noexcept nogil
 
 
 cdef Py_ssize_t _first_bad_row(const unsigned char[::1] status) noexcept nogil:
@@ -300,6 +334,126 @@ cdef Py_ssize_t _first_bad_row(const unsigned char[::1] status) noexcept nogil:
     return -1
 
 
+# Rows longer than this are split into chunks of this many entries (a constant, so the split and
+# hence every bit of the result are independent of the thread count): pass 1 and pass 2 run over
+# (row, chunk) work items in parallel and the chunk partials are combined serially in chunk order.
+# This keeps long 1-D inputs (one row) on all threads.
+cdef Py_ssize_t DIST_CHUNK = 65536
+_NO_INDEX = np.empty(0, dtype=np.int64)
+
+
+cdef void _long_rows(int kind, const floating[:, ::1] p, const floating[:, ::1] q,
+                     const int64_t[::1] p_index, const int64_t[::1] q_index,
+                     floating[::1] out, unsigned char[::1] status, double eps, double log_base,
+                     double[:, ::1] part1, double[:, ::1] part2, double[:, ::1] sums,
+                     unsigned char[::1] mode) noexcept nogil:
+    # kind 3 is the entropy (q unused). mode per row: 0 no pass 2 (negative entry or bad sum),
+    # 1 fast, 2 careful, 3 fast then redone carefully (a subnormal log argument).
+    cdef Py_ssize_t n_rows = out.shape[0], n = p.shape[1]
+    cdef Py_ssize_t n_chunks = (n + DIST_CHUNK - 1) // DIST_CHUNK
+    cdef Py_ssize_t n_items = n_rows * n_chunks
+    cdef bint p_identity = p_index.shape[0] == 0, q_identity = q_index.shape[0] == 0
+    cdef int nt = num_threads_for(n_items)
+    cdef Py_ssize_t it, r, c, start, length, ip, iq
+    cdef const floating *pp
+    cdef const floating *qp
+    cdef double S, T, negp, negq, inf, tiny, total
+    cdef bint redo = False
+    for it in prange(n_items, schedule='static', num_threads=nt):
+        r = it // n_chunks
+        c = it - r * n_chunks
+        start = c * DIST_CHUNK
+        length = n - start if n - start < DIST_CHUNK else DIST_CHUNK
+        ip = r if p_identity else p_index[r]
+        iq = r if q_identity else q_index[r]
+        pp = &p[ip, start]
+        qp = NULL
+        if kind != 3:
+            qp = &q[iq, start]
+        if floating is float:
+            fi_chunk_pass1_f(pp, qp, length, eps, &part1[it, 0])
+        else:
+            fi_chunk_pass1_d(pp, qp, length, eps, &part1[it, 0])
+    for r in range(n_rows):
+        S = 0.0
+        T = 0.0
+        negp = 0.0
+        negq = 0.0
+        for c in range(n_chunks):
+            S = S + part1[r * n_chunks + c, 0]
+            T = T + part1[r * n_chunks + c, 1]
+            negp = negp + part1[r * n_chunks + c, 2]
+            negq = negq + part1[r * n_chunks + c, 3]
+        if kind == 3:
+            T = 1.0
+        status[r] = 1 if negp > 0.0 else (2 if negq > 0.0 else 0)
+        sums[r, 0] = S
+        sums[r, 1] = T
+        if status[r] != 0 or not (S > 0.0 and S <= 1.7976931348623157e308 and T > 0.0 and T <= 1.7976931348623157e308):
+            mode[r] = 0
+        elif S >= 2.0 ** -1000 and S <= 2.0 ** 1000 and T >= 2.0 ** -1000 and T <= 2.0 ** 1000:
+            mode[r] = 1
+        else:
+            mode[r] = 2
+    for it in prange(n_items, schedule='static', num_threads=nt):
+        r = it // n_chunks
+        if mode[r] != 0:
+            c = it - r * n_chunks
+            start = c * DIST_CHUNK
+            length = n - start if n - start < DIST_CHUNK else DIST_CHUNK
+            ip = r if p_identity else p_index[r]
+            iq = r if q_identity else q_index[r]
+            pp = &p[ip, start]
+            qp = pp if kind == 3 else &q[iq, start]
+            if floating is float:
+                fi_chunk_pass2_f(kind, mode[r] == 2, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0])
+            else:
+                fi_chunk_pass2_d(kind, mode[r] == 2, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0])
+    for r in range(n_rows):
+        if mode[r] == 1:
+            inf = 0.0
+            tiny = 0.0
+            for c in range(n_chunks):
+                inf = inf + part2[r * n_chunks + c, 1]
+                tiny = tiny + part2[r * n_chunks + c, 2]
+            if inf == 0.0 and tiny > 0.0:
+                mode[r] = 3
+                redo = True
+    if redo:
+        for it in prange(n_items, schedule='static', num_threads=nt):
+            r = it // n_chunks
+            if mode[r] == 3:
+                c = it - r * n_chunks
+                start = c * DIST_CHUNK
+                length = n - start if n - start < DIST_CHUNK else DIST_CHUNK
+                ip = r if p_identity else p_index[r]
+                iq = r if q_identity else q_index[r]
+                pp = &p[ip, start]
+                qp = pp if kind == 3 else &q[iq, start]
+                if floating is float:
+                    fi_chunk_pass2_f(kind, 1, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0])
+                else:
+                    fi_chunk_pass2_d(kind, 1, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0])
+    for r in range(n_rows):
+        if mode[r] == 0:
+            out[r] = <floating>NAN
+            continue
+        inf = 0.0
+        total = 0.0
+        for c in range(n_chunks):
+            inf = inf + part2[r * n_chunks + c, 1]
+            total = total + part2[r * n_chunks + c, 0]
+        if inf > 0.0:
+            total = INFINITY
+        out[r] = <floating>((total + 0.0) / log_base)
+
+
+def _long_rows_scratch(Py_ssize_t n_rows, Py_ssize_t n):
+    n_items = n_rows * ((n + DIST_CHUNK - 1) // DIST_CHUNK)
+    return (np.empty((n_items, 4)), np.zeros((n_items, 3)), np.empty((n_rows, 2)),
+            np.empty(n_rows, dtype=np.uint8))
+
+
 def distribution_entropy_rows(const floating[:, ::1] p, floating[::1] out,
                               unsigned char[::1] status, double log_base):
     """``out[i] = H(p[i] / sum(p[i])) / log_base``; returns ``(row, code)`` of the first row with a
@@ -308,8 +462,18 @@ def distribution_entropy_rows(const floating[:, ::1] p, floating[::1] out,
     cdef int nt = num_threads_for(n_rows)
     cdef int st
     cdef double r
+    cdef double[:, ::1] part1, part2, sums
+    cdef unsigned char[::1] mode
+    cdef const int64_t[::1] no_index
     if n_rows == 0:
         return -1, 0
+    if n > DIST_CHUNK:
+        part1, part2, sums, mode = _long_rows_scratch(n_rows, n)
+        no_index = _NO_INDEX
+        with nogil:
+            _long_rows(3, p, p, no_index, no_index, out, status, 0.0, log_base, part1, part2, sums, mode)
+        bad = _first_bad_row(status)
+        return (-1, 0) if bad < 0 else (bad, int(status[bad]))
     with nogil:
         for i in prange(n_rows, schedule='static', num_threads=nt):
             if floating is float:
@@ -336,8 +500,16 @@ def distribution_pq_rows(int kind, const floating[:, ::1] p, const floating[:, :
     cdef int nt = num_threads_for(n_rows)
     cdef int st
     cdef double r
+    cdef double[:, ::1] part1, part2, sums
+    cdef unsigned char[::1] mode
     if n_rows == 0:
         return -1, 0
+    if n > DIST_CHUNK:
+        part1, part2, sums, mode = _long_rows_scratch(n_rows, n)
+        with nogil:
+            _long_rows(kind, p, q, p_index, q_index, out, status, eps, log_base, part1, part2, sums, mode)
+        bad = _first_bad_row(status)
+        return (-1, 0) if bad < 0 else (bad, int(status[bad]))
     with nogil:
         for i in prange(n_rows, schedule='static', num_threads=nt):
             ip = i if p_identity else p_index[i]
