@@ -169,7 +169,7 @@ def broadcast_rows(p, q, axis, names=("p", "q")):
     ``i`` reads ``p_rows[p_index[i]]`` (``p_index`` empty when it is the identity); likewise for ``q``.
     ``batch_shape`` is the broadcast shape without ``axis``; ``axis`` is normalised against the
     broadcast ndim. An operand of length 1 along ``axis`` (broadcast along the reduced axis itself)
-    is repeated along that axis (a copy of its own rows, never of the other operand's size).
+    is repeated along that axis (a copy the size of its own batch times the axis length).
     ``ValueError`` names both shapes when they do not broadcast.
     """
     try:
