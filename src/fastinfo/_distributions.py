@@ -114,6 +114,10 @@ def cross_entropy(p, q, axis=-1, *, base=None, eps=0.0):
         If ``p`` or ``q`` has a negative entry (the message names which), the shapes do not
         broadcast, ``eps`` is negative or not finite, or ``base`` is invalid.
 
+    References
+    ----------
+    T. M. Cover and J. A. Thomas, *Elements of Information Theory*, 2nd ed., Wiley (2006), ch. 2.
+
     Examples
     --------
     >>> import fastinfo as fi
