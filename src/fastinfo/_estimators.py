@@ -35,23 +35,21 @@ def _digamma(m):
     return _kernels.digamma_integer(int(m))
 
 
-def _sorted_with_rank(columns):
-    """Sorted copies of the rows of ``columns`` (m, n) and each value's rank in its sorted row
-    (the kernels count neighbours by galloping from the rank)."""
-    order = np.argsort(columns, axis=1)
+def _sorted_with_order(columns):
+    """Sorted copies of the rows of ``columns`` (m, n) and the orders that sort them (the
+    kernels count neighbours in sorted order, galloping from each sample's position)."""
+    order = np.ascontiguousarray(np.argsort(columns, axis=1), dtype=np.intp)
     sorted_columns = np.take_along_axis(columns, order, axis=1)
-    ranks = np.empty(columns.shape, dtype=np.intp)
-    np.put_along_axis(ranks, order, np.arange(columns.shape[1], dtype=np.intp)[None, :], axis=1)
-    return sorted_columns, ranks
+    return sorted_columns, order
 
 
 def _marginal(samples):
-    """(samples, sorted copy, ranks) for a 1-D marginal (range counts in the sorted copy);
+    """(samples, sorted copy, sorting order) for a 1-D marginal (range counts in the sorted copy);
     (samples, empty, empty) for several dimensions (the kernel builds a KD-tree)."""
     if samples.shape[1] != 1:
         return samples, _EMPTY_F, _EMPTY_I
-    sorted_values, rank = _sorted_with_rank(samples.T)
-    return samples, sorted_values[0], rank[0]
+    sorted_values, order = _sorted_with_order(samples.T)
+    return samples, sorted_values[0], order[0]
 
 
 def _check_algorithm(algorithm):
@@ -436,10 +434,10 @@ def mutual_info_matrix(X, *, k=3, base=None):
     n, m = X.shape
     k = check_k(k, n)
     columns = np.ascontiguousarray(X.T)
-    sorted_columns, ranks = _sorted_with_rank(columns)
+    sorted_columns, orders = _sorted_with_order(columns)
     rows, cols = np.triu_indices(m, 1)
     pairs = np.ascontiguousarray(np.stack([rows, cols], axis=1), dtype=np.intp)
-    mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, ranks, pairs, k)
+    mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, orders, pairs, k)
     constant = _digamma(k) + _digamma(n)
     out = np.full((m, m), np.nan, dtype=np.float64)
     for (i, j), t in zip(pairs.tolist(), mean_terms.tolist()):
@@ -529,10 +527,10 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
         else:
             # one kernel call, parallel over the columns; the same terms as mutual_info_ksg
             columns = np.ascontiguousarray(np.concatenate([X_cont.T, y_samples.T], axis=0))
-            sorted_columns, ranks = _sorted_with_rank(columns)
+            sorted_columns, orders = _sorted_with_order(columns)
             n_cont = continuous_cols.size
             pairs = np.stack([np.arange(n_cont), np.full(n_cont, n_cont)], axis=1).astype(np.intp)
-            mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, ranks, pairs, k)
+            mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, orders, pairs, k)
             constant = _digamma(k) + _digamma(n)
             for j, t in zip(continuous_cols.tolist(), mean_terms.tolist()):
                 out[j] = float((constant - t) / divisor)

@@ -18,9 +18,10 @@
 #                     ties at equal distance broken by the smaller sample index (so "the k
 #                     neighbours" is well defined for algorithm 2 of KSG on tied data).
 #   kdtree_count      number of points within r (strict or non-strict) of a query point.
-#   sorted_count      the same for 1-D data held as a sorted copy: from the query's rank in it,
-#                     galloping + bisection on the predicates fl(s[j] - v) < r and
-#                     fl(v - s[j]) < r (monotone in j, so exact); without a rank, bisection.
+#   sorted_count_from_rank  the same for 1-D data held as a sorted copy: from the query's rank
+#                     in it, galloping + bisection on the predicates fl(s[j] - v) < r and
+#                     fl(v - s[j]) < r (monotone in j, so exact).
+#   marginal_count_all  counts for every sample, queried in the marginal's own order.
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
@@ -471,44 +472,6 @@ cdef inline bint _within(double diff, double r, bint strict) noexcept nogil:
     return diff < r if strict else diff <= r
 
 
-cdef Py_ssize_t sorted_count(const double *s, Py_ssize_t n, double v, double r,
-                             bint strict) noexcept nogil:
-    """Number of j with |s[j] - v| < r (strict) or <= r, minus one for the query itself
-    (``v`` is one of the values of the sorted array ``s``). Two bisections on the predicates
-    fl(v - s[j]) within r (false then true along j) and fl(s[j] - v) within r (true then false):
-    each monotone in j because rounding is monotone, so the count is exact."""
-    cdef Py_ssize_t lo, hi, mid, left, step
-    if strict and r <= 0.0:
-        return 0
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = lo + (hi - lo) // 2
-        if _within(v - s[mid], r, strict):
-            hi = mid
-        else:
-            lo = mid + 1
-    left = lo
-    # the right end is close to the left one: gallop, then bisect
-    step = 1
-    while True:
-        hi = lo + step
-        if hi >= n:
-            hi = n
-            break
-        if not _within(s[hi] - v, r, strict):
-            break
-        lo = hi + 1
-        step *= 2
-    while lo < hi:
-        mid = lo + (hi - lo) // 2
-        if _within(s[mid] - v, r, strict):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo - left - 1
-
-
 cdef Py_ssize_t sorted_count_from_rank(const double *s, Py_ssize_t n, Py_ssize_t rank, double r,
                              bint strict) noexcept nogil:
     """Number of j != rank with |s[j] - s[rank]| < r (strict) or <= r, for sorted ``s``.
@@ -565,37 +528,54 @@ cdef struct Marginal:
     Py_ssize_t d
     const double *data          # (n, d) sample order
     const double *sorted_values  # (n,) when d == 1
-    const Py_ssize_t *rank       # (n,) when d == 1, or NULL: sorted_values[rank[i]] == data[i]
+    const Py_ssize_t *order      # (n,) when d == 1: sorted_values[r] == data[order[r]]
     KDTree tree                  # when d > 1
 
 
-cdef inline Py_ssize_t marginal_count(const Marginal *m, Py_ssize_t sample, double r,
-                                      bint strict, Py_ssize_t *stack) noexcept nogil:
-    """#{j != sample : ||m_j - m_sample|| < r (strict) or <= r}."""
-    cdef Py_ssize_t c
-    if m.d == 1:
-        if m.rank != NULL:
-            return sorted_count_from_rank(m.sorted_values, m.n, m.rank[sample], r, strict)
-        return sorted_count(m.sorted_values, m.n, m.data[sample], r, strict)
-    c = kdtree_count(&m.tree, &m.data[sample * m.d], r, strict, stack)
-    # the sample itself is at distance 0
-    if (0.0 < r) if strict else True:
-        c -= 1
-    return c
+cdef int marginal_count_all(const Marginal *m, const double *radius, bint strict,
+                            const Py_ssize_t *to_joint, Py_ssize_t *out, int nt) noexcept nogil:
+    """For every sample: out[i] = #{j != i : ||m_j - m_i|| < radius[i]} (strict) or <= radius[i],
+    where the marginal's sample s is the joint sample i = to_joint[s] (identity when NULL).
+    The queries run in the marginal's own order (sorted order, or tree order), so that
+    consecutive queries touch neighbouring memory. Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = m.n, d = m.d, r, q, sample, i, c
+    cdef int fail = 0
+    cdef int *failp = &fail
+    cdef Py_ssize_t *stack = NULL
+    if d == 1:
+        for r in prange(n, schedule='static', num_threads=nt):
+            sample = m.order[r]
+            i = to_joint[sample] if to_joint != NULL else sample
+            out[i] = sorted_count_from_rank(m.sorted_values, n, r, radius[i], strict)
+    else:
+        with parallel(num_threads=nt):
+            stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
+            for q in prange(n, schedule='dynamic', chunksize=256):
+                if stack == NULL:
+                    failp[0] = 1
+                    continue
+                sample = m.tree.index[q]
+                i = to_joint[sample] if to_joint != NULL else sample
+                c = kdtree_count(&m.tree, &m.tree.points[q * d], radius[i], strict, stack)
+                # the sample itself is at distance 0
+                if (0.0 < radius[i]) if strict else True:
+                    c = c - 1
+                out[i] = c
+            free(stack)
+    return -fail
 
 
 cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1] sorted_values,
-                        const Py_ssize_t[::1] rank, int nt) noexcept nogil:
+                        const Py_ssize_t[::1] order, int nt) noexcept nogil:
     m.n = data.shape[0]
     m.d = data.shape[1]
     m.data = &data[0, 0]
     m.sorted_values = NULL
-    m.rank = NULL
+    m.order = NULL
     kdtree_init(&m.tree)
     if m.d == 1:
         m.sorted_values = &sorted_values[0]
-        if rank.shape[0] == m.n:
-            m.rank = &rank[0]
+        m.order = &order[0]
         return 0
     return kdtree_build(&m.tree, m.data, m.n, m.d, KD_LEAF_SIZE, nt)
 
