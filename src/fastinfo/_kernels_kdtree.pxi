@@ -133,8 +133,9 @@ cdef void _select_nth(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t dim
 
 
 cdef enum:
-    KD_EXACT_SELECT = 4096   # nodes up to this size split exactly at the middle
-    KD_PIVOT_SAMPLE = 127    # larger ones: one partition around the median of this many keys
+    KD_EXACT_SELECT = 256    # nodes up to this size split exactly at the middle
+    KD_PIVOT_SAMPLE = 127    # larger ones: one partition around the median of a sample of
+    KD_SMALL_SAMPLE = 31     # this many keys (the smaller sample for nodes up to 8192)
 
 
 cdef Py_ssize_t _split(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t dim,
@@ -146,18 +147,19 @@ cdef Py_ssize_t _split(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t di
     cdef Py_ssize_t size = e - s, mid = s + (e - s) // 2, i, j, a
     cdef double sample[KD_PIVOT_SAMPLE]
     cdef double pivot, v
+    cdef Py_ssize_t n_sample = KD_PIVOT_SAMPLE if size > 8192 else KD_SMALL_SAMPLE
     cdef const double *keys = pts + dim
     if size <= KD_EXACT_SELECT:
         _select_nth(pts, idx, d, dim, s, e - 1, mid)
         return mid
-    for a in range(KD_PIVOT_SAMPLE):
-        v = keys[(s + (a * size) // KD_PIVOT_SAMPLE) * d]
+    for a in range(n_sample):
+        v = keys[(s + (a * size) // n_sample) * d]
         j = a
         while j > 0 and sample[j - 1] > v:
             sample[j] = sample[j - 1]
             j -= 1
         sample[j] = v
-    pivot = sample[KD_PIVOT_SAMPLE // 2]
+    pivot = sample[n_sample // 2]
     i = s
     j = e - 1
     while i <= j:
