@@ -116,7 +116,7 @@ cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n
                 fail = 1
                 break
     if fail == 0:
-        for i in prange(n, schedule='static', num_threads=nt):
+        for i in prange(n, schedule='dynamic', chunksize=1024, num_threads=nt):
             if algorithm == 1:
                 term = 0.0
                 for mi in range(n_marg):

@@ -1,12 +1,15 @@
 # Section of _kernels.pyx: KD-tree (max-norm) and neighbour queries.
 #
-# Layout: flat arrays, no pointer nodes. A balanced implicit tree over n points in D dimensions:
-# node 0 holds tree positions [0, n); an internal node [s, e) splits at m = s + (e - s) // 2 into
-# children 2i+1 = [s, m) and 2i+2 = [m, e); every leaf sits at depth `depth`, the smallest depth
-# with n <= leaf_size * 2**depth, so leaves hold between leaf_size/2 and leaf_size points.
-# The split coordinate of a node is its widest one; the split is a quickselect (Hoare partition,
-# median-of-three pivot) of the node's keys. Points are then copied in tree order (cache locality)
-# and every node gets its tight bounding box (lo, hi), leaves from their points, parents as unions.
+# Layout: flat arrays, no pointer nodes. A heap-numbered tree over n points in D dimensions:
+# node 0 holds tree positions [0, n); an internal node [s, e) splits at m into children
+# 2i+1 = [s, m) and 2i+2 = [m, e) (ranges stored in start/end); every leaf sits at depth `depth`,
+# the smallest depth with n <= leaf_size * 2**depth. The split coordinate of a node is its widest
+# one; nodes up to 256 points split exactly at the middle (quickselect: Hoare partition,
+# median-of-three pivot), larger ones by one Hoare pass around the median of a key sample
+# (m near the middle). Rows of points move with the partitions, so they end in tree order (cache
+# locality); each node stores its tight bounding box (lo, hi). Built level by level, top levels by
+# one thread, the subtrees below shared among threads (one parallel region, the same tree for any
+# thread count).
 #
 # Exactness: all distances are max_c |p_c - q_c| in float64, as the brute-force definition computes
 # them, and box tests use the same rounded differences. Since fl(a - q) is monotone in a, a box test
@@ -17,6 +20,9 @@
 #   kdtree_knn        k nearest neighbours of the point at a tree position (the point excluded);
 #                     ties at equal distance broken by the smaller sample index (so "the k
 #                     neighbours" is well defined for algorithm 2 of KSG on tied data).
+#                     Bottom-up: the query's own leaf first (a tight radius at once), then the
+#                     sibling subtrees on the way to the root, pruned by box distance; a sorted
+#                     insertion buffer of size k.
 #   kdtree_count      number of points within r (strict or non-strict) of a query point.
 #   sorted_count_from_rank  the same for 1-D data held as a sorted copy: from the query's rank
 #                     in it, galloping + bisection on the predicates fl(s[j] - v) < r and
@@ -337,7 +343,7 @@ cdef inline void _knn_scan_leaf(const KDTree *t, Py_ssize_t node, Py_ssize_t q, 
                                 int k, double *best_d, Py_ssize_t *best_p,
                                 Py_ssize_t *best_i) noexcept nogil:
     cdef Py_ssize_t p, c, d = t.d
-    cdef double dist, diff, a, b, q0, q1
+    cdef double dist, diff, a, b, q0, q1, worst
     cdef const double *pp
     if d == 2:
         q0 = qp[0]
@@ -354,12 +360,13 @@ cdef inline void _knn_scan_leaf(const KDTree *t, Py_ssize_t node, Py_ssize_t q, 
         if p == q:
             continue
         pp = &t.points[p * d]
+        worst = best_d[k - 1]
         dist = 0.0
         for c in range(d):
             diff = fabs(pp[c] - qp[c])
             if diff > dist:
                 dist = diff
-        if dist > best_d[k - 1]:
+        if dist > worst:
             continue
         _knn_insert(dist, p, t.index[p], k, best_d, best_p, best_i)
 
@@ -545,7 +552,7 @@ cdef int marginal_count_all(const Marginal *m, const double *radius, bint strict
     cdef int *failp = &fail
     cdef Py_ssize_t *stack = NULL
     if d == 1:
-        for r in prange(n, schedule='static', num_threads=nt):
+        for r in prange(n, schedule='dynamic', chunksize=1024, num_threads=nt):
             sample = m.order[r]
             i = to_joint[sample] if to_joint != NULL else sample
             out[i] = sorted_count_from_rank(m.sorted_values, n, r, radius[i], strict)
