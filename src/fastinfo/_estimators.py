@@ -345,6 +345,11 @@ def mutual_info_discrete(a, b, *, base=None):
     -------
     float
 
+    References
+    ----------
+    T. M. Cover, J. A. Thomas, "Elements of Information Theory", 2nd ed., eq. (2.28);
+    ``sklearn.metrics.mutual_info_score``.
+
     Examples
     --------
     >>> import fastinfo as fi

@@ -203,10 +203,10 @@ def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorte
     cdef int status = 0, fail = 0
     cdef int *failp = &fail
     cdef int nt = num_threads_for(n_perm)
-    cdef double *joint
-    cdef double *terms
-    cdef KDTree *jt
-    cdef Py_ssize_t *inverse
+    cdef double *joint = NULL
+    cdef double *terms = NULL
+    cdef KDTree *jt = NULL
+    cdef Py_ssize_t *inverse = NULL
     out = np.empty(n_perm, dtype=np.float64)
     cdef double[::1] ov = out
     signs[0] = 1.0
@@ -307,11 +307,11 @@ cdef int knn_radius_pass(const KDTree *t, int k, double *eps_out, Py_ssize_t off
     cdef Py_ssize_t q
     cdef int fail = 0
     cdef int *failp = &fail
-    cdef double *best_d
-    cdef Py_ssize_t *best_p
-    cdef Py_ssize_t *best_i
-    cdef Py_ssize_t *stack
-    cdef double *stack_d
+    cdef double *best_d = NULL
+    cdef Py_ssize_t *best_p = NULL
+    cdef Py_ssize_t *best_i = NULL
+    cdef Py_ssize_t *stack = NULL
+    cdef double *stack_d = NULL
     with parallel(num_threads=nt):
         best_d = <double *>malloc(k * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
