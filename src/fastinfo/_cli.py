@@ -417,11 +417,18 @@ def _load_npy(path, what):
     if os.path.isdir(path):
         raise CLIError(f"{what} path is a directory, not a .npy file: {path}")
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as exc:
+        raise CLIError(f"cannot open {what} {path}: {exc.strerror or exc}") from None
+    if magic[:4] == b"PK\x03\x04":
+        raise CLIError(f"{what} {path} is an .npz archive; expected a single .npy array")
+    if magic != b"\x93NUMPY":
+        raise CLIError(f"{what} {path} is not a .npy file (save arrays with numpy.save)")
+    try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise CLIError(f"cannot read {what} {path} as a .npy array: {_one_line(exc)}") from None
-    if not isinstance(arr, np.ndarray):  # an .npz archive
-        raise CLIError(f"{what} {path} is an .npz archive; expected a single .npy array")
     if arr.dtype.names or arr.dtype.kind not in "biuf":
         raise CLIError(f"{what} {path} must hold numbers; got dtype {arr.dtype}")
     return arr
@@ -497,8 +504,9 @@ def command_logits(args):
         if targets.ndim == 1 and targets.shape[0] == n_rows:
             targets = targets.reshape(batch_shape) if targets.flags.c_contiguous else targets
         else:
-            raise CLIError(f"targets shape {targets.shape} does not match the logits' rows: logits {logits.shape} "
-                           f"need targets of shape {batch_shape} (or ({n_rows},))")
+            also = f" or ({n_rows},)" if len(batch_shape) > 1 else ""
+            raise CLIError(f"targets shape {targets.shape} does not match the logits: logits of shape {logits.shape} "
+                           f"need targets of shape {batch_shape}{also}")
     other = None
     if args.against is not None:
         other = _load_npy(args.against, "--against logits")
@@ -509,8 +517,7 @@ def command_logits(args):
     else:
         chunk_rows = max(1, _DEFAULT_CHUNK_BYTES // max(1, n_classes * logits.itemsize))
 
-    sources = [_RowSource(logits, 1), _RowSource(targets.reshape(batch_shape) if targets.shape != batch_shape
-                                                 else targets, 0)]
+    sources = [_RowSource(logits, 1), _RowSource(targets, 0)]
     if other is not None:
         sources.append(_RowSource(other, 1))
     ignore = args.ignore_index
