@@ -445,3 +445,11 @@ def test_logits_errors(logits_files, cli):
     assert_one_line_error(cli("logits", L, T, "--temperature", "-1"), "--temperature")
     assert_one_line_error(cli("logits", L, T, "--ignore-index", "x"), "--ignore-index")
     assert_one_line_error(cli("logits", L), "TARGETS.npy")
+
+
+def test_progress_bar_disabled_by_quiet_or_without_terminal(capsys):
+    import argparse
+
+    # stderr is captured here (not a terminal): no bar either way; --quiet always disables it
+    assert _cli.progress(10, "x", argparse.Namespace(quiet=False)).disable
+    assert _cli.progress(10, "x", argparse.Namespace(quiet=True)).disable

@@ -498,7 +498,7 @@ def command_logits(args):
         raise CLIError(f"logits have no classes (last axis has length 0) in {args.logits}")
     batch_shape = logits.shape[:-1]
     n_rows = math.prod(batch_shape)
-    if targets.dtype.kind not in "iub":
+    if targets.dtype.kind not in "iu":
         raise CLIError(f"targets must hold integer class indices; got dtype {targets.dtype} from {args.targets}")
     if targets.shape != batch_shape:
         if targets.ndim == 1 and targets.shape[0] == n_rows:
@@ -718,7 +718,8 @@ def build_parser():
         description="Run fastinfo's estimators and softmax kernels on generated data whose answers are "
                     "known (correlated Gaussians with analytic mutual information, Gaussian entropy, "
                     "LM-like logits with known entropy and KL) and print quantity, true value, "
-                    "fastinfo's estimate and time, and the time of SciPy / scikit-learn when installed.",
+                    "fastinfo's estimate and time, and the time of SciPy / scikit-learn when installed. Takes a few seconds.",
+        epilog="Example: fastinfo demo --format json > demo.json",
     )
     demo.add_argument("--samples", type=_positive_int, default=4000, metavar="N",
                       help="samples for the estimators (default: 4000)")
@@ -740,6 +741,7 @@ def build_parser():
                     "continuous/discrete pairs, plug-in for discrete pairs). TABLE is a CSV file with a "
                     "header row, a .npy 2-D array (columns named 0, 1, ...), a .npz archive (one 1-D "
                     "array per column, or one 2-D array), or Parquet (needs pyarrow).",
+        epilog="Example: fastinfo mi houses.csv --target price --discrete city,rooms --top 10",
     )
     mi.add_argument("table", metavar="TABLE", help="CSV, .npy, .npz or .parquet file")
     mi.add_argument("--target", required=True, metavar="COL", help="name of the target column")
@@ -756,16 +758,18 @@ def build_parser():
         description="Stream memory-mapped .npy logits (tokens, vocab) - or N-D with the class axis last - "
                     "with their integer targets in row chunks, so files larger than RAM work, and report "
                     "the token count, mean cross-entropy with its standard error (sample std / "
-                    "sqrt(tokens)), perplexity with its 95%% interval exp(mean +- 1.96 se), the mean "
+                    "sqrt(tokens)), perplexity with its 95% interval exp(mean +- 1.96 se), the mean "
                     "entropy of the predictive distribution and, with --against, the mean KL divergence "
                     "in both directions and the top-1 agreement of the two models. Means are over "
                     "positions whose target is not --ignore-index.",
+        epilog="Example: fastinfo logits val_logits.npy val_targets.npy --ignore-index -100 "
+               "--against small_model_logits.npy",
     )
     logits.add_argument("logits", metavar="LOGITS.npy", help="logits, class axis last")
     logits.add_argument("targets", metavar="TARGETS.npy", help="integer class indices, shape of LOGITS without its last axis")
     logits.add_argument("--ignore-index", type=_int, metavar="I", help="target value to ignore (e.g. -100)")
     logits.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
-                        help="apply every softmax to logits / T (default: 1)")
+                        help="apply every softmax to logits / T, --against logits too (default: 1)")
     logits.add_argument("--against", metavar="OTHER.npy", help="logits of a second model, same shape")
     logits.add_argument("--chunk-rows", type=_positive_int, metavar="R",
                         help="rows per chunk (default: about 64 MiB of logits)")
