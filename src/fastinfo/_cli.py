@@ -466,7 +466,7 @@ class _RowSource:
 
 
 def _chunks(sources, batch_shape, chunk_rows):
-    """Yield ``(start_row, [chunk of each source as (rows, *tail)])`` over all flat rows."""
+    """Yield ``(start, stop, [rows start:stop of each source as (rows, *tail)])`` in row order."""
     n_rows = math.prod(batch_shape)
     if all(s.flat is not None or s.arr.ndim == len(s.tail_shape) + 1 for s in sources):
         views = [s.flat if s.flat is not None else s.arr for s in sources]

@@ -82,7 +82,7 @@ def _lm_logits(rng, tokens, vocab):
 
 
 def _cases(args):
-    """The rows of the demo as ``(name, quantity, true, fastinfo_fn, peer_name, peer_fn)``, lazily built."""
+    """The rows of the demo as ``(name, quantity, true, fastinfo_fn, peer_name, peer_fn)``, data generated."""
     import fastinfo as fi
 
     rng = np.random.default_rng(args.seed)
