@@ -723,8 +723,8 @@ def build_parser():
     )
     demo.add_argument("--samples", type=_positive_int, default=4000, metavar="N",
                       help="samples for the estimators (default: 4000)")
-    demo.add_argument("--tokens", type=_positive_int, default=2048, metavar="N",
-                      help="rows of the logits matrix (default: 2048)")
+    demo.add_argument("--tokens", type=_positive_int, default=1024, metavar="N",
+                      help="rows of the logits matrix (default: 1024)")
     demo.add_argument("--vocab", type=_positive_int, default=8192, metavar="C",
                       help="classes of the logits matrix (default: 8192)")
     demo.add_argument("--repeats", type=_positive_int, default=3, metavar="R",

@@ -207,7 +207,7 @@ def run(args):
         record["peer"] = peer
         record["peer_seconds"] = record["peer_estimate"] = record["speedup"] = None
         if peer_fn is not None:
-            peer_estimate, peer_seconds = _timed(peer_fn, args.repeats)
+            peer_estimate, peer_seconds = _timed(peer_fn, args.repeats, limit=0.5)
             record["peer_estimate"], record["peer_seconds"] = float(peer_estimate), peer_seconds
             if record["seconds"]:
                 record["speedup"] = peer_seconds / record["seconds"]
