@@ -24,12 +24,19 @@ def require(module):
 
 
 def fastinfo_function(name, module="fastinfo"):
-    """A public fastinfo function; ``NotImplementedError`` if this commit does not have it (asv history)."""
+    """A public fastinfo function; ``NotImplementedError`` if this commit does not have it (asv history).
+
+    fastinfo itself failing to import is an error, never a skip.
+    """
+    importlib.import_module("fastinfo")
     try:
-        function = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise NotImplementedError(f"{module}.{name} does not exist in this version ({exc})") from exc
-    return function
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise NotImplementedError(f"{module} does not exist in this version") from exc
+    except AttributeError as exc:
+        raise NotImplementedError(f"{module}.{name} does not exist in this version") from exc
 
 
 def logits(shape, dtype, tag):
