@@ -473,7 +473,6 @@ class PeakMemory:
 
     def measure(self, call):
         """Run ``call()`` once; return ``(result, peak extra bytes or None)``."""
-        gc.collect()
         if self.method.startswith("VmHWM"):
             before = _read_status_kib("VmRSS")
             with open("/proc/self/clear_refs", "w") as f:
@@ -559,6 +558,7 @@ def run_workload(workload, threads, repeats, memory, copy_gbps, log):
     """Time fastinfo and every installed peer of one workload, interleaved; return table rows."""
     log(f"{workload.key}: {workload.title}: building data")
     data = workload.make_data()
+    gc.collect()
     calls, rows, results, peaks, errors = {}, [], {}, {}, {}
 
     impls = [workload.fastinfo] + list(workload.peers)
@@ -582,10 +582,13 @@ def run_workload(workload, threads, repeats, memory, copy_gbps, log):
         # Rotate the order so no implementation always runs right after the same neighbour.
         shift = r % max(1, len(order))
         for name in order[shift:] + order[:shift]:
-            gc.collect()
-            start = time.perf_counter()
-            result = calls[name]()
-            times[name].append(time.perf_counter() - start)
+            gc.disable()  # as timeit does; arrays are freed by reference counting regardless
+            try:
+                start = time.perf_counter()
+                result = calls[name]()
+                times[name].append(time.perf_counter() - start)
+            finally:
+                gc.enable()
             del result
     fi = workload.fastinfo.name
     for peer in workload.peers:
