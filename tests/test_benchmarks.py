@@ -75,7 +75,9 @@ def test_benchmark_runs_once_on_smallest_size(cls, params):
 def test_every_module_has_benchmarks_and_sizes_ascend():
     classes = list(_benchmark_classes())
     assert {module for module, _ in classes} == set(MODULES)
+    common = importlib.import_module(f"{PACKAGE}._common")
     for _, cls in classes:
+        assert issubclass(cls, common.Benchmark)  # warm-up on the smallest size in setup
         assert cls.param_names[0] == "implementation" and cls.params[0][0] == "fastinfo"
         assert len(cls.params) == len(cls.param_names) == 3
         sizes = [np.prod(s) for s in cls.params[-1]]

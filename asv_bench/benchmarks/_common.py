@@ -7,6 +7,21 @@ import importlib
 
 import numpy as np
 
+
+class Benchmark:
+    """Base of every benchmark class: parameters ``(implementation, dtype, size)``, size last and ascending.
+
+    Subclasses define ``prepare(implementation, dtype, size)``, which builds the data and returns a
+    zero-argument call. ``setup`` first runs the call once on the smallest size, so that one-time
+    costs (lazy imports, starting the OpenMP thread pool) are not timed, then prepares the real size.
+    """
+
+    timeout = 300
+
+    def setup(self, implementation, dtype, size):
+        self.prepare(implementation, dtype, self.params[-1][0])()
+        self.call = self.prepare(implementation, dtype, size)
+
 SEED = 20240601
 
 

@@ -5,17 +5,16 @@ with int64 targets; W3 mean ``softmax_kl_divergence`` of two float32 (2048, 3200
 """
 import numpy as np
 
-from ._common import fastinfo_function, logits, require
+from ._common import Benchmark, fastinfo_function, logits, require
 
 IMPLEMENTATIONS = ["fastinfo", "scipy", "torch"]
 DTYPES = ["float32", "float64"]
 SHAPES = [(64, 1000), (512, 32000), (4096, 32000)]
 
 
-class _Logits:
+class _Logits(Benchmark):
     params = [IMPLEMENTATIONS, DTYPES, SHAPES]
     param_names = ["implementation", "dtype", "shape"]
-    timeout = 300
 
     def _torch(self):
         torch = require("torch")
@@ -25,19 +24,19 @@ class _Logits:
 class LogSoftmax(_Logits):
     """W1 at (4096, 32000) float32: ``log_softmax`` over the last axis, a new output array."""
 
-    def setup(self, implementation, dtype, shape):
+    def prepare(self, implementation, dtype, shape):
         x = logits(shape, dtype, "W1")
         if implementation == "fastinfo":
             log_softmax = fastinfo_function("log_softmax")
-            self.call = lambda: log_softmax(x)
+            return lambda: log_softmax(x)
         elif implementation == "scipy":
             from scipy.special import log_softmax
 
-            self.call = lambda: log_softmax(x, axis=-1)
+            return lambda: log_softmax(x, axis=-1)
         else:
             torch, F = self._torch()
             xt = torch.from_numpy(x)
-            self.call = lambda: F.log_softmax(xt, dim=-1)
+            return lambda: F.log_softmax(xt, dim=-1)
 
     def time_log_softmax(self, implementation, dtype, shape):
         self.call()
@@ -49,19 +48,19 @@ class LogSoftmax(_Logits):
 class Logsumexp(_Logits):
     """``logsumexp`` over the last axis (one value per row)."""
 
-    def setup(self, implementation, dtype, shape):
+    def prepare(self, implementation, dtype, shape):
         x = logits(shape, dtype, "W1")
         if implementation == "fastinfo":
             logsumexp = fastinfo_function("logsumexp")
-            self.call = lambda: logsumexp(x)
+            return lambda: logsumexp(x)
         elif implementation == "scipy":
             from scipy.special import logsumexp
 
-            self.call = lambda: logsumexp(x, axis=-1)
+            return lambda: logsumexp(x, axis=-1)
         else:
             torch, _ = self._torch()
             xt = torch.from_numpy(x)
-            self.call = lambda: torch.logsumexp(xt, dim=-1)
+            return lambda: torch.logsumexp(xt, dim=-1)
 
     def time_logsumexp(self, implementation, dtype, shape):
         self.call()
@@ -73,21 +72,21 @@ class Logsumexp(_Logits):
 class SoftmaxCrossEntropy(_Logits):
     """W2 at (4096, 32000) float32: mean cross-entropy against int64 class indices."""
 
-    def setup(self, implementation, dtype, shape):
+    def prepare(self, implementation, dtype, shape):
         x = logits(shape, dtype, "W2")
         target = np.random.default_rng(2).integers(0, shape[1], shape[0], dtype=np.int64)
         if implementation == "fastinfo":
             cross_entropy = fastinfo_function("softmax_cross_entropy")
-            self.call = lambda: cross_entropy(x, target)
+            return lambda: cross_entropy(x, target)
         elif implementation == "scipy":
             from scipy.special import log_softmax
 
             rows = np.arange(shape[0])
-            self.call = lambda: -np.mean(log_softmax(x, axis=-1)[rows, target], dtype=np.float64)
+            return lambda: -np.mean(log_softmax(x, axis=-1)[rows, target], dtype=np.float64)
         else:
             torch, F = self._torch()
             xt, tt = torch.from_numpy(x), torch.from_numpy(target)
-            self.call = lambda: F.cross_entropy(xt, tt).item()
+            return lambda: F.cross_entropy(xt, tt).item()
 
     def time_softmax_cross_entropy(self, implementation, dtype, shape):
         self.call()
@@ -101,12 +100,12 @@ class SoftmaxKLDivergence(_Logits):
 
     params = [IMPLEMENTATIONS, DTYPES, [(64, 1000), (256, 32000), (2048, 32000)]]
 
-    def setup(self, implementation, dtype, shape):
+    def prepare(self, implementation, dtype, shape):
         p = logits(shape, dtype, "W3-p")
         q = logits(shape, dtype, "W3-q")
         if implementation == "fastinfo":
             kl = fastinfo_function("softmax_kl_divergence")
-            self.call = lambda: kl(p, q, reduction="mean")
+            return lambda: kl(p, q, reduction="mean")
         elif implementation == "scipy":
             from scipy.special import log_softmax
 
@@ -114,12 +113,12 @@ class SoftmaxKLDivergence(_Logits):
                 log_p, log_q = log_softmax(p, axis=-1), log_softmax(q, axis=-1)
                 return np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=-1, dtype=np.float64))
 
-            self.call = call
+            return call
         else:
             torch, F = self._torch()
             pt, qt = torch.from_numpy(p), torch.from_numpy(q)
             # kl_div(input, target) sums target * (log target - input): KL(p || q) with target = log p.
-            self.call = lambda: F.kl_div(F.log_softmax(qt, dim=-1), F.log_softmax(pt, dim=-1),
+            return lambda: F.kl_div(F.log_softmax(qt, dim=-1), F.log_softmax(pt, dim=-1),
                                          log_target=True, reduction="batchmean").item()
 
     def time_softmax_kl_divergence(self, implementation, dtype, shape):
