@@ -37,6 +37,19 @@ def _load_suite():
 SUITE = _load_suite()
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run the smoke runs on one thread: this file checks that the suite works, not how fast.
+
+    Shared CI runners are often oversubscribed, and OpenMP threads that spin-wait for a descheduled
+    sibling make many tiny parallel calls slow; thread behaviour is tested in the family tests.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 def _benchmark_methods(cls):
     return [name for name, _ in inspect.getmembers(cls, inspect.isfunction) if name.startswith(PREFIXES)]
 
