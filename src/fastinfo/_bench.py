@@ -511,7 +511,7 @@ def copy_bandwidth(threads, nbytes=256 * 2**20, repeats=5):
     src = np.ones(n)
     dst = np.zeros(n)
     results = []
-    for n_threads in (1, max(1, threads)):
+    for n_threads in sorted({1, max(1, threads)}):
         chunks = [(dst[lo:hi], src[lo:hi]) for lo, hi in _split(n, n_threads)]
         best = float("inf")
         with ThreadPoolExecutor(n_threads) as pool:
@@ -520,7 +520,7 @@ def copy_bandwidth(threads, nbytes=256 * 2**20, repeats=5):
                 list(pool.map(lambda c: np.copyto(c[0], c[1]), chunks))
                 best = min(best, time.perf_counter() - start)
         results.append(2 * nbytes / best / 1e9)
-    return tuple(results)
+    return results[0], results[-1]
 
 
 def _split(n, parts):
@@ -718,18 +718,17 @@ def _versions():
     from importlib import metadata
 
     out = {}
-    for name in ("fastinfo", "numpy", "scipy", "torch", "scikit-learn", "ennemi"):
+    try:  # the fastinfo actually imported (a source tree on PYTHONPATH or an installation)
+        import fastinfo
+
+        out["fastinfo"] = f"{fastinfo.__version__} ({os.path.dirname(fastinfo.__file__)})"
+    except Exception as exc:  # the benchmark still runs the peers
+        out["fastinfo"] = f"import failed: {exc}"
+    for name in ("numpy", "scipy", "torch", "scikit-learn", "ennemi"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
-    if out["fastinfo"] == "not installed":  # running from a source tree
-        try:
-            import fastinfo
-
-            out["fastinfo"] = fastinfo.__version__ + " (source tree)"
-        except Exception as exc:  # the benchmark still runs the peers
-            out["fastinfo"] = f"import failed: {exc}"
     return out
 
 
@@ -799,7 +798,8 @@ def main(argv=None):
         "versions": ", ".join(f"{k} {v}" for k, v in _versions().items()),
         "threads": args.threads if args.threads is not None else f"library defaults ({os.cpu_count()} cores)",
         "sizes": preset,
-        "copy bandwidth GB/s (read+write, np.copyto)": f"{copy_1:.1f} with 1 thread, {copy_n:.1f} with {n_threads}",
+        "copy bandwidth GB/s (read+write, np.copyto)": (
+            f"{copy_1:.1f} with 1 thread" + (f", {copy_n:.1f} with {n_threads}" if n_threads > 1 else "")),
         "peak memory method": memory.method,
         "times": "min and median of repeats, interleaved in one process; speed-up = peer min / fastinfo min",
     }
