@@ -9,7 +9,7 @@ peak extra memory of each call.
 Workloads (names and sizes are quoted outside the project; do not change them):
 
 ====  ===========================================================================
-W1    ``log_softmax`` float32 (4096, 32000)
+W1    ``log_softmax`` float32 (4096, 32000) (also into a preallocated ``out=``, against torch)
 W2    mean ``softmax_cross_entropy`` float32 (4096, 32000), int64 targets
 W3    mean ``softmax_kl_divergence`` of two float32 (2048, 32000)
 W4    ``entropy`` of float64 probabilities (4096, 32000)
@@ -221,6 +221,34 @@ def _w1(shape):
     )
 
 
+def _w1_out(shape):
+    """W1 again into a preallocated output: the kernel's own bandwidth, without first-touch page faults."""
+
+    def make():
+        return {"x": make_logits(shape, np.float32, _rng("W1"))}
+
+    def fastinfo_factory(d, threads):
+        import fastinfo
+
+        out = np.zeros_like(d["x"])
+        return lambda: fastinfo.log_softmax(d["x"], out=out)
+
+    def torch_factory(d, threads):
+        torch, _ = _import_torch()
+        _torch_threads(threads)
+        x = torch.from_numpy(d["x"])
+        out = torch.zeros_like(x)
+        return lambda: torch.log_softmax(x, -1, out=out)
+
+    return Workload(
+        "W1", f"log_softmax f32 {_shape(shape)} out=", make,
+        Implementation("fastinfo.log_softmax(out=)", fastinfo_factory),
+        [Implementation("torch log_softmax(out=)", torch_factory)],
+        bytes_moved=lambda d: 2 * d["x"].nbytes,
+        tolerance=1e-4,
+    )
+
+
 def _w2(shape):
     def make():
         rng = _rng("W2")
@@ -404,6 +432,7 @@ def workloads(preset="full"):
     """The list of workloads for a size preset (``"full"``, ``"quick"`` or ``"tiny"``)."""
     out = [
         _w1(DENSE_SHAPES["W1"][preset]),
+        _w1_out(DENSE_SHAPES["W1"][preset]),
         _w2(DENSE_SHAPES["W2"][preset]),
         _w3(DENSE_SHAPES["W3"][preset]),
         _w4(DENSE_SHAPES["W4"][preset]),
