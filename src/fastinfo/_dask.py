@@ -32,7 +32,6 @@ Nothing in this module imports Dask at import time: ``import fastinfo`` never do
 import functools
 import importlib
 import math
-import numbers
 import sys
 
 import numpy as np
