@@ -49,7 +49,7 @@ def check_close(lazy_result, expected, dtype, *, reduction=False, compute=thread
     value = compute(lazy_result)
     if reduction:
         # float64 accumulation for both dtypes: only the combine order differs
-        assert np.ndim(value) == 0
+        assert np.ndim(value) == 0 and isinstance(value, float)  # numpy.float64
         assert_allclose(float(value), expected, rtol=1e-12, atol=0)
     else:
         assert value.dtype == np.asarray(expected).dtype

@@ -237,17 +237,17 @@ def _partial_block(name, axis, positional_count, keyword_names, static_kwargs, d
 
 
 def _ratio(totals, transform):
-    """``totals[0] / totals[1]`` as a 0-d float64 array (NaN for 0/0), then ``exp`` if asked."""
+    """``totals[0] / totals[1]`` as a float64 scalar (NaN for 0/0), then ``exp`` if asked."""
     totals = np.asarray(totals, dtype=np.float64).ravel()
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         value = totals[0] / totals[1]
         if transform == "exp":
             value = np.exp(value)
-    return np.asarray(value, dtype=np.float64)
+    return np.float64(value)
 
 
 def _numerator(totals):
-    return np.asarray(np.asarray(totals, dtype=np.float64).ravel()[0], dtype=np.float64)
+    return np.float64(np.asarray(totals, dtype=np.float64).ravel()[0])
 
 
 class _Call:
@@ -541,7 +541,7 @@ def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean"
 
 def _divide_scalars(numerator, denominator):
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(np.float64(np.asarray(numerator)) / np.float64(np.asarray(denominator)))
+        return np.float64(np.asarray(numerator)) / np.float64(np.asarray(denominator))
 
 
 def softmax_kl_divergence(logits_p, logits_q, axis=-1, *, temperature=1.0, reduction="none", base=None):
