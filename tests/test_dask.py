@@ -98,9 +98,11 @@ def test_import_does_not_import_dask():
 
 
 def test_numpy_path_unchanged(data):
+    import inspect
+
     from fastinfo import _softmax
 
-    assert fi.softmax.__wrapped__ is _softmax.softmax
+    assert inspect.unwrap(fi.softmax) is inspect.unwrap(_softmax.softmax)
     assert fi.softmax.__name__ == "softmax" and fi.softmax.__doc__ == _softmax.softmax.__doc__
     result = fi.softmax_entropy(data["logits"])
     assert isinstance(result, np.ndarray)
@@ -131,6 +133,18 @@ def test_single_input(name, dtype, chunks, data):
     lazy = getattr(fi, name)(as_dask(logits, chunks))
     assert isinstance(lazy, da.Array)
     check_close(lazy, getattr(fi, name)(logits), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.bool_])
+def test_dtype_policy(dtype, data):
+    x = (data["logits"] * 3).astype(dtype)
+    for name in ["softmax_entropy", "log_softmax"]:
+        expected = getattr(fi, name)(x)
+        lazy = getattr(fi, name)(as_dask(x, (10, 5)))
+        assert lazy.dtype == expected.dtype
+        assert_array_equal(threads(lazy), expected)
+    p = np.abs(x)
+    assert_array_equal(threads(fi.entropy(as_dask(p, 10))), fi.entropy(p))
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])

@@ -166,7 +166,7 @@ def _align(arrays, full_shape, axis):
                 del chunks[axis]
             batch_chunks = chunks
             break
-    if batch_chunks is None:  # pragma: no cover - dispatch guarantees a Dask argument
+    if batch_chunks is None:  # only a keyword (weight) was a Dask array: one row chunk
         batch_chunks = [(d,) for i, d in enumerate(full_shape) if i != axis]
     full_chunks = list(batch_chunks)
     full_chunks.insert(axis, (full_shape[axis],) if ndim else ())
