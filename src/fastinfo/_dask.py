@@ -444,21 +444,24 @@ def perplexity(logits, target, axis=-1, *, ignore_index=None, temperature=1.0):
 
 
 def _grad_block(axis, static_kwargs, keyword_names, denominator, logits, target, *keyword_blocks):
-    """``(loss partials or per-row loss, gradient)`` of one chunk from the fused kernel.
+    """``(loss, gradient)`` of one chunk from the fused kernel.
 
     For ``"mean"`` the chunk is run with ``reduction="sum"`` and its gradient divided by the
-    global denominator (a Dask scalar computed from the targets before this task runs).
+    global denominator (a Dask scalar computed from the targets before this task runs). When
+    that denominator is 0 every chunk's own denominator is 0 too, and the chunk is run with
+    ``"mean"`` itself so that it gives exactly what the in-memory call gives.
     """
     kwargs = dict(static_kwargs)
     kwargs.update(zip(keyword_names, keyword_blocks))
-    reduction = kwargs["reduction"]
-    if reduction == "mean":
-        kwargs["reduction"] = "sum"
-    loss, grad = _front_end("softmax_cross_entropy_with_grad")(logits, target, axis=axis, **kwargs)
-    if reduction == "mean":
+    scale = None
+    if kwargs["reduction"] == "mean":
         den = float(np.asarray(denominator))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            grad = (grad.astype(np.float64) / den).astype(grad.dtype) if den != 0.0 else grad * np.nan
+        if den != 0.0:
+            kwargs["reduction"] = "sum"
+            scale = den
+    loss, grad = _front_end("softmax_cross_entropy_with_grad")(logits, target, axis=axis, **kwargs)
+    if scale is not None:
+        grad = (grad.astype(np.float64) / scale).astype(grad.dtype, copy=False)
     return loss, grad
 
 
