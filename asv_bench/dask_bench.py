@@ -123,12 +123,14 @@ def bench_perplexity(args):
               f"peak RSS {rss.peak / 2**20:.0f} MiB (baseline {rss.baseline / 2**20:.0f} MiB, "
               f"+{(rss.peak - rss.baseline) / 2**20:.0f} MiB for a {gib * 1024:.0f} MiB file)")
         if args.check:
-            whole = np.memmap(path, dtype=np.float32, mode="r", shape=(n_rows, n_classes))
-            t0 = time.perf_counter()
-            expected = fi.perplexity(whole, target, ignore_index=-100)
-            elapsed = time.perf_counter() - t0
-            del whole
-            print(f"  in-memory fi.perplexity on the whole map = {expected:.12g} ({elapsed:.2f} s); "
+            with PeakRSS() as rss:
+                whole = np.memmap(path, dtype=np.float32, mode="r", shape=(n_rows, n_classes))
+                t0 = time.perf_counter()
+                expected = fi.perplexity(whole, target, ignore_index=-100)
+                elapsed = time.perf_counter() - t0
+                del whole
+            print(f"  in-memory fi.perplexity on one map of the whole file = {expected:.12g} ({elapsed:.2f} s, "
+                  f"peak RSS +{(rss.peak - rss.baseline) / 2**20:.0f} MiB); "
                   f"relative difference {abs(value - expected) / expected:.1e}")
     finally:
         os.unlink(path)

@@ -412,6 +412,19 @@ def test_shape_errors_at_graph_construction(data):
         fi.mutual_info_features(x, np.zeros(20), discrete_features=np.array([True, False]))
 
 
+def test_estimator_errors_match_in_memory(table):
+    x, labels = table
+    xd = as_dask(x, 100)
+    same_error(fi.mutual_info_matrix, (x,), (xd,), k=300)
+    same_error(fi.mutual_info_matrix, (x,), (xd,), k=0)
+    same_error(fi.mutual_info_matrix, (x[:, :, None],), (xd[:, :, None],))
+    same_error(fi.mutual_info_features, (x, labels[:-1]), (xd, labels[:-1]))
+    same_error(fi.mutual_info_features, (x, x[:, :2]), (xd, x[:, :2]))
+    same_error(fi.mutual_info_features, (x, labels), (xd, labels), discrete_features=[True])
+    same_error(fi.mutual_info_features, (x, labels), (xd, labels), discrete_target="yes")
+    same_error(fi.mutual_info_features, (x, labels), (xd, labels), k=300)
+
+
 def test_value_errors_at_compute_time(data):
     logits, target = data["logits"], data["target"].copy()
     target[30] = 99

@@ -657,50 +657,48 @@ def _feature_mutual_info(column, y, k, discrete, discrete_target, base):
 
 
 def _stack_values(*values):
-    return np.array(values, dtype=np.float64)
+    return np.array(values, dtype=np.float64).reshape(len(values))
 
 
 def _discrete_mask(discrete_features, m):
-    """Per-column flags from a bool or a boolean mask of length ``m`` (or column indices)."""
-    mask = np.asarray(discrete_features.compute() if is_dask_array(discrete_features) else discrete_features)
-    if mask.ndim == 0:
-        if mask.dtype.kind != "b" and not isinstance(discrete_features, (bool, np.bool_)):
-            raise ValueError(f"discrete_features must be a bool or a boolean mask; got {discrete_features!r}")
-        return [bool(mask)] * m
-    if mask.dtype.kind == "b":
-        if mask.shape != (m,):
-            raise ValueError(f"discrete_features mask must have shape ({m},); got shape {mask.shape}")
-        return [bool(v) for v in mask]
-    if mask.dtype.kind in "iu" and mask.ndim == 1:
-        flags = [False] * m
-        for index in mask:
-            if not -m <= index < m:
-                raise ValueError(f"discrete_features index {index} is out of range for {m} columns")
-            flags[index] = True
-        return flags
-    raise ValueError(f"discrete_features must be a bool or a boolean mask; got {discrete_features!r}")
+    """Per-column flags from a bool or a boolean mask of shape ``(m,)`` (as in memory)."""
+    if isinstance(discrete_features, (bool, np.bool_)):
+        return [bool(discrete_features)] * m
+    mask = discrete_features.compute() if is_dask_array(discrete_features) else np.asarray(discrete_features)
+    if mask.dtype != np.bool_ or mask.shape != (m,):
+        raise ValueError(f"discrete_features must be a bool or a boolean mask of shape ({m},); "
+                         f"got {discrete_features!r}")
+    return [bool(v) for v in mask]
 
 
 def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=False, base=None):
     import dask
 
     da = _dask_array_module()
-    X = _check_samples_2d(_as_dask(X, "X"), "X")
-    n, m = X.shape
-    yd = _as_dask(y, "y")
-    if yd.ndim == 0 or yd.shape[0] != n:
-        raise ValueError(f"samples must have the same length: X has {n}, y has {yd.shape[0] if yd.ndim else 0}")
-    if yd.ndim > 2 or (yd.ndim == 2 and yd.shape[1] != 1):
-        raise ValueError(f"y must be 1-D (n,); got shape {yd.shape}")
-    k = check_k(k, n)
     log_base_divisor(base)
+    X = _as_dask(X, "X")
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n, m); got shape {X.shape}")
+    n, m = X.shape
     flags = _discrete_mask(discrete_features, m)
     if not isinstance(discrete_target, (bool, np.bool_)):
         raise ValueError(f"discrete_target must be a bool; got {discrete_target!r}")
+    discrete_target = bool(discrete_target)
+    yd = _as_dask(y, "y")
+    if yd.ndim == 2 and yd.shape[1] == 1:
+        yd = yd[:, 0]
+    if yd.ndim != 1:
+        raise ValueError(f"y must be 1-D (n,); got shape {yd.shape}")
+    if yd.shape[0] != n:
+        raise ValueError(f"samples must have the same length: X has {n}, y has {yd.shape[0]}")
+    if m and not (all(flags) and discrete_target):  # k is used by every estimator but the plug-in
+        k = check_k(k, n)
     y_task = yd.rechunk(yd.shape).to_delayed().ravel()[0]
     columns = _column_tasks(X)
     feature_mi = dask.delayed(_feature_mutual_info, pure=True)
-    values = [feature_mi(columns[j], y_task, k, flags[j], bool(discrete_target), base) for j in range(m)]
+    values = [feature_mi(columns[j], y_task, k, flags[j], discrete_target, base) for j in range(m)]
     vector = dask.delayed(_stack_values, pure=True)(*values)
     return da.from_delayed(vector, shape=(m,), dtype=np.float64)
 
