@@ -411,11 +411,9 @@ def _cross_entropy_call(name, logits, target, axis, static_kwargs, weight):
 
     static = dict(static_kwargs)
     if weight is not None:
-        if is_dask_array(weight):
-            weight = weight.rechunk(weight.shape)
-            keyword_arrays["weight"] = (weight, _letters(ld.ndim)[axis])
-        else:
-            static["weight"] = np.asarray(weight)
+        # One graph key for the weights (not a copy inside every task's arguments).
+        weight = _as_dask(weight, "weight")
+        keyword_arrays["weight"] = (weight.rechunk(weight.shape), _letters(ld.ndim)[axis])
     (ld, td), _, _ = _align([(ld, True, was_dask[0]), (td, not integer_target, was_dask[1])], ld.shape, axis)
     call = _Call(name, axis, ld.shape, [(ld, True), (td, not integer_target)], keyword_arrays, static)
     return call, probe, integer_target
@@ -473,9 +471,8 @@ def _pick_rows(pair, axis):
     return np.expand_dims(np.asarray(pair[0]), axis)
 
 
-def _pick_sum(pair, ndim, axis):
-    shape = [1] * ndim
-    return np.full(shape, float(pair[0]), dtype=np.float64)
+def _pick_sum(pair, ndim):
+    return np.full((1,) * ndim, float(pair[0]), dtype=np.float64)
 
 
 def _denominator_block(target, weight, ignore_index, n_classes):
@@ -502,9 +499,9 @@ def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean"
             # Σ w[target] over non-ignored positions: a pass over the targets only, so the
             # gradient chunks can be scaled by the global denominator.
             if "weight" in call.keyword_arrays:
-                weight_arg, weight_index = call.keyword_arrays["weight"][0], letters[axis]
+                weight_arg, weight_index = call.keyword_arrays["weight"]
             else:
-                weight_arg, weight_index = call.static_kwargs.get("weight"), None
+                weight_arg, weight_index = None, None
             parts = da.blockwise(
                 _denominator_block, batch_letters, td, batch_letters, weight_arg, weight_index,
                 ignore_index, None, ld.shape[axis], None, adjust_chunks={c: (lambda n: 1) for c in batch_letters},
@@ -532,7 +529,7 @@ def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean"
         index = [slice(None)] * ndim
         index[axis] = 0
         return kept[tuple(index)], grad
-    sums = fused.map_blocks(_pick_sum, ndim, axis, chunks=tuple((1,) * len(c) for c in ld.chunks),
+    sums = fused.map_blocks(_pick_sum, ndim, chunks=tuple((1,) * len(c) for c in ld.chunks),
                             dtype=np.float64, meta=np.empty((0,) * ndim, dtype=np.float64))
     total = sums.sum(dtype=np.float64)
     if reduction == "sum":
