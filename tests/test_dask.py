@@ -387,6 +387,9 @@ def test_errors_at_graph_construction(data):
         fi.perplexity(ld, td, axis=-3)
     with pytest.raises(TypeError, match="out="):
         fi.softmax(ld, out=np.empty_like(logits))
+    unknown = ld[ld[:, 0] > 0]  # rows selected by value: unknown chunk sizes
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        fi.softmax_entropy(unknown)
 
 
 def test_shape_errors_at_graph_construction(data):

@@ -127,6 +127,9 @@ def _dask_array_module():
 def _as_dask(a, name):
     """``a`` as a Dask array (NumPy/array_like arguments of mixed calls become one chunk)."""
     if is_dask_array(a):
+        if any(isinstance(d, float) and math.isnan(d) for d in a.shape):
+            raise ValueError(f"{name} has unknown chunk sizes (shape {a.shape}); call "
+                             f"{name}.compute_chunk_sizes() first")
         return a
     da = _dask_array_module()
     try:
