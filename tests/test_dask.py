@@ -309,6 +309,13 @@ def test_distributions(dtype, chunks, data):
     check_close(fi.js_divergence(p, qd, base=2), fi.js_divergence(p, q, base=2), dtype)
 
 
+def test_distributions_broadcast(data):
+    p, q = data["p"], data["q"][0]
+    for name in ["cross_entropy", "kl_divergence", "js_divergence"]:
+        check_close(getattr(fi, name)(as_dask(p, (10, 5)), q), getattr(fi, name)(p, q), np.float64)
+        check_close(getattr(fi, name)(q[None, :], as_dask(p, 7)), getattr(fi, name)(q[None, :], p), np.float64)
+
+
 def test_distributions_axis_zero(data):
     p, q = data["p"], data["q"]
     pd_, qd = as_dask(p, (10, 5)), as_dask(q, (7, 13))
@@ -386,6 +393,8 @@ def test_errors_at_graph_construction(data):
     same_error(fi.softmax_entropy, (logits,), (ld,), base=1)
     same_error(fi.entropy, (p,), (pd_,), base=-2.0)
     same_error(fi.softmax_kl_divergence, (logits, logits), (ld, ld), reduction="max")
+    same_error(fi.softmax_kl_divergence, (logits, logits[0]), (ld, logits[0]))
+    same_error(ce, (logits, target > 0), (ld, td > 0))  # boolean target: neither indices nor probabilities
     same_error(fi.logsumexp, (logits.astype(np.complex128),), (ld.astype(np.complex128),))
     with pytest.raises(AxisError):
         fi.log_softmax(ld, axis=2)

@@ -324,11 +324,6 @@ def _scalar_from_totals(totals, kind):
     return totals.map_blocks(_ratio, transform, drop_axis=0, dtype=np.float64, meta=np.empty((), np.float64))
 
 
-def _check_same_shape(a, b, name_a, name_b):
-    if a.shape != b.shape:
-        raise ValueError(f"{name_b} must have the shape of {name_a} {a.shape}; got shape {b.shape}")
-
-
 def _setup(name, arrays, axis):
     """Convert arguments, normalise ``axis`` on the first one; returns (dask arrays, was_dask, axis)."""
     was_dask = [is_dask_array(a) for _, a in arrays]
@@ -386,14 +381,13 @@ def _cross_entropy_call(name, logits, target, axis, static_kwargs, weight):
     (ld, td), was_dask, axis = _setup(name, [("logits", logits), ("target", target)], axis)
     integer_target = td.dtype.kind in "iu"
     batch_shape = tuple(d for i, d in enumerate(ld.shape) if i != axis)
-    if integer_target:
-        if td.shape != batch_shape:
-            raise ValueError(
-                f"integer target must have the shape of logits {ld.shape} without axis {axis}, "
-                f"{batch_shape}; got shape {td.shape}"
-            )
-    else:
-        _check_same_shape(ld, td, "logits", "floating target")
+    # the messages of the in-memory front-end
+    if integer_target and td.shape != batch_shape:
+        raise ValueError(f"target of class indices must have shape {batch_shape} (the logits' shape "
+                         f"{ld.shape} without axis {axis}); got {td.shape}")
+    if td.dtype.kind == "f" and td.shape != ld.shape:
+        raise ValueError(f"target of probabilities must have the logits' shape {ld.shape}; got {td.shape}")
+    # (other target dtypes are rejected by the probe call below, with the front-end's TypeError)
 
     probe_shape = _probe_shape(ld.shape, axis)
     probe_logits = _probe(ld.dtype, probe_shape, 0.0)
@@ -549,13 +543,16 @@ def _divide_scalars(numerator, denominator):
 
 def softmax_kl_divergence(logits_p, logits_q, axis=-1, *, temperature=1.0, reduction="none", base=None):
     return _two_input("softmax_kl_divergence", logits_p, logits_q, ("logits_p", "logits_q"), axis,
-                      {"temperature": temperature, "base": base}, reduction, fill=0.0)
+                      {"temperature": temperature, "base": base}, reduction, fill=0.0, broadcast=False)
 
 
-def _two_input(name, a, b, names, axis, static_kwargs, reduction, fill):
+def _two_input(name, a, b, names, axis, static_kwargs, reduction, fill, broadcast=True):
+    """A two-argument row-wise function; the distribution family broadcasts its arguments."""
     was_dask = [is_dask_array(a), is_dask_array(b)]
     ad, bd = _as_dask(a, names[0]), _as_dask(b, names[1])
     if ad.shape != bd.shape:
+        if not broadcast:
+            raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {ad.shape} and {bd.shape}")
         try:
             shape = np.broadcast_shapes(ad.shape, bd.shape)
         except ValueError:
