@@ -300,3 +300,24 @@ def test_infonce_matches_reference():
     assert type(got) is float
     assert close(got, ref.infonce_bound_ref(scores))
     assert fi.infonce_bound(np.eye(8) * 1e3) == pytest.approx(np.log(8), abs=1e-12)
+
+
+def test_permutation_test_batches_match_one_batch(monkeypatch):
+    # permutations are drawn and evaluated in batches; the batch size must not change anything
+    import fastinfo._estimators as est
+
+    rng = np.random.default_rng(16)
+    x, y = gaussian_pair(rng, 300, 1, 1, rho=0.1)
+    want = fi.mutual_info_test(x, y, n_permutations=25, random_state=5)
+    calls = []
+    original = est._kernels.ksg_permutation_mean_terms
+
+    def spy(*args):
+        calls.append(args[-2].shape[0])
+        return original(*args)
+
+    monkeypatch.setattr(est._kernels, "ksg_permutation_mean_terms", spy, raising=False)
+    monkeypatch.setattr(est, "_PERMUTATION_BATCH_INDICES", 7 * 300, raising=False)
+    got = fi.mutual_info_test(x, y, n_permutations=25, random_state=5)
+    assert got == want
+    assert calls == [7, 7, 7, 4]
