@@ -54,8 +54,8 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_use_plots = False
 
-# Guide snippets are plain ``>>>`` blocks: `sphinx-build -b doctest` runs them, and so does
-# tests/test_docs.py (with the standard library's doctest).
+# Guide snippets are plain ``>>>`` blocks. tests/test_docs.py runs them with the standard library's
+# doctest, one page at a time, in a temporary directory (some examples write .npy files).
 doctest_global_setup = "import numpy as np\nimport fastinfo as fi\n"
 
 # Optional public submodules get their own API page (docs/api/<name>.rst); a page whose module

@@ -514,6 +514,13 @@ def main(argv=None):
                   ["workload", "peer", "peer (s)", "fastinfo (s)", "speed-up"], results["ksg_speedups"])
     with open(json_path, "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1, default=float)
+    machine = results["machine"]
+    with open(os.path.join(args.out, "measured_on.txt"), "w", encoding="utf-8") as f:
+        f.write(f"Measured on {machine['date_utc']} UTC: {machine['cpu_count']} CPUs ({machine['platform']}), "
+                f"fastinfo {machine['fastinfo']} built with {machine['compiler']}, OpenMP "
+                f"{'on' if machine['openmp'] else 'off'}, {machine['default_threads']} threads, "
+                f"NumPy {machine['numpy']}, SciPy {machine['scipy']}"
+                f"{', quick sizes (--quick)' if args.quick else ''}.\n")
     log(f"wrote {os.path.relpath(json_path)}; total {time.perf_counter() - started:.1f} s")
     return 0
 
