@@ -21,7 +21,8 @@ It writes into ``docs/_static/figures/`` (commit the results; the Sphinx build d
   workloads W1-W7, every installed peer, min of repeats, speed-up, GB/s, extra memory.
 - ``benchmarks.json``: every number above, with the machine and build they were measured on.
 
-A function that is not implemented in this checkout (``NotImplementedError``) or a peer that is not
+It needs matplotlib (the ``docs`` extra), mpmath, scikit-learn and ennemi (the ``test`` and ``bench``
+extras). A function that is not implemented in this checkout (``NotImplementedError``) or a peer that is not
 installed is reported and left out; the rest still runs. Timings on a shared machine are noisy:
 compare ratios measured in the same run, and rerun on a quiet machine for publication.
 """
@@ -62,7 +63,7 @@ def best_time(func, repeats, budget=0.3):
     start = time.perf_counter()
     func()
     first = time.perf_counter() - start
-    if repeats <= 1 and first > 1.0:   # slow call: warm-up effects are negligible, keep it
+    if repeats <= 1 and first > 0.3:   # slow call: warm-up effects are negligible, keep it
         return first
     repeats = max(repeats, min(50, int(budget / max(first, 1e-9))))
     times = []
@@ -206,7 +207,7 @@ def dense_bandwidth(out, quick, results):
     import scipy.special
     import scipy.stats
 
-    rows_, classes = (1024, 32000) if quick else (4096, 32000)
+    rows_, classes = (512, 32000) if quick else (4096, 32000)
     repeats = 3 if quick else 5
     rng = np.random.default_rng(1)
     logits = (3.0 * rng.standard_normal((rows_, classes))).astype(np.float32)
