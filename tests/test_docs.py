@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
 
 PUBLIC_MODULES = [
+    "fastinfo",
     "fastinfo._config",
     "fastinfo._softmax",
     "fastinfo._distributions",
