@@ -1,0 +1,605 @@
+"""Measure fastinfo and make the figures and tables of the documentation.
+
+Run from the repository root after building the extension in place::
+
+    python setup.py build_ext --inplace
+    python docs/make_figures.py            # full sizes (a few minutes)
+    python docs/make_figures.py --quick    # small sizes, under 2 minutes
+
+It writes into ``docs/_static/figures/`` (commit the results; the Sphinx build does not run this):
+
+- ``ksg_timing.png`` / ``.csv``: time of the KSG estimator vs ``n`` (log-log), fastinfo against
+  scikit-learn's ``mutual_info_regression`` and ennemi's ``estimate_mi`` (1-D x and y, k = 3,
+  Gaussian rho = 0.6), min of repeats, all in this process.
+- ``dense_bandwidth.png`` / ``.csv``: effective GB/s (bytes read + written / time) of the dense
+  kernels, fastinfo against the SciPy route, next to the copy bandwidth measured in the same run.
+- ``dense_accuracy.csv``: error of the dense kernels against high-precision references (mpmath
+  for float64, a float64 computation for float32), fastinfo and SciPy.
+- ``ksg_accuracy.png`` / ``.csv``: KSG estimates against the true MI of correlated Gaussians over
+  rho and n, both algorithms, mean and spread over seeds.
+- ``side_by_side.csv``: the side-by-side table of ``fastinfo bench`` (``asv_bench/compare.py``):
+  workloads W1-W7, every installed peer, min of repeats, speed-up, GB/s, extra memory.
+- ``benchmarks.json``: every number above, with the machine and build they were measured on.
+
+It needs matplotlib (the ``docs`` extra), mpmath, scikit-learn and ennemi (the ``test`` and ``bench``
+extras). A function that is not implemented in this checkout (``NotImplementedError``) or a peer that is not
+installed is reported and left out; the rest still runs. Timings on a shared machine are noisy:
+compare ratios measured in the same run, and rerun on a quiet machine for publication.
+"""
+import argparse
+import csv
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "src"))
+
+import fastinfo as fi  # noqa: E402
+
+OUT_DEFAULT = os.path.join(HERE, "_static", "figures")
+SECTIONS = ("side_by_side", "ksg_timing", "dense_bandwidth", "dense_accuracy", "ksg_accuracy")
+
+COLORS = {"fastinfo": "#1f77b4", "scikit-learn": "#ff7f0e", "ennemi": "#2ca02c", "scipy": "#7f7f7f"}
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def best_time(func, repeats, budget=0.3):
+    """Minimum wall time over repeated calls, after one untimed warm-up.
+
+    At least ``repeats`` timed calls; fast functions get more (up to 50, within about ``budget``
+    seconds), because on a shared machine the minimum of many short runs is the stable number.
+    """
+    start = time.perf_counter()
+    func()
+    first = time.perf_counter() - start
+    if repeats <= 1 and first > 0.3:   # slow call: warm-up effects are negligible, keep it
+        return first
+    repeats = max(repeats, min(50, int(budget / max(first, 1e-9))))
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def available(func, *args, **kwargs):
+    """Run ``func`` once on tiny input; False if it is still a placeholder."""
+    try:
+        func(*args, **kwargs)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    log(f"wrote {os.path.relpath(path)}")
+
+
+def gaussian_pair(n, rho, rng, dim=1):
+    """``dim`` independent pairs of standard normals with correlation ``rho``; true MI in nats."""
+    x = rng.standard_normal((n, dim))
+    y = rho * x + math.sqrt(1.0 - rho * rho) * rng.standard_normal((n, dim))
+    true_mi = -0.5 * dim * math.log(1.0 - rho * rho)
+    if dim == 1:
+        return x[:, 0], y[:, 0], true_mi
+    return x, y, true_mi
+
+
+def plt_module():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 10,
+                         "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def not_measured_figure(path, title):
+    """A figure that says it was not measured (keeps the docs building before a kernel lands)."""
+    plt = plt_module()
+    fig, ax = plt.subplots(figsize=(6.4, 2.0))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{title}: not measured in this checkout\n(rerun python docs/make_figures.py)",
+            ha="center", va="center", fontsize=11)
+    fig.savefig(path)
+    plt.close(fig)
+    log(f"wrote {os.path.relpath(path)} (placeholder)")
+
+
+# ------------------------------------------------------------------------------------------------
+# KSG time vs n
+# ------------------------------------------------------------------------------------------------
+
+def ksg_timing(out, quick, results):
+    sizes = [1_000, 10_000, 100_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
+    rng = np.random.default_rng(0)
+    impls = {}
+    if available(fi.mutual_info_ksg, np.arange(10.0), np.arange(10.0) ** 2, k=3):
+        impls["fastinfo"] = lambda x, y: fi.mutual_info_ksg(x, y, k=3)
+    else:
+        log("ksg_timing: fastinfo.mutual_info_ksg is not implemented in this checkout; left out")
+    try:
+        from sklearn.feature_selection import mutual_info_regression
+
+        impls["scikit-learn"] = lambda x, y: mutual_info_regression(x[:, None], y, n_neighbors=3, random_state=0)
+    except ImportError:
+        log("ksg_timing: scikit-learn is not installed; left out")
+    try:
+        import ennemi
+
+        impls["ennemi"] = lambda x, y: ennemi.estimate_mi(y, x, k=3)
+    except ImportError:
+        log("ksg_timing: ennemi is not installed; left out")
+
+    rows = []
+    for n in sizes:
+        x, y, true_mi = gaussian_pair(n, 0.6, rng)
+        for name, func in impls.items():
+            repeats = 1 if (n >= 1_000_000 or (quick and n >= 100_000)) else 3
+            seconds = best_time(lambda: func(x, y), repeats, budget=0.3 if quick else 1.0)
+            rows.append((name, n, seconds))
+            log(f"  ksg n={n:>9,} {name:<13} {seconds:9.4f} s")
+    write_csv(os.path.join(out, "ksg_timing.csv"), ["implementation", "n", "seconds"],
+              [(name, n, f"{s:.6g}") for name, n, s in rows])
+    results["ksg_timing"] = [{"implementation": name, "n": n, "seconds": s} for name, n, s in rows]
+
+    # Speed-up table (peer time / fastinfo time) for the page.
+    table = []
+    fastinfo_time = {n: s for name, n, s in rows if name == "fastinfo"}
+    for name, n, s in rows:
+        if name != "fastinfo":
+            ratio = f"{s / fastinfo_time[n]:.1f}x" if n in fastinfo_time else "n/a"
+            fi_s = f"{fastinfo_time[n]:.4f}" if n in fastinfo_time else "not built"
+            table.append((f"mutual_info_ksg 1-D, n = {n:,}", name, f"{s:.4f}", fi_s, ratio))
+    results["ksg_speedups"] = table
+
+    plt = plt_module()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name in impls:
+        ns = [n for m, n, _ in rows if m == name]
+        ts = [s for m, _, s in rows if m == name]
+        ax.loglog(ns, ts, "o-", color=COLORS.get(name), label=name)
+    if "fastinfo" in impls:
+        n0, t0 = sizes[0], fastinfo_time[sizes[0]]
+        guide = [t0 * (n * math.log(n)) / (n0 * math.log(n0)) for n in sizes]
+        ax.loglog(sizes, guide, ":", color="black", alpha=0.6, label=r"$\propto n \log n$")
+    ax.set_xlabel("number of samples n")
+    ax.set_ylabel("time (s), min of repeats")
+    ax.set_title("KSG mutual information, 1-D x and y, k = 3")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "ksg_timing.png"))
+    plt.close(fig)
+    log(f"wrote {os.path.relpath(os.path.join(out, 'ksg_timing.png'))}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Dense kernels: effective bandwidth
+# ------------------------------------------------------------------------------------------------
+
+def copy_bandwidth(nbytes, repeats):
+    src = np.ones(nbytes // 8, dtype=np.float64)
+    dst = np.empty_like(src)
+    seconds = best_time(lambda: np.copyto(dst, src), repeats)
+    return 2 * src.nbytes / seconds / 1e9
+
+
+def dense_bandwidth(out, quick, results):
+    import scipy.special
+    import scipy.stats
+
+    rows_, classes = (512, 32000) if quick else (4096, 32000)
+    repeats = 3 if quick else 5
+    rng = np.random.default_rng(1)
+    logits = (3.0 * rng.standard_normal((rows_, classes))).astype(np.float32)
+    logits_q = (3.0 * rng.standard_normal((rows_ // 2, classes))).astype(np.float32)
+    logits_p = logits[: rows_ // 2]
+    target = rng.integers(0, classes, size=rows_)
+    probs = rng.random((rows_, classes))
+    probs /= probs.sum(axis=1, keepdims=True)
+    out_buffer = np.empty_like(logits)
+
+    def scipy_ce():
+        lq = scipy.special.log_softmax(logits, axis=-1)
+        return -np.take_along_axis(lq, target[:, None], axis=1).mean()
+
+    def scipy_kl():
+        a = scipy.special.log_softmax(logits_p, axis=-1)
+        b = scipy.special.log_softmax(logits_q, axis=-1)
+        return (np.exp(a) * (a - b)).sum(axis=-1).mean()
+
+    def scipy_softmax_entropy():
+        lq = scipy.special.log_softmax(logits, axis=-1)
+        return -(np.exp(lq) * lq).sum(axis=-1)
+
+    # (label, bytes moved by an ideal kernel, fastinfo call, SciPy route)
+    kernels = [
+        (f"log_softmax f32 {rows_}x{classes}", 2 * logits.nbytes,
+         lambda: fi.log_softmax(logits, out=out_buffer), lambda: scipy.special.log_softmax(logits, axis=-1)),
+        (f"softmax_cross_entropy f32 {rows_}x{classes}", logits.nbytes,
+         lambda: fi.softmax_cross_entropy(logits, target), scipy_ce),
+        (f"softmax_kl_divergence f32 2x{rows_ // 2}x{classes}", logits_p.nbytes + logits_q.nbytes,
+         lambda: fi.softmax_kl_divergence(logits_p, logits_q, reduction="mean"), scipy_kl),
+        (f"softmax_entropy f32 {rows_}x{classes}", logits.nbytes,
+         lambda: fi.softmax_entropy(logits), scipy_softmax_entropy),
+        (f"entropy f64 {rows_}x{classes}", probs.nbytes,
+         lambda: fi.entropy(probs), lambda: scipy.stats.entropy(probs, axis=-1)),
+    ]
+    bandwidth = copy_bandwidth(logits.nbytes, repeats)
+    log(f"  copy bandwidth {bandwidth:.1f} GB/s (read + write of {logits.nbytes / 2**20:.0f} MiB)")
+    rows = []
+    for label, nbytes, fast, peer in kernels:
+        try:
+            fast_s = best_time(fast, repeats)
+        except NotImplementedError:
+            fast_s = None
+        peer_s = best_time(peer, max(1, repeats - 1), budget=0.0)
+        rows.append((label, nbytes, fast_s, peer_s))
+        shown = "not built" if fast_s is None else f"{fast_s:.4f} s"
+        log(f"  {label:<46} fastinfo {shown:>10}   scipy {peer_s:.4f} s")
+
+    def gbs(nbytes, seconds):
+        return None if seconds is None else nbytes / seconds / 1e9
+
+    write_csv(os.path.join(out, "dense_bandwidth.csv"),
+              ["kernel", "fastinfo (s)", "SciPy route (s)", "speed-up", "fastinfo GB/s", "copy GB/s"],
+              [(label, "not built" if f is None else f"{f:.4f}", f"{p:.4f}",
+                "n/a" if f is None else f"{p / f:.1f}x",
+                "n/a" if f is None else f"{gbs(n, f):.1f}", f"{bandwidth:.1f}")
+               for label, n, f, p in rows])
+    results["dense_bandwidth"] = {
+        "copy_gb_per_s": bandwidth,
+        "kernels": [{"kernel": label, "bytes": n, "fastinfo_seconds": f, "scipy_seconds": p,
+                     "fastinfo_gb_per_s": gbs(n, f), "scipy_gb_per_s": gbs(n, p)} for label, n, f, p in rows],
+    }
+
+    plt = plt_module()
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    names = [label.split(" ")[0] + "\n" + label.split(" ")[1] for label, *_ in rows]
+    positions = np.arange(len(rows))
+    width = 0.38
+    fast_gbs = [gbs(n, f) or 0.0 for _, n, f, _ in rows]
+    peer_gbs = [gbs(n, p) for _, n, _, p in rows]
+    ax.bar(positions - width / 2, fast_gbs, width, color=COLORS["fastinfo"], label="fastinfo")
+    ax.bar(positions + width / 2, peer_gbs, width, color=COLORS["scipy"], label="SciPy route")
+    for pos, (_, _, f, _) in zip(positions, rows):
+        if f is None:
+            ax.text(pos - width / 2, 0.2, "not built", rotation=90, ha="center", va="bottom", fontsize=8)
+    ax.axhline(bandwidth, color="black", linestyle="--", label=f"copy bandwidth {bandwidth:.1f} GB/s")
+    ax.set_xticks(positions)
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_ylabel("effective GB/s (bytes read + written / time)")
+    from fastinfo import _config
+
+    ax.set_title(f"Dense kernels, float32 logits / float64 probabilities, "
+                 f"{_config.config()['default_threads']} threads")
+    ax.set_ylim(0, 1.3 * max([bandwidth] + fast_gbs + peer_gbs))
+    ax.legend(fontsize=8, loc="upper left", ncol=3)
+    ax.grid(axis="x", visible=False)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "dense_bandwidth.png"))
+    plt.close(fig)
+    log(f"wrote {os.path.relpath(os.path.join(out, 'dense_bandwidth.png'))}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Dense kernels: error against high-precision references
+# ------------------------------------------------------------------------------------------------
+
+def _mp_rows(func, logits):
+    import mpmath
+
+    return np.array([float(func(mpmath, [mpmath.mpf(float(v)) for v in row])) for row in logits])
+
+
+def _mp_logsumexp(mp, row):
+    return mp.log(mp.fsum(mp.exp(v) for v in row))
+
+
+def _mp_entropy(mp, row):
+    lse = _mp_logsumexp(mp, row)
+    return -mp.fsum(mp.exp(v - lse) * (v - lse) for v in row)
+
+
+def dense_accuracy(out, quick, results):
+    import mpmath
+    import scipy.special
+
+    mpmath.mp.dps = 40
+    rng = np.random.default_rng(2)
+    n_rows, classes = (4, 2000) if quick else (16, 4000)
+    logits64 = 3.0 * rng.standard_normal((n_rows, classes))
+    logits_q64 = 3.0 * rng.standard_normal((n_rows, classes))
+    target = rng.integers(0, classes, size=n_rows)
+    logits32 = logits64.astype(np.float32)
+
+    lse_ref = _mp_rows(_mp_logsumexp, logits64)
+    ent_ref = _mp_rows(_mp_entropy, logits64)
+    # KL(softmax(p) || softmax(q)) per row, in mpmath
+    kl_ref = []
+    for p_row, q_row in zip(logits64, logits_q64):
+        mp_p = [mpmath.mpf(float(v)) for v in p_row]
+        mp_q = [mpmath.mpf(float(v)) for v in q_row]
+        lp, lq = _mp_logsumexp(mpmath, mp_p), _mp_logsumexp(mpmath, mp_q)
+        kl_ref.append(float(mpmath.fsum(mpmath.exp(a - lp) * ((a - lp) - (b - lq)) for a, b in zip(mp_p, mp_q))))
+    kl_ref = np.array(kl_ref)
+    log_softmax_ref = logits64 - lse_ref[:, None]   # exact to float64 rounding of one subtraction
+    ce_ref = float(np.mean(lse_ref - logits64[np.arange(n_rows), target]))
+
+    def rel(value, ref):
+        value = np.asarray(value, dtype=np.float64)
+        return float(np.max(np.abs(value - ref) / np.maximum(np.abs(ref), 1.0)))
+
+    def ulp32(value, ref):
+        value = np.asarray(value, dtype=np.float64)
+        spacing = np.spacing(np.maximum(np.abs(ref), 1.0).astype(np.float32)).astype(np.float64)
+        return float(np.max(np.abs(value - ref) / spacing))
+
+    def scipy_kl(a, b):
+        la = scipy.special.log_softmax(a, axis=-1)
+        lb = scipy.special.log_softmax(b, axis=-1)
+        return (np.exp(la) * (la - lb)).sum(axis=-1)
+
+    def scipy_entropy(a):
+        la = scipy.special.log_softmax(a, axis=-1)
+        return -(np.exp(la) * la).sum(axis=-1)
+
+    def scipy_ce(a):
+        la = scipy.special.log_softmax(a, axis=-1)
+        return -np.take_along_axis(la, target[:, None], axis=1).mean()
+
+    # float32 results are compared with the float64 result of the same float32 input.
+    ref32_lse = _mp_rows(_mp_logsumexp, logits32.astype(np.float64))
+    ref32_log_softmax = logits32.astype(np.float64) - ref32_lse[:, None]
+    cases = [
+        ("logsumexp", "float64", "relative", lse_ref,
+         lambda: fi.logsumexp(logits64), lambda: scipy.special.logsumexp(logits64, axis=-1)),
+        ("log_softmax", "float64", "relative", log_softmax_ref,
+         lambda: fi.log_softmax(logits64), lambda: scipy.special.log_softmax(logits64, axis=-1)),
+        ("softmax_entropy", "float64", "relative", ent_ref,
+         lambda: fi.softmax_entropy(logits64), lambda: scipy_entropy(logits64)),
+        ("softmax_cross_entropy (mean)", "float64", "relative", ce_ref,
+         lambda: fi.softmax_cross_entropy(logits64, target), lambda: scipy_ce(logits64)),
+        ("softmax_kl_divergence", "float64", "relative", kl_ref,
+         lambda: fi.softmax_kl_divergence(logits64, logits_q64), lambda: scipy_kl(logits64, logits_q64)),
+        ("log_softmax", "float32", "ulp", ref32_log_softmax,
+         lambda: fi.log_softmax(logits32), lambda: scipy.special.log_softmax(logits32, axis=-1)),
+        ("logsumexp", "float32", "ulp", ref32_lse,
+         lambda: fi.logsumexp(logits32), lambda: scipy.special.logsumexp(logits32, axis=-1)),
+    ]
+    rows = []
+    for name, dtype, unit, ref, fast, peer in cases:
+        measure = ulp32 if unit == "ulp" else rel
+        try:
+            fast_err = measure(fast(), ref)
+        except NotImplementedError:
+            fast_err = None
+        peer_err = measure(peer(), ref)
+        rows.append((name, dtype, unit, fast_err, peer_err))
+
+    def fmt(err, unit):
+        if err is None:
+            return "not built"
+        return f"{err:.2f} ulp" if unit == "ulp" else f"{err:.1e}"
+
+    write_csv(os.path.join(out, "dense_accuracy.csv"),
+              ["function", "dtype", "fastinfo max error", "SciPy max error"],
+              [(name, dtype, fmt(f, unit), fmt(p, unit)) for name, dtype, unit, f, p in rows])
+    results["dense_accuracy"] = {
+        "logits": f"N(0, 3^2), {n_rows} rows x {classes} classes",
+        "float64_reference": "mpmath, 40 digits; error = |value - ref| / max(|ref|, 1)",
+        "float32_reference": "float64 result of the float32 input; error in float32 ulp at max(|ref|, 1)",
+        "rows": [{"function": n, "dtype": d, "unit": u, "fastinfo": f, "scipy": p} for n, d, u, f, p in rows],
+    }
+    for name, dtype, unit, f, p in rows:
+        log(f"  {name:<30} {dtype:<8} fastinfo {fmt(f, unit):>10}   scipy {fmt(p, unit):>10}")
+
+
+# ------------------------------------------------------------------------------------------------
+# KSG accuracy on Gaussians
+# ------------------------------------------------------------------------------------------------
+
+def ksg_accuracy(out, quick, results):
+    if not available(fi.mutual_info_ksg, np.arange(10.0), np.arange(10.0) ** 2, k=3):
+        log("ksg_accuracy: fastinfo.mutual_info_ksg is not implemented in this checkout; "
+            "writing a figure that says so")
+        not_measured_figure(os.path.join(out, "ksg_accuracy.png"), "KSG accuracy on Gaussians")
+        return
+    rhos = [0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95]
+    sizes = [100, 1_000, 10_000]
+    n_seeds = 6 if quick else 40
+    k = 3
+    rows = []
+    for algorithm in (1, 2):
+        for n in sizes:
+            for rho in rhos:
+                estimates = []
+                for seed in range(n_seeds):
+                    x, y, true_mi = gaussian_pair(n, rho, np.random.default_rng([seed, n, int(rho * 100)]))
+                    estimates.append(fi.mutual_info_ksg(x, y, k=k, algorithm=algorithm))
+                estimates = np.array(estimates)
+                rows.append((algorithm, n, rho, true_mi, estimates.mean(), estimates.std(ddof=1),
+                             np.percentile(estimates, 10), np.percentile(estimates, 90)))
+        log(f"  ksg accuracy: algorithm {algorithm} done")
+    write_csv(os.path.join(out, "ksg_accuracy.csv"),
+              ["algorithm", "n", "rho", "true MI (nats)", "mean estimate", "std over seeds", "p10", "p90"],
+              [(a, n, r, f"{t:.5f}", f"{m:.5f}", f"{s:.5f}", f"{lo:.5f}", f"{hi:.5f}")
+               for a, n, r, t, m, s, lo, hi in rows])
+    results["ksg_accuracy"] = {"k": k, "seeds": n_seeds, "rows": [
+        {"algorithm": a, "n": n, "rho": r, "true": t, "mean": m, "std": s, "p10": lo, "p90": hi}
+        for a, n, r, t, m, s, lo, hi in rows]}
+
+    plt = plt_module()
+    fig, axes = plt.subplots(2, 2, figsize=(9.6, 7.0), sharex=True, sharey="row")
+    fine = np.linspace(0.0, 0.95, 200)
+    size_colors = dict(zip(sizes, ["#d62728", "#9467bd", "#1f77b4"]))
+    for col, algorithm in enumerate((1, 2)):
+        top, bottom = axes[0, col], axes[1, col]
+        top.plot(fine, -0.5 * np.log(1 - fine ** 2), color="black", lw=1.2, label=r"true $-\frac{1}{2}\log(1-\rho^2)$")
+        bottom.axhline(0.0, color="black", lw=1.2)
+        for offset, n in zip((-0.012, 0.0, 0.012), sizes):
+            sel = [r for r in rows if r[0] == algorithm and r[1] == n]
+            rho = np.array([r[2] for r in sel]) + offset
+            mean = np.array([r[4] for r in sel])
+            std = np.array([r[5] for r in sel])
+            bias = mean - np.array([r[3] for r in sel])
+            top.errorbar(rho, mean, yerr=std, fmt="o", ms=3.5, capsize=2, color=size_colors[n], label=f"n = {n:,}")
+            bottom.errorbar(rho, bias, yerr=std, fmt="o-", ms=3.5, capsize=2, lw=0.8, color=size_colors[n])
+        top.set_title(f"algorithm {algorithm}")
+        bottom.set_xlabel(r"correlation $\rho$")
+    axes[0, 0].set_ylabel("estimate (nats)")
+    axes[1, 0].set_ylabel("estimate - true (nats)")
+    axes[0, 0].legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"KSG on bivariate Gaussians, k = {k}: mean ± std over {n_seeds} seeds")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "ksg_accuracy.png"))
+    plt.close(fig)
+    log(f"wrote {os.path.relpath(os.path.join(out, 'ksg_accuracy.png'))}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The side-by-side table of the benchmark suite (fastinfo bench / asv_bench/compare.py)
+# ------------------------------------------------------------------------------------------------
+
+def side_by_side(out, quick, results):
+    import contextlib
+    import importlib.util
+    import io
+
+    header = ["workload", "what", "peer", "peer (s)", "fastinfo (s)", "speed-up",
+              "fastinfo GB/s", "copy GB/s", "extra memory MiB (fastinfo / peer)"]
+    path = os.path.join(out, "side_by_side.csv")
+    if importlib.util.find_spec("fastinfo._bench") is None:
+        log("side_by_side: fastinfo bench is not available in this checkout")
+        write_csv(path, header, [("W1-W7", "fastinfo bench is not available in this checkout",
+                                  "", "", "", "", "", "", "")])
+        return
+    from fastinfo import _bench
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        # --quick leaves out W5 here (ksg_timing measures the same workload) to stay under 2 minutes
+        args = ["--quick", "--only", "W1,W2,W3,W4,W6,W7"] if quick else []
+        status = _bench.main(args + ["--format", "csv"])
+    if status not in (0, None):
+        log(f"side_by_side: fastinfo bench exited with status {status}")
+    records = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+
+    def number(value, fmt):
+        try:
+            return format(float(value), fmt)
+        except (TypeError, ValueError):
+            return ""
+
+    rows = []
+    for r in records:
+        ok = r.get("status") == "ok"
+        speedup = number(r.get("speedup"), ".1f")
+        memory = " / ".join(number(r.get(key), ".1f") or "-"
+                            for key in ("fastinfo_peak_extra_mib", "peer_peak_extra_mib"))
+        rows.append((r.get("workload", ""), r.get("title", ""), r.get("peer", ""),
+                     number(r.get("peer_min"), ".4f") if ok else r.get("status", ""),
+                     number(r.get("fastinfo_min"), ".4f"),
+                     f"{speedup}x" if ok and speedup else "",
+                     number(r.get("fastinfo_gbps"), ".1f"), number(r.get("copy_gbps"), ".1f"),
+                     memory))
+    write_csv(path, header, rows)
+    results["side_by_side"] = records
+    log(f"  {len(rows)} rows from fastinfo bench{' --quick' if quick else ''}")
+
+
+# ------------------------------------------------------------------------------------------------
+
+def machine_info():
+    from fastinfo import _config
+
+    info = _config.config()
+    info.update({
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "git_commit": _git_commit(),
+    })
+    return info
+
+
+def _git_commit():
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (under 2 minutes)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
+    parser.add_argument("--out", default=OUT_DEFAULT, help="output directory (default: docs/_static/figures)")
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+    os.makedirs(args.out, exist_ok=True)
+
+    json_path = os.path.join(args.out, "benchmarks.json")
+    results = {}
+    if os.path.exists(json_path):  # keep the sections that are not rerun
+        with open(json_path, encoding="utf-8") as f:
+            results = json.load(f)
+    results["machine"] = machine_info()
+    results["quick"] = args.quick
+    started = time.perf_counter()
+    for name in sections:
+        log(f"[{name}]")
+        section_start = time.perf_counter()
+        globals()[name](args.out, args.quick, results)
+        log(f"[{name}] {time.perf_counter() - section_start:.1f} s")
+    if "ksg_speedups" in results:
+        write_csv(os.path.join(args.out, "ksg_speedups.csv"),
+                  ["workload", "peer", "peer (s)", "fastinfo (s)", "speed-up"], results["ksg_speedups"])
+    with open(json_path, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1, default=float)
+    machine = results["machine"]
+    with open(os.path.join(args.out, "measured_on.txt"), "w", encoding="utf-8") as f:
+        f.write(f"Measured on {machine['date_utc']} UTC: {machine['cpu_count']} CPUs ({machine['platform']}), "
+                f"fastinfo {machine['fastinfo']} built with {machine['compiler']}, OpenMP "
+                f"{'on' if machine['openmp'] else 'off'}, {machine['default_threads']} threads, "
+                f"NumPy {machine['numpy']}, SciPy {machine['scipy']}"
+                f"{', quick sizes (--quick)' if args.quick else ''}"
+                f"{'; commit ' + machine['git_commit'] if machine['git_commit'] else ''}"
+                + (f"; load average at the start {machine['load_average_1min']:.1f}"
+                   if machine["load_average_1min"] is not None else "") + ".\n")
+    log(f"wrote {os.path.relpath(json_path)}; total {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
