@@ -2,7 +2,7 @@
 
     python asv_bench/compare.py [--threads N] [--quick] [--only W1,W5] [--format table|json|csv] [-v]
 
-Equivalent to ``fastinfo bench``. See ``asv_bench/README_section.md`` for what it measures.
+Equivalent to ``fastinfo bench``. See the "Benchmarks" section of README.md for what it measures.
 """
 import sys
 
