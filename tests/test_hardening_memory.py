@@ -254,3 +254,15 @@ def test_no_leaks():
     leaky = {k: f"{g / MiB:.2f} MiB over {n} calls" for k, (g, n) in growth.items() if g > LEAK_LIMIT}
     assert not leaky, f"RSS grew: {leaky}"
     assert not missing, f"not implemented (leak-checked only the others, {elapsed:.1f} s): {missing}"
+
+
+@pytest.mark.skipif(os.environ.get("FASTINFO_SANITIZED") != "1", reason="only under tools/sanitize.sh")
+def test_sanitized_extension_is_the_one_imported():
+    """Under tools/sanitize.sh the suite must import the instrumented copy, with ASan live."""
+    import ctypes
+
+    import fastinfo._kernels as kernels
+
+    root = os.environ["FASTINFO_SANITIZE_PKGROOT"]
+    assert os.path.abspath(kernels.__file__).startswith(os.path.abspath(root)), kernels.__file__
+    assert hasattr(ctypes.CDLL(None), "__asan_init")

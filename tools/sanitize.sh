@@ -4,6 +4,7 @@
 #
 #   tools/sanitize.sh                 # whole suite (minus tests that cannot run under ASan)
 #   tools/sanitize.sh tests/test_softmax.py -k logsumexp    # extra args go to pytest
+#   tools/sanitize.sh --selftest      # prove the harness catches a heap overflow and UB, then exit
 #
 # Any ASan/UBSan report aborts the interpreter (halt_on_error=1, -fno-sanitize-recover),
 # so pytest exits non-zero and so does this script. The checkout's own in-place build is
@@ -19,6 +20,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-python}"
 CC_BIN="${CC:-gcc}"
 
+SELFTEST=0
+if [ "${1:-}" = "--selftest" ]; then SELFTEST=1; shift; fi
+
 WORK="${FASTINFO_SANITIZE_DIR:-$(mktemp -d -t fastinfo-asan-XXXXXX)}"
 if [ -z "${FASTINFO_SANITIZE_DIR:-}" ]; then
     trap 'rm -rf "$WORK"' EXIT
@@ -32,6 +36,22 @@ rm -rf "$WORK/tree/src"
 mkdir -p "$WORK/tree/src"
 cp -r "$ROOT/src/fastinfo" "$WORK/tree/src/fastinfo"
 find "$WORK/tree/src" \( -name '*.so' -o -name '*.c' -o -name '__pycache__' \) -prune -exec rm -rf {} +
+
+if [ $SELFTEST = 1 ]; then
+    # deliberately broken functions, only in the temp copy
+    cat >>"$WORK/tree/src/fastinfo/_kernels.pyx" <<'PYX'
+
+
+def _selftest_heap_overflow(double[::1] a):
+    cdef double *p = &a[0]
+    return p[a.shape[0] + 1]
+
+
+def _selftest_undefined_shift(int s):
+    cdef int one = 1
+    return one << s
+PYX
+fi
 
 # 2. Build the instrumented extension in place inside the copy.
 echo "sanitize.sh: building the ASan/UBSan extension in $WORK/tree" >&2
@@ -49,7 +69,8 @@ PRELOAD="$(readlink -f "$LIBASAN"):$(readlink -f "$LIBUBSAN")"
 # allocator_may_return_null=1: a huge np.empty must raise MemoryError, not abort.
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:detect_stack_use_after_return=0:handle_segv=1:symbolize=1:verify_asan_link_order=0${ASAN_EXTRA_OPTIONS:+:$ASAN_EXTRA_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:abort_on_error=1"
-export FASTINFO_SANITIZED=1   # tests may consult it (e.g. to skip the 8 GiB case)
+export FASTINFO_SANITIZED=1   # tests may consult it
+export FASTINFO_SANITIZE_PKGROOT="$WORK/tree/src"   # test_hardening_memory checks the import comes from here
 export PYTHONFAULTHANDLER=1
 
 # 4. Check that the sanitized copy is what gets imported, and that ASan is live in it.
@@ -62,6 +83,19 @@ import ctypes
 ctypes.CDLL(None).__asan_init  # raises AttributeError if ASan is not loaded
 print("sanitize.sh: using", k.__file__, "(ASan runtime loaded)", file=sys.stderr)
 PYEOF
+
+if [ $SELFTEST = 1 ]; then
+    fails=0
+    for call in "_selftest_heap_overflow(np.zeros(5))" "_selftest_undefined_shift(40)"; do
+        if LD_PRELOAD="$PRELOAD" PYTHONPATH="$WORK/tree/src" "$PY" -c \
+            "import numpy as np, fastinfo._kernels as k; print(k.$call)" >"$WORK/selftest.log" 2>&1; then
+            echo "sanitize.sh selftest: $call was NOT caught" >&2; fails=1
+        else
+            echo "sanitize.sh selftest: caught $call: $(grep -m1 -E 'AddressSanitizer|runtime error' "$WORK/selftest.log")" >&2
+        fi
+    done
+    exit $fails
+fi
 
 # 5. Run the suite against the copy. -p no:cacheprovider keeps the checkout clean.
 cd "$ROOT"
