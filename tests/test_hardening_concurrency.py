@@ -30,7 +30,7 @@ import pytest
 import fastinfo as fi
 import fastinfo._kernels as kernels
 
-DURATION = float(os.environ.get("FASTINFO_CONCURRENCY_SECONDS", "3"))
+DURATION = float(os.environ.get("FASTINFO_CONCURRENCY_SECONDS", "2"))
 JOIN_TIMEOUT = 120.0
 
 
