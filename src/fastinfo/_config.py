@@ -22,11 +22,16 @@ def config():
         "compiler": _kernels.compiler(),
         "openmp": _kernels.openmp_enabled(),
         "default_threads": _kernels.max_threads(),
+        "simd": _kernels.distribution_simd(),
     }
 
 
 def show_config():
     """Print fastinfo's version, the compiler, whether OpenMP is enabled and the default thread count.
+
+    Also the Python, NumPy and SciPy versions, the platform, and the instruction set that the
+    vectorised kernels dispatch to on this CPU (``simd``). ``default_threads`` is what OpenMP
+    would use now, so it follows ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits``.
 
     Examples
     --------

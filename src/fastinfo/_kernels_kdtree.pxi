@@ -1,1 +1,527 @@
-# Section of _kernels.pyx: kdtree kernels (filled by the kdtree work).
+# Section of _kernels.pyx: KD-tree (max-norm) and neighbour queries.
+#
+# Layout: flat arrays, no pointer nodes. A balanced implicit tree over n points in D dimensions:
+# node 0 holds tree positions [0, n); an internal node [s, e) splits at m = s + (e - s) // 2 into
+# children 2i+1 = [s, m) and 2i+2 = [m, e); every leaf sits at depth `depth`, the smallest depth
+# with n <= leaf_size * 2**depth, so leaves hold between leaf_size/2 and leaf_size points.
+# The split coordinate of a node is its widest one; the split is a quickselect (Hoare partition,
+# median-of-three pivot) of the node's keys. Points are then copied in tree order (cache locality)
+# and every node gets its tight bounding box (lo, hi), leaves from their points, parents as unions.
+#
+# Exactness: all distances are max_c |p_c - q_c| in float64, as the brute-force definition computes
+# them, and box tests use the same rounded differences. Since fl(a - q) is monotone in a, a box test
+# "every point of the node is within r" or "no point of the node is within r" is exact, so range
+# counts with a strict (<) or non-strict (<=) radius are exact integers.
+#
+# Queries (all nogil, thread-safe: the tree is read-only, scratch is passed by the caller):
+#   kdtree_knn        k nearest neighbours of the point at a tree position (the point excluded);
+#                     ties at equal distance broken by the smaller sample index (so "the k
+#                     neighbours" is well defined for algorithm 2 of KSG on tied data).
+#   kdtree_count      number of points within r (strict or non-strict) of a query point.
+#   sorted_count      the same for 1-D data held as a sorted copy: bisection on the predicates
+#                     fl(s[j] - v) < r and fl(v - s[j]) < r (monotone in j, so exact).
+
+from cpython.pyport cimport PY_SSIZE_T_MAX
+
+cdef enum:
+    KD_STACK = 256          # explicit DFS stack; the depth of a tree over 2**62 points is < 64
+
+
+# Points per leaf (at most); a module variable so that benchmarks can tune it.
+cdef Py_ssize_t KD_LEAF_SIZE = 16
+
+
+def _set_leaf_size(Py_ssize_t leaf_size):
+    global KD_LEAF_SIZE
+    KD_LEAF_SIZE = max(leaf_size, 2)
+
+
+cdef struct KDTree:
+    Py_ssize_t n
+    Py_ssize_t d
+    int depth
+    Py_ssize_t n_nodes
+    double *points          # (n, d) in tree order
+    Py_ssize_t *index       # tree position -> sample index
+    Py_ssize_t *start       # (n_nodes,) first tree position of each node
+    Py_ssize_t *end         # (n_nodes,) one past the last
+    double *lo              # (n_nodes, d) tight bounding boxes
+    double *hi
+
+
+cdef inline void kdtree_init(KDTree *t) noexcept nogil:
+    t.n = 0
+    t.d = 0
+    t.depth = 0
+    t.n_nodes = 0
+    t.points = NULL
+    t.index = NULL
+    t.start = NULL
+    t.end = NULL
+    t.lo = NULL
+    t.hi = NULL
+
+
+cdef inline void kdtree_free(KDTree *t) noexcept nogil:
+    free(t.points)
+    free(t.index)
+    free(t.start)
+    free(t.end)
+    free(t.lo)
+    free(t.hi)
+    kdtree_init(t)
+
+
+cdef inline void _swap_rows(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t a,
+                            Py_ssize_t b) noexcept nogil:
+    cdef double tk
+    cdef Py_ssize_t ti, c
+    for c in range(d):
+        tk = pts[a * d + c]
+        pts[a * d + c] = pts[b * d + c]
+        pts[b * d + c] = tk
+    ti = idx[a]
+    idx[a] = idx[b]
+    idx[b] = ti
+
+
+cdef void _select_nth(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t dim,
+                      Py_ssize_t left, Py_ssize_t right, Py_ssize_t nth) noexcept nogil:
+    """Reorder rows left..right (inclusive) of pts (and idx alongside) so that the key
+    pts[i, dim] <= pts[nth, dim] for i < nth and >= for i > nth (Hoare/Wirth selection,
+    median-of-three pivot). Rows move physically: the points end in tree order."""
+    cdef Py_ssize_t i, j, mid
+    cdef double pivot, a, b, c
+    cdef const double *keys = pts + dim
+    while left < right:
+        mid = left + (right - left) // 2
+        a = keys[left * d]
+        b = keys[mid * d]
+        c = keys[right * d]
+        if a < b:
+            if b < c:
+                pivot = b
+            elif a < c:
+                pivot = c
+            else:
+                pivot = a
+        else:
+            if a < c:
+                pivot = a
+            elif b < c:
+                pivot = c
+            else:
+                pivot = b
+        i = left
+        j = right
+        while i <= j:
+            while keys[i * d] < pivot:
+                i += 1
+            while pivot < keys[j * d]:
+                j -= 1
+            if i <= j:
+                _swap_rows(pts, idx, d, i, j)
+                i += 1
+                j -= 1
+        # now keys[left..j] <= pivot <= keys[i..right] and keys[j+1..i-1] == pivot
+        if j < nth:
+            left = i
+        if nth < i:
+            right = j
+
+
+cdef enum:
+    KD_EXACT_SELECT = 4096   # nodes up to this size split exactly at the middle
+    KD_PIVOT_SAMPLE = 127    # larger ones: one partition around the median of this many keys
+
+
+cdef Py_ssize_t _split(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t dim,
+                       Py_ssize_t s, Py_ssize_t e) noexcept nogil:
+    """Partition rows [s, e) on coordinate ``dim``; return m with keys of [s, m) <= keys of [m, e).
+    Small nodes: exact median (quickselect). Large nodes: a single Hoare pass around the median
+    of an evenly spaced sample (one read of the node instead of about three), m close to the
+    middle; the tree stores each node's range, so a slightly uneven split is harmless."""
+    cdef Py_ssize_t size = e - s, mid = s + (e - s) // 2, i, j, a
+    cdef double sample[KD_PIVOT_SAMPLE]
+    cdef double pivot, v
+    cdef const double *keys = pts + dim
+    if size <= KD_EXACT_SELECT:
+        _select_nth(pts, idx, d, dim, s, e - 1, mid)
+        return mid
+    for a in range(KD_PIVOT_SAMPLE):
+        v = keys[(s + (a * size) // KD_PIVOT_SAMPLE) * d]
+        j = a
+        while j > 0 and sample[j - 1] > v:
+            sample[j] = sample[j - 1]
+            j -= 1
+        sample[j] = v
+    pivot = sample[KD_PIVOT_SAMPLE // 2]
+    i = s
+    j = e - 1
+    while i <= j:
+        while keys[i * d] < pivot:
+            i += 1
+        while pivot < keys[j * d]:
+            j -= 1
+        if i <= j:
+            _swap_rows(pts, idx, d, i, j)
+            i += 1
+            j -= 1
+    # keys[s..j] <= pivot <= keys[i..e-1], keys[j+1..i-1] == pivot: any m in [j+1, i] is valid
+    if mid < j + 1:
+        return j + 1
+    if mid > i:
+        return i
+    return mid
+
+
+cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
+                      Py_ssize_t leaf_size, int nt) noexcept nogil:
+    """Build the tree over ``data`` ((n, d) row-major, sample order). Returns 0, or -1 when out
+    of memory (the tree is then freed). ``nt`` threads split the nodes of each level."""
+    cdef Py_ssize_t node, s, e, m, p, c, level_first, level_count, li, child
+    cdef int level, depth = 0, widest
+    cdef double spread, best, v, vmin, vmax
+    cdef double *lo_
+    cdef double *hi_
+    kdtree_init(t)
+    if leaf_size < 2:
+        leaf_size = 2
+    while n > (leaf_size << depth):
+        depth += 1
+    t.n = n
+    t.d = d
+    t.depth = depth
+    t.n_nodes = ((<Py_ssize_t>1) << (depth + 1)) - 1
+    t.points = <double *>malloc(max(n * d, 1) * sizeof(double))
+    t.index = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
+    t.start = <Py_ssize_t *>malloc(t.n_nodes * sizeof(Py_ssize_t))
+    t.end = <Py_ssize_t *>malloc(t.n_nodes * sizeof(Py_ssize_t))
+    t.lo = <double *>malloc(t.n_nodes * d * sizeof(double))
+    t.hi = <double *>malloc(t.n_nodes * d * sizeof(double))
+    if (t.points == NULL or t.index == NULL or t.start == NULL or t.end == NULL
+            or t.lo == NULL or t.hi == NULL):
+        kdtree_free(t)
+        return -1
+    memcpy(t.points, data, n * d * sizeof(double))
+    for p in range(n):
+        t.index[p] = p
+    t.start[0] = 0
+    t.end[0] = n
+    # Level by level (the nodes of one level are independent): the node's tight box from its
+    # points, then (above the leaves) the split of its widest coordinate, setting the children.
+    for level in range(depth + 1):
+        level_first = ((<Py_ssize_t>1) << level) - 1
+        level_count = (<Py_ssize_t>1) << level
+        for li in prange(level_count, schedule='dynamic', num_threads=(nt if level_count > 1 else 1)):
+            node = level_first + li
+            s = t.start[node]
+            e = t.end[node]
+            lo_ = &t.lo[node * d]
+            hi_ = &t.hi[node * d]
+            for c in range(d):
+                lo_[c] = INFINITY
+                hi_[c] = -INFINITY
+            for p in range(s, e):
+                for c in range(d):
+                    v = t.points[p * d + c]
+                    if v < lo_[c]:
+                        lo_[c] = v
+                    if v > hi_[c]:
+                        hi_[c] = v
+            if level == depth:
+                continue
+            widest = 0
+            best = -1.0
+            for c in range(d):
+                spread = hi_[c] - lo_[c]
+                if spread > best:
+                    best = spread
+                    widest = <int>c
+            if e - s >= 2:
+                m = _split(t.points, t.index, d, widest, s, e)
+            else:
+                m = s + (e - s) // 2
+            t.start[2 * node + 1] = s
+            t.end[2 * node + 1] = m
+            t.start[2 * node + 2] = m
+            t.end[2 * node + 2] = e
+    return 0
+
+
+cdef inline double _box_min_dist(const double *q, const double *lo, const double *hi,
+                                 Py_ssize_t d) noexcept nogil:
+    cdef double r = 0.0, t, a, b
+    cdef Py_ssize_t c
+    if d == 2:
+        a = lo[0] - q[0]
+        t = q[0] - hi[0]
+        if t > a:
+            a = t
+        b = lo[1] - q[1]
+        t = q[1] - hi[1]
+        if t > b:
+            b = t
+        if b > a:
+            a = b
+        return a if a > 0.0 else 0.0
+    for c in range(d):
+        if q[c] < lo[c]:
+            t = lo[c] - q[c]
+            if t > r:
+                r = t
+        elif q[c] > hi[c]:
+            t = q[c] - hi[c]
+            if t > r:
+                r = t
+    return r
+
+
+cdef inline double _box_max_dist(const double *q, const double *lo, const double *hi,
+                                 Py_ssize_t d) noexcept nogil:
+    cdef double r = 0.0, a, b
+    cdef Py_ssize_t c
+    for c in range(d):
+        a = hi[c] - q[c]
+        b = q[c] - lo[c]
+        if a < b:
+            a = b
+        if a > r:
+            r = a
+    return r
+
+
+cdef inline void _knn_insert(double dist, Py_ssize_t p, Py_ssize_t sample, int k,
+                             double *best_d, Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
+    """Insert (dist, sample) into the buffer sorted by (distance, sample index), if it belongs."""
+    cdef int j
+    if dist == best_d[k - 1] and sample > best_i[k - 1]:
+        return
+    j = k - 1
+    while j > 0 and (best_d[j - 1] > dist or (best_d[j - 1] == dist and best_i[j - 1] > sample)):
+        best_d[j] = best_d[j - 1]
+        best_p[j] = best_p[j - 1]
+        best_i[j] = best_i[j - 1]
+        j -= 1
+    best_d[j] = dist
+    best_p[j] = p
+    best_i[j] = sample
+
+
+cdef inline void _knn_scan_leaf(const KDTree *t, Py_ssize_t node, Py_ssize_t q, const double *qp,
+                                int k, double *best_d, Py_ssize_t *best_p,
+                                Py_ssize_t *best_i) noexcept nogil:
+    cdef Py_ssize_t p, c, d = t.d
+    cdef double dist, diff, a, b, q0, q1
+    cdef const double *pp
+    if d == 2:
+        q0 = qp[0]
+        q1 = qp[1]
+        for p in range(t.start[node], t.end[node]):
+            a = fabs(t.points[2 * p] - q0)
+            b = fabs(t.points[2 * p + 1] - q1)
+            dist = a if a > b else b
+            if dist > best_d[k - 1] or p == q:
+                continue
+            _knn_insert(dist, p, t.index[p], k, best_d, best_p, best_i)
+        return
+    for p in range(t.start[node], t.end[node]):
+        if p == q:
+            continue
+        pp = &t.points[p * d]
+        dist = 0.0
+        for c in range(d):
+            diff = fabs(pp[c] - qp[c])
+            if diff > dist:
+                dist = diff
+        if dist > best_d[k - 1]:
+            continue
+        _knn_insert(dist, p, t.index[p], k, best_d, best_p, best_i)
+
+
+cdef inline void _knn_subtree(const KDTree *t, Py_ssize_t root, Py_ssize_t q, const double *qp,
+                              int k, double *best_d, Py_ssize_t *best_p, Py_ssize_t *best_i,
+                              Py_ssize_t *stack, double *stack_d) noexcept nogil:
+    """Depth-first search of the subtree at ``root``, nearer child first, pruned by the
+    max-norm distance to each node's box."""
+    cdef Py_ssize_t d = t.d, node, top, child
+    cdef double bd, bd2
+    stack[0] = root
+    stack_d[0] = 0.0
+    top = 1
+    while top > 0:
+        top -= 1
+        node = stack[top]
+        if stack_d[top] > best_d[k - 1]:
+            continue
+        child = 2 * node + 1
+        if child >= t.n_nodes:
+            _knn_scan_leaf(t, node, q, qp, k, best_d, best_p, best_i)
+            continue
+        bd = _box_min_dist(qp, &t.lo[child * d], &t.hi[child * d], d)
+        bd2 = _box_min_dist(qp, &t.lo[(child + 1) * d], &t.hi[(child + 1) * d], d)
+        # push the farther child first so that the nearer one is searched first
+        if bd <= bd2:
+            if bd2 <= best_d[k - 1]:
+                stack[top] = child + 1
+                stack_d[top] = bd2
+                top += 1
+            if bd <= best_d[k - 1]:
+                stack[top] = child
+                stack_d[top] = bd
+                top += 1
+        else:
+            if bd <= best_d[k - 1]:
+                stack[top] = child
+                stack_d[top] = bd
+                top += 1
+            if bd2 <= best_d[k - 1]:
+                stack[top] = child + 1
+                stack_d[top] = bd2
+                top += 1
+
+
+cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_ssize_t *best_p,
+                       Py_ssize_t *best_i, Py_ssize_t *stack, double *stack_d) noexcept nogil:
+    """The k nearest neighbours of the point at tree position ``q`` (itself excluded), in the
+    order (distance, sample index): tree positions in best_p, sample indices in best_i, distances
+    in best_d (each of length k). Returns the k-th distance. Needs n > k.
+
+    Bottom-up: scan the leaf that holds q (a tight radius at once), then walk up to the root,
+    searching each sibling subtree whose box is within the current k-th distance."""
+    cdef Py_ssize_t d = t.d, node, sibling
+    cdef const double *qp = &t.points[q * d]
+    cdef int j
+    for j in range(k):
+        best_d[j] = INFINITY
+        best_p[j] = -1
+        best_i[j] = PY_SSIZE_T_MAX
+    node = 0
+    while 2 * node + 1 < t.n_nodes:
+        node = 2 * node + 1 if q < t.start[2 * node + 2] else 2 * node + 2
+    _knn_scan_leaf(t, node, q, qp, k, best_d, best_p, best_i)
+    while node > 0:
+        sibling = node + 1 if (node & 1) else node - 1
+        if _box_min_dist(qp, &t.lo[sibling * d], &t.hi[sibling * d], d) <= best_d[k - 1]:
+            _knn_subtree(t, sibling, q, qp, k, best_d, best_p, best_i, stack, stack_d)
+        node = (node - 1) // 2
+    return best_d[k - 1]
+
+
+cdef Py_ssize_t kdtree_count(const KDTree *t, const double *qp, double r, bint strict,
+                             Py_ssize_t *stack) noexcept nogil:
+    """Number of tree points p with max_c |p_c - q_c| < r (strict) or <= r (non-strict)."""
+    cdef Py_ssize_t d = t.d, node, top, p, c, count = 0
+    cdef double mn, mx, dist, diff
+    cdef const double *pp
+    if strict and r <= 0.0:
+        return 0
+    stack[0] = 0
+    top = 1
+    while top > 0:
+        top -= 1
+        node = stack[top]
+        mn = _box_min_dist(qp, &t.lo[node * d], &t.hi[node * d], d)
+        if (mn >= r) if strict else (mn > r):
+            continue
+        mx = _box_max_dist(qp, &t.lo[node * d], &t.hi[node * d], d)
+        if (mx < r) if strict else (mx <= r):
+            count += t.end[node] - t.start[node]
+            continue
+        if 2 * node + 1 < t.n_nodes:
+            stack[top] = 2 * node + 1
+            stack[top + 1] = 2 * node + 2
+            top += 2
+            continue
+        for p in range(t.start[node], t.end[node]):
+            pp = &t.points[p * d]
+            dist = 0.0
+            for c in range(d):
+                diff = fabs(pp[c] - qp[c])
+                if diff > dist:
+                    dist = diff
+            if (dist < r) if strict else (dist <= r):
+                count += 1
+    return count
+
+
+cdef inline bint _within(double diff, double r, bint strict) noexcept nogil:
+    return diff < r if strict else diff <= r
+
+
+cdef Py_ssize_t sorted_count(const double *s, Py_ssize_t n, double v, double r,
+                             bint strict) noexcept nogil:
+    """Number of j with |s[j] - v| < r (strict) or <= r, minus one for the query itself
+    (``v`` is one of the values of the sorted array ``s``). Two bisections on the predicates
+    fl(v - s[j]) within r (false then true along j) and fl(s[j] - v) within r (true then false):
+    each monotone in j because rounding is monotone, so the count is exact."""
+    cdef Py_ssize_t lo, hi, mid, left, step
+    if strict and r <= 0.0:
+        return 0
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if _within(v - s[mid], r, strict):
+            hi = mid
+        else:
+            lo = mid + 1
+    left = lo
+    # the right end is close to the left one: gallop, then bisect
+    step = 1
+    while True:
+        hi = lo + step
+        if hi >= n:
+            hi = n
+            break
+        if not _within(s[hi] - v, r, strict):
+            break
+        lo = hi + 1
+        step *= 2
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if _within(s[mid] - v, r, strict):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - left - 1
+
+
+# A marginal space for range counts: 1-D as a sorted copy of the values (np.sort), several
+# dimensions as a KD-tree; plus the samples' coordinates in sample order.
+cdef struct Marginal:
+    Py_ssize_t n
+    Py_ssize_t d
+    const double *data          # (n, d) sample order
+    const double *sorted_values  # (n,) when d == 1
+    KDTree tree                  # when d > 1
+
+
+cdef inline Py_ssize_t marginal_count(const Marginal *m, Py_ssize_t sample, double r,
+                                      bint strict, Py_ssize_t *stack) noexcept nogil:
+    """#{j != sample : ||m_j - m_sample|| < r (strict) or <= r}."""
+    cdef Py_ssize_t c
+    if m.d == 1:
+        return sorted_count(m.sorted_values, m.n, m.data[sample], r, strict)
+    c = kdtree_count(&m.tree, &m.data[sample * m.d], r, strict, stack)
+    # the sample itself is at distance 0
+    if (0.0 < r) if strict else True:
+        c -= 1
+    return c
+
+
+cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1] sorted_values,
+                        int nt) noexcept nogil:
+    m.n = data.shape[0]
+    m.d = data.shape[1]
+    m.data = &data[0, 0]
+    m.sorted_values = NULL
+    kdtree_init(&m.tree)
+    if m.d == 1:
+        m.sorted_values = &sorted_values[0]
+        return 0
+    return kdtree_build(&m.tree, m.data, m.n, m.d, KD_LEAF_SIZE, nt)
+
+
+cdef inline void marginal_free(Marginal *m) noexcept nogil:
+    kdtree_free(&m.tree)

@@ -1,1 +1,970 @@
-# Section of _kernels.pyx: softmax kernels (filled by the softmax work).
+# Section of _kernels.pyx: softmax family kernels (logits).
+#
+# Input: logits as a C-contiguous (rows, C) array, C >= 1, the class axis last (the front-ends in
+# _softmax.py move it there); the front-ends allocate every output. Float32 or float64 (fused),
+# double accumulators. Method: per row, an online max and rescaled sum-exp over blocks that fit in
+# L1 (so the row is read from memory once), then, for elementwise outputs (log_softmax, softmax,
+# the cross-entropy gradient), one write pass while the row is in cache. Per-row results only;
+# reductions over rows are done by the caller in a fixed order, so any thread count gives the
+# same bits.
+#
+# exp: glibc's scalar exp does not vectorise, so the C block below has its own 8-lane exp for
+# arguments t <= 0 (the only ones softmax needs: t = (x - max) / T), in float32 for float32 input
+# (Taylor degree 7 on |r| <= ln2/2: truncation below 1e-8 relative, so about 1 ulp with rounding)
+# and float64 for float64 input (degree 13: truncation below 1e-17 relative). Results below the
+# normal range (t < -87 in float32, t < -708 in float64) are 0. The block functions are compiled
+# twice (baseline x86-64 and x86-64-v3 = AVX2+FMA) and picked at load time.
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <string.h>
+    #include <stdint.h>
+
+    #if !defined(__GNUC__)
+    #error "fastinfo's softmax kernels use GCC/Clang vector extensions"
+    #endif
+
+    /* Hot row functions get an AVX2+FMA clone picked at load time (ifunc) next to the
+       portable baseline; define FI_NO_CLONES to build the baseline only. */
+    #if defined(__x86_64__) && defined(__linux__) && !defined(FI_NO_CLONES) && (defined(__clang__) ? (__clang_major__ >= 14) : (__GNUC__ >= 11))
+    #define FI_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #else
+    #define FI_CLONES
+    #endif
+
+    #pragma GCC diagnostic ignored "-Wpsabi"
+
+    typedef float fi_v8f __attribute__((vector_size(32)));
+    typedef int32_t fi_v8i __attribute__((vector_size(32)));
+    typedef double fi_v8d __attribute__((vector_size(64)));
+    typedef int64_t fi_v8l __attribute__((vector_size(64)));
+
+    typedef double fi_v4d __attribute__((vector_size(32)));
+
+    /* Double accumulators are kept as two 4-lane halves: GCC keeps those in registers
+       across loop iterations, where an 8-lane double vector would live in memory. */
+    static inline __attribute__((always_inline)) void fi_add8d(fi_v4d acc[2], fi_v8d v) {
+        union { fi_v8d v; fi_v4d h[2]; } u;
+        u.v = v;
+        acc[0] += u.h[0];
+        acc[1] += u.h[1];
+    }
+    /* Fixed-order sum of the 8 lanes. */
+    static inline __attribute__((always_inline)) double fi_sum8d(const fi_v4d acc[2]) {
+        return ((acc[0][0] + acc[0][1]) + (acc[0][2] + acc[0][3]))
+             + ((acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]));
+    }
+
+    typedef int64_t fi_v4l __attribute__((vector_size(32)));
+    static inline __attribute__((always_inline)) void fi_add4d(fi_v4d acc[2], fi_v4d v) { acc[0] += v; }
+
+    /* Streaming (non-temporal) stores for outputs much larger than the caches: no read for
+       ownership of the destination lines, so a write pass costs one write of the output. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #define FI_HAVE_NT 1
+    static inline __attribute__((always_inline)) void fi_store_nt_f(float *p, fi_v8f v) {
+        union { fi_v8f v; __m128 h[2]; } u;
+        u.v = v;
+        _mm_stream_ps(p, u.h[0]);
+        _mm_stream_ps(p + 4, u.h[1]);
+    }
+    static inline __attribute__((always_inline)) void fi_store_nt_d(double *p, fi_v4d v) {
+        union { fi_v4d v; __m128d h[2]; } u;
+        u.v = v;
+        _mm_stream_pd(p, u.h[0]);
+        _mm_stream_pd(p + 2, u.h[1]);
+    }
+    static inline void fi_nt_fence(void) { _mm_sfence(); }
+    #else
+    #define FI_HAVE_NT 0
+    static inline void fi_store_nt_f(float *p, fi_v8f v) { memcpy(p, &v, sizeof v); }
+    static inline void fi_store_nt_d(double *p, fi_v4d v) { memcpy(p, &v, sizeof v); }
+    static inline void fi_nt_fence(void) {}
+    #endif
+    /* Elements to handle one by one before y + i is 16-byte aligned for streaming stores. */
+    static inline Py_ssize_t fi_nt_head(const void *y, size_t itemsize, Py_ssize_t n) {
+        uintptr_t mis = (uintptr_t)y & 15;
+        Py_ssize_t k;
+        if (!FI_HAVE_NT || mis % itemsize) return -1;   /* -1: not possible, use plain stores */
+        k = mis ? (Py_ssize_t)((16 - mis) / itemsize) : 0;
+        return k < n ? k : n;
+    }
+
+    #define FI_TOD_F(v) __builtin_convertvector((v), fi_v8d)
+    #define FI_FROMD_F(v) __builtin_convertvector((v), fi_v8f)
+
+    static inline __attribute__((always_inline)) fi_v8d fi_load_v8d(const double *p) {
+        fi_v8d v; memcpy(&v, p, sizeof v); return v;
+    }
+    static inline __attribute__((always_inline)) fi_v4d fi_load_v4d(const double *p) {
+        fi_v4d v; memcpy(&v, p, sizeof v); return v;
+    }
+
+    /* ---------------- float variant: suffix _f, 8 lanes of float ---------------- */
+    static inline __attribute__((always_inline)) fi_v8f fi_splat_f(float c) { fi_v8f v = {0}; return v + c; }
+    static inline __attribute__((always_inline)) fi_v8f fi_select_f(fi_v8i mask, fi_v8f a, fi_v8f b) {
+        return (fi_v8f)((mask & (fi_v8i)a) | (~mask & (fi_v8i)b));
+    }
+    static inline __attribute__((always_inline)) fi_v8f fi_load_f(const float *p) { fi_v8f v; memcpy(&v, p, sizeof v); return v; }
+    static inline __attribute__((always_inline)) void fi_store_f(float *p, fi_v8f v) { memcpy(p, &v, sizeof v); }
+    /* The first k (< 8) elements of p, the other lanes set to fill. */
+    static inline __attribute__((always_inline)) fi_v8f fi_load_tail_f(const float *p, Py_ssize_t k, float fill) {
+        float buf[8]; Py_ssize_t j;
+        for (j = 0; j < 8; j++) buf[j] = j < k ? p[j] : fill;
+        return fi_load_f(buf);
+    }
+    static inline __attribute__((always_inline)) void fi_store_tail_f(float *p, Py_ssize_t k, fi_v8f v) {
+        float buf[8]; Py_ssize_t j;
+        fi_store_f(buf, v);
+        for (j = 0; j < k; j++) p[j] = buf[j];
+    }
+
+    /* e^t for t <= 0, lane-wise: t = n ln2 + r with n = round(t/ln2) (by adding 1.5*2^23) and a
+       Cody-Waite split of ln2, so r is exact enough; e^r on |r| <= ln2/2 by a polynomial of degree
+       6 (minimax, 1 + r fixed; error below 4e-9 relative); 2^n written into the exponent bits.
+       Below -87.0f (2^n would leave the normal range) and for -inf the lane is set to 0 at the
+       end, whatever was computed there; NaN stays NaN (t < -87.0f is false for NaN). */
+    static inline __attribute__((always_inline)) fi_v8f fi_exp_f(fi_v8f t) {
+        const fi_v8f magic = fi_splat_f((float)12582912.0f);
+        fi_v8i under = t < fi_splat_f((float)-87.0f);
+        fi_v8f k = t * (float)1.44269504088896341f + magic;
+        fi_v8i n = (fi_v8i)k - (fi_v8i)magic;
+        fi_v8f r, p;
+        k = k - magic;
+        r = t - k * (float)0.693359375f;
+        r = r - k * (float)-2.12194440e-4f;
+        p = 1.0f + r * (1.0f + r * (4.999999404e-01f + r * (1.666652113e-01f + r * (4.166838899e-02f + r * (8.368745446e-03f + r * 1.381454058e-03f)))));
+        p = p * (fi_v8f)((n + 127) << 23);
+        return (fi_v8f)(~under & (fi_v8i)p);
+    }
+
+    /* max(x[0:n]) ignoring NaN (-inf when there is none). NaN is otherwise detected by the sums
+       it turns into NaN; only a block without any number above -inf is searched for NaN here
+       (sets *nan_seen), since its sum is skipped. */
+    FI_CLONES static double fi_max_f(const float *x, Py_ssize_t n, int *nan_seen) {
+        fi_v8f m0 = fi_splat_f(-INFINITY), m1 = m0, m2 = m0, m3 = m0, v;
+        Py_ssize_t i = 0;
+        float best = -INFINITY;
+        int j;
+        for (; i + 4 * 8 <= n; i += 4 * 8) {
+            v = fi_load_f(x + i);
+            m0 = fi_select_f(v > m0, v, m0);
+            v = fi_load_f(x + i + 8);
+            m1 = fi_select_f(v > m1, v, m1);
+            v = fi_load_f(x + i + 2 * 8);
+            m2 = fi_select_f(v > m2, v, m2);
+            v = fi_load_f(x + i + 3 * 8);
+            m3 = fi_select_f(v > m3, v, m3);
+        }
+        for (; i < n; i++)
+            if (x[i] > best) best = x[i];
+        for (j = 0; j < 8; j++) {
+            if (m0[j] > best) best = m0[j];
+            if (m1[j] > best) best = m1[j];
+            if (m2[j] > best) best = m2[j];
+            if (m3[j] > best) best = m3[j];
+        }
+        if (best == -INFINITY)
+            for (i = 0; i < n; i++)
+                if (x[i] != x[i]) *nan_seen = 1;
+        return (double)best;
+    }
+
+    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes in a fixed order; two
+       exps are added in float first (one rounding of a two-term sum: at most half an ulp relative). */
+    static inline __attribute__((always_inline)) double fi_sumexp_body_f(const float *x, Py_ssize_t n, float m, float s,
+                                                                           int scaled) {
+        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
+        fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};
+        Py_ssize_t i = 0;
+        for (; i + 4 * 8 <= n; i += 4 * 8) {
+            fi_v8f t0 = fi_load_f(x + i) - vm, t1 = fi_load_f(x + i + 8) - vm;
+            fi_v8f t2 = fi_load_f(x + i + 2 * 8) - vm, t3 = fi_load_f(x + i + 3 * 8) - vm;
+            if (scaled) { t0 *= vs; t1 *= vs; t2 *= vs; t3 *= vs; }
+            fi_add8d(acc0, FI_TOD_F(fi_exp_f(t0) + fi_exp_f(t1)));
+            fi_add8d(acc1, FI_TOD_F(fi_exp_f(t2) + fi_exp_f(t3)));
+        }
+        for (; i < n; i += 8) {
+            fi_v8f v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
+            fi_add8d(acc0, FI_TOD_F(fi_exp_f((v - vm) * vs)));
+        }
+        return fi_sum8d(acc0) + fi_sum8d(acc1);
+    }
+    FI_CLONES static double fi_sumexp_f(const float *x, Py_ssize_t n, float m, float s) {
+        return s == (float)1 ? fi_sumexp_body_f(x, n, m, s, 0) : fi_sumexp_body_f(x, n, m, s, 1);
+    }
+
+    /* S = sum e^t and U = sum e^t * t with t = (x - m) * s (softmax entropy = log S - U/S). */
+    FI_CLONES static void fi_sumexp_ent_f(const float *x, Py_ssize_t n, float m, float s, double *S, double *U) {
+        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s), lo = fi_splat_f((float)-87.0f);
+        fi_v4d accS[2] = {{0}}, accU[2] = {{0}};
+        Py_ssize_t i = 0;
+        for (; i < n; i += 8) {
+            fi_v8f v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
+            fi_v8f t = (v - vm) * vs;
+            fi_v8f e = fi_exp_f(t);
+            t = fi_select_f(t < lo, lo, t);   /* e = 0 there: 0 * lo, not 0 * -inf */
+            fi_add8d(accS, FI_TOD_F(e));
+            fi_add8d(accU, FI_TOD_F(e) * FI_TOD_F(t));
+        }
+        *S = fi_sum8d(accS);
+        *U = fi_sum8d(accU);
+    }
+
+    /* Sa = sum e^ta, Sb = sum e^tb, U = sum e^ta * (a - b) * s, ta = (a - ma) s, tb = (b - mb) s. */
+    FI_CLONES static void fi_sumexp_kl_f(const float *a, const float *b, Py_ssize_t n, float ma, float mb, float s,
+                                           double *Sa, double *Sb, double *U) {
+        const fi_v8f vma = fi_splat_f(ma), vmb = fi_splat_f(mb), vs = fi_splat_f(s);
+        const fi_v8f lo = fi_splat_f((float)-87.0f), zero = fi_splat_f((float)0);
+        fi_v4d accA[2] = {{0}}, accB[2] = {{0}}, accU[2] = {{0}};
+        Py_ssize_t i = 0;
+        for (; i < n; i += 8) {
+            fi_v8f va, vb, ta, ea, eb, d;
+            if (n - i >= 8) { va = fi_load_f(a + i); vb = fi_load_f(b + i); }
+            else { va = fi_load_tail_f(a + i, n - i, -INFINITY); vb = fi_load_tail_f(b + i, n - i, -INFINITY); }
+            ta = (va - vma) * vs;
+            ea = fi_exp_f(ta);
+            eb = fi_exp_f((vb - vmb) * vs);
+            d = fi_select_f(ta < lo, zero, va - vb);  /* p = 0 contributes 0, also where a = b = -inf */
+            fi_add8d(accA, FI_TOD_F(ea));
+            fi_add8d(accB, FI_TOD_F(eb));
+            fi_add8d(accU, FI_TOD_F(ea) * FI_TOD_F(d));
+        }
+        *Sa = fi_sum8d(accA);
+        *Sb = fi_sum8d(accB);
+        *U = fi_sum8d(accU) * (double)s;
+    }
+
+    /* Store one vector of an output row: streaming when nt (the caller checked alignment). */
+    static inline __attribute__((always_inline)) void fi_store_out_f(float *p, fi_v8f v, int nt) {
+        if (nt) fi_store_nt_f(p, v);
+        else fi_store_f(p, v);
+    }
+
+    /* How many leading elements of y[0:n] to write one by one, and whether to stream the rest. */
+    static inline Py_ssize_t fi_out_head_f(float *y, Py_ssize_t n, int *nt) {
+        Py_ssize_t head = *nt ? fi_nt_head(y, sizeof(float), n) : -1;
+        if (head < 0) { *nt = 0; return 0; }
+        return head;
+    }
+
+    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place).
+       fabs(m * s) < 1048576.0: x * s - (m * s + c) in one FMA, used when m * s + c is small enough that its
+       rounding in double is far below the result's precision. nt: streaming stores. */
+    FI_CLONES static void fi_write_logsoftmax_f(const float *x, float *y, Py_ssize_t n, double m, double s, double c,
+                                                  int nt) {
+        Py_ssize_t i, head = fi_out_head_f(y, n, &nt);
+        for (i = 0; i < head; i++) y[i] = (float)(((double)x[i] - m) * s - c);
+        if (fabs(m * s) < 1048576.0) {
+            const double mc = m * s + c;
+            for (; i + 8 <= n; i += 8)
+                fi_store_out_f(y + i, FI_FROMD_F(FI_TOD_F(fi_load_f(x + i)) * s - mc), nt);
+        } else {
+            for (; i + 8 <= n; i += 8)
+                fi_store_out_f(y + i, FI_FROMD_F((FI_TOD_F(fi_load_f(x + i)) - m) * s - c), nt);
+        }
+        for (; i < n; i++) y[i] = (float)(((double)x[i] - m) * s - c);
+        if (nt) fi_nt_fence();
+    }
+
+    /* y = exp((x - m) * s) * inv_S. y may be x (in place). nt: streaming stores. */
+    FI_CLONES static void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S, int nt) {
+        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
+        Py_ssize_t i, head = fi_out_head_f(y, n, &nt);
+        for (i = 0; i < head; i++) y[i] = (float)(exp(((double)x[i] - (double)m) * (double)s) * inv_S);
+        for (; i + 8 <= n; i += 8) {
+            fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * inv_S;
+            fi_store_out_f(y + i, FI_FROMD_F(e), nt);
+        }
+        if (i < n) {
+            fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_tail_f(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
+            fi_store_tail_f(y + i, n - i, FI_FROMD_F(e));
+        }
+        if (nt) fi_nt_fence();
+    }
+
+    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */
+    static inline __attribute__((always_inline)) fi_v8d fi_target_u_f(const float *q, const double *w, Py_ssize_t i,
+                                                                    double qa, double qb) {
+        fi_v8d u = {0};
+        u = u + 1.0;
+        if (w) u = fi_load_v8d(w + i);
+        if (q) u = u * (FI_TOD_F(fi_load_f(q + i)) * qa + qb);
+        return u;
+    }
+    static inline double fi_target_u1_f(const float *q, const double *w, Py_ssize_t i, double qa, double qb) {
+        double u = w ? w[i] : 1.0;
+        return q ? u * ((double)q[i] * qa + qb) : u;
+    }
+
+    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. nt: streaming stores. */
+    FI_CLONES static void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
+                                            float m, float s, double alpha, double beta, double qa, double qb, int nt) {
+        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
+        Py_ssize_t i, j, head = fi_out_head_f(g, n, &nt);
+        for (i = 0; i < head; i++)
+            g[i] = (float)(alpha * exp(((double)x[i] - (double)m) * (double)s)
+                        - (beta != 0.0 ? beta * fi_target_u1_f(q, w, i, qa, qb) : 0.0));
+        if (beta == 0.0) {
+            for (; i + 8 <= n; i += 8)
+                fi_store_out_f(g + i, FI_FROMD_F(FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * alpha), nt);
+        } else {
+            for (; i + 8 <= n; i += 8) {
+                fi_v8d r = FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * alpha - beta * fi_target_u_f(q, w, i, qa, qb);
+                fi_store_out_f(g + i, FI_FROMD_F(r), nt);
+            }
+        }
+        if (i < n) {
+            float buf[8];
+            fi_store_f(buf, fi_exp_f((fi_load_tail_f(x + i, n - i, -INFINITY) - vm) * vs));
+            for (j = 0; i + j < n; j++)
+                g[i + j] = (float)(alpha * (double)buf[j] - (beta != 0.0 ? beta * fi_target_u1_f(q, w, i + j, qa, qb) : 0.0));
+        }
+        if (nt) fi_nt_fence();
+    }
+
+    /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
+    FI_CLONES static void fi_dots_f(const float *x, const float *q, const double *w, Py_ssize_t n, double m,
+                                      double qa, double qb, double *sum_u, double *sum_ud) {
+        fi_v4d accU[2] = {{0}}, accD[2] = {{0}};
+        Py_ssize_t i = 0;
+        double su, sd;
+        for (; i + 8 <= n; i += 8) {
+            fi_v8d u = fi_target_u_f(q, w, i, qa, qb);
+            fi_add8d(accU, u);
+            fi_add8d(accD, u * (m - FI_TOD_F(fi_load_f(x + i))));
+        }
+        su = fi_sum8d(accU);
+        sd = fi_sum8d(accD);
+        for (; i < n; i++) {
+            double u = fi_target_u1_f(q, w, i, qa, qb);
+            su += u;
+            sd += u * (m - (double)x[i]);
+        }
+        *sum_u = su;
+        *sum_ud = sd;
+    }
+
+    /* ---------------- double variant: suffix _d, 4 lanes of double ---------------- */
+    static inline __attribute__((always_inline)) fi_v4d fi_splat_d(double c) { fi_v4d v = {0}; return v + c; }
+    static inline __attribute__((always_inline)) fi_v4d fi_select_d(fi_v4l mask, fi_v4d a, fi_v4d b) {
+        return (fi_v4d)((mask & (fi_v4l)a) | (~mask & (fi_v4l)b));
+    }
+    static inline __attribute__((always_inline)) fi_v4d fi_load_d(const double *p) { fi_v4d v; memcpy(&v, p, sizeof v); return v; }
+    static inline __attribute__((always_inline)) void fi_store_d(double *p, fi_v4d v) { memcpy(p, &v, sizeof v); }
+    /* The first k (< 4) elements of p, the other lanes set to fill. */
+    static inline __attribute__((always_inline)) fi_v4d fi_load_tail_d(const double *p, Py_ssize_t k, double fill) {
+        double buf[4]; Py_ssize_t j;
+        for (j = 0; j < 4; j++) buf[j] = j < k ? p[j] : fill;
+        return fi_load_d(buf);
+    }
+    static inline __attribute__((always_inline)) void fi_store_tail_d(double *p, Py_ssize_t k, fi_v4d v) {
+        double buf[4]; Py_ssize_t j;
+        fi_store_d(buf, v);
+        for (j = 0; j < k; j++) p[j] = buf[j];
+    }
+
+    /* e^t for t <= 0, lane-wise: t = n ln2 + r with n = round(t/ln2) (by adding 1.5*2^52) and a
+       Cody-Waite split of ln2, so r is exact enough; e^r on |r| <= ln2/2 by a polynomial of degree
+       13 (Taylor; error below 1e-17 relative); 2^n written into the exponent bits.
+       Below -708.0 (2^n would leave the normal range) and for -inf the lane is set to 0 at the
+       end, whatever was computed there; NaN stays NaN (t < -708.0 is false for NaN). */
+    static inline __attribute__((always_inline)) fi_v4d fi_exp_d(fi_v4d t) {
+        const fi_v4d magic = fi_splat_d((double)6755399441055744.0);
+        fi_v4l under = t < fi_splat_d((double)-708.0);
+        fi_v4d k = t * (double)1.4426950408889634 + magic;
+        fi_v4l n = (fi_v4l)k - (fi_v4l)magic;
+        fi_v4d r, p;
+        k = k - magic;
+        r = t - k * (double)6.93147180369123816490e-01;
+        r = r - k * (double)1.90821492927058770002e-10;
+        p = 1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 + r * (2.755731922398589e-07 + r * (2.505210838544172e-08 + r * (2.08767569878681e-09 + r * (1.6059043836821613e-10)))))))))))));
+        p = p * (fi_v4d)((n + 1023) << 52);
+        return (fi_v4d)(~under & (fi_v4l)p);
+    }
+
+    /* max(x[0:n]) ignoring NaN (-inf when there is none). NaN is otherwise detected by the sums
+       it turns into NaN; only a block without any number above -inf is searched for NaN here
+       (sets *nan_seen), since its sum is skipped. */
+    FI_CLONES static double fi_max_d(const double *x, Py_ssize_t n, int *nan_seen) {
+        fi_v4d m0 = fi_splat_d(-INFINITY), m1 = m0, m2 = m0, m3 = m0, v;
+        Py_ssize_t i = 0;
+        double best = -INFINITY;
+        int j;
+        for (; i + 4 * 4 <= n; i += 4 * 4) {
+            v = fi_load_d(x + i);
+            m0 = fi_select_d(v > m0, v, m0);
+            v = fi_load_d(x + i + 4);
+            m1 = fi_select_d(v > m1, v, m1);
+            v = fi_load_d(x + i + 2 * 4);
+            m2 = fi_select_d(v > m2, v, m2);
+            v = fi_load_d(x + i + 3 * 4);
+            m3 = fi_select_d(v > m3, v, m3);
+        }
+        for (; i < n; i++)
+            if (x[i] > best) best = x[i];
+        for (j = 0; j < 4; j++) {
+            if (m0[j] > best) best = m0[j];
+            if (m1[j] > best) best = m1[j];
+            if (m2[j] > best) best = m2[j];
+            if (m3[j] > best) best = m3[j];
+        }
+        if (best == -INFINITY)
+            for (i = 0; i < n; i++)
+                if (x[i] != x[i]) *nan_seen = 1;
+        return (double)best;
+    }
+
+    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes in a fixed order; two
+       exps are added in double first (one rounding of a two-term sum: at most half an ulp relative). */
+    static inline __attribute__((always_inline)) double fi_sumexp_body_d(const double *x, Py_ssize_t n, double m, double s,
+                                                                           int scaled) {
+        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
+        fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};
+        Py_ssize_t i = 0;
+        for (; i + 4 * 4 <= n; i += 4 * 4) {
+            fi_v4d t0 = fi_load_d(x + i) - vm, t1 = fi_load_d(x + i + 4) - vm;
+            fi_v4d t2 = fi_load_d(x + i + 2 * 4) - vm, t3 = fi_load_d(x + i + 3 * 4) - vm;
+            if (scaled) { t0 *= vs; t1 *= vs; t2 *= vs; t3 *= vs; }
+            fi_add4d(acc0, (fi_exp_d(t0) + fi_exp_d(t1)));
+            fi_add4d(acc1, (fi_exp_d(t2) + fi_exp_d(t3)));
+        }
+        for (; i < n; i += 4) {
+            fi_v4d v = (n - i >= 4) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
+            fi_add4d(acc0, (fi_exp_d((v - vm) * vs)));
+        }
+        return fi_sum8d(acc0) + fi_sum8d(acc1);
+    }
+    FI_CLONES static double fi_sumexp_d(const double *x, Py_ssize_t n, double m, double s) {
+        return s == (double)1 ? fi_sumexp_body_d(x, n, m, s, 0) : fi_sumexp_body_d(x, n, m, s, 1);
+    }
+
+    /* S = sum e^t and U = sum e^t * t with t = (x - m) * s (softmax entropy = log S - U/S). */
+    FI_CLONES static void fi_sumexp_ent_d(const double *x, Py_ssize_t n, double m, double s, double *S, double *U) {
+        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s), lo = fi_splat_d((double)-708.0);
+        fi_v4d accS[2] = {{0}}, accU[2] = {{0}};
+        Py_ssize_t i = 0;
+        for (; i < n; i += 4) {
+            fi_v4d v = (n - i >= 4) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
+            fi_v4d t = (v - vm) * vs;
+            fi_v4d e = fi_exp_d(t);
+            t = fi_select_d(t < lo, lo, t);   /* e = 0 there: 0 * lo, not 0 * -inf */
+            fi_add4d(accS, (e));
+            fi_add4d(accU, (e) * (t));
+        }
+        *S = fi_sum8d(accS);
+        *U = fi_sum8d(accU);
+    }
+
+    /* Sa = sum e^ta, Sb = sum e^tb, U = sum e^ta * (a - b) * s, ta = (a - ma) s, tb = (b - mb) s. */
+    FI_CLONES static void fi_sumexp_kl_d(const double *a, const double *b, Py_ssize_t n, double ma, double mb, double s,
+                                           double *Sa, double *Sb, double *U) {
+        const fi_v4d vma = fi_splat_d(ma), vmb = fi_splat_d(mb), vs = fi_splat_d(s);
+        const fi_v4d lo = fi_splat_d((double)-708.0), zero = fi_splat_d((double)0);
+        fi_v4d accA[2] = {{0}}, accB[2] = {{0}}, accU[2] = {{0}};
+        Py_ssize_t i = 0;
+        for (; i < n; i += 4) {
+            fi_v4d va, vb, ta, ea, eb, d;
+            if (n - i >= 4) { va = fi_load_d(a + i); vb = fi_load_d(b + i); }
+            else { va = fi_load_tail_d(a + i, n - i, -INFINITY); vb = fi_load_tail_d(b + i, n - i, -INFINITY); }
+            ta = (va - vma) * vs;
+            ea = fi_exp_d(ta);
+            eb = fi_exp_d((vb - vmb) * vs);
+            d = fi_select_d(ta < lo, zero, va - vb);  /* p = 0 contributes 0, also where a = b = -inf */
+            fi_add4d(accA, (ea));
+            fi_add4d(accB, (eb));
+            fi_add4d(accU, (ea) * (d));
+        }
+        *Sa = fi_sum8d(accA);
+        *Sb = fi_sum8d(accB);
+        *U = fi_sum8d(accU) * (double)s;
+    }
+
+    /* Store one vector of an output row: streaming when nt (the caller checked alignment). */
+    static inline __attribute__((always_inline)) void fi_store_out_d(double *p, fi_v4d v, int nt) {
+        if (nt) fi_store_nt_d(p, v);
+        else fi_store_d(p, v);
+    }
+
+    /* How many leading elements of y[0:n] to write one by one, and whether to stream the rest. */
+    static inline Py_ssize_t fi_out_head_d(double *y, Py_ssize_t n, int *nt) {
+        Py_ssize_t head = *nt ? fi_nt_head(y, sizeof(double), n) : -1;
+        if (head < 0) { *nt = 0; return 0; }
+        return head;
+    }
+
+    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place).
+       0: x * s - (m * s + c) in one FMA, used when m * s + c is small enough that its
+       rounding in double is far below the result's precision. nt: streaming stores. */
+    FI_CLONES static void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c,
+                                                  int nt) {
+        Py_ssize_t i, head = fi_out_head_d(y, n, &nt);
+        for (i = 0; i < head; i++) y[i] = (double)(((double)x[i] - m) * s - c);
+        if (0) {
+            const double mc = m * s + c;
+            for (; i + 4 <= n; i += 4)
+                fi_store_out_d(y + i, ((fi_load_d(x + i)) * s - mc), nt);
+        } else {
+            for (; i + 4 <= n; i += 4)
+                fi_store_out_d(y + i, (((fi_load_d(x + i)) - m) * s - c), nt);
+        }
+        for (; i < n; i++) y[i] = (double)(((double)x[i] - m) * s - c);
+        if (nt) fi_nt_fence();
+    }
+
+    /* y = exp((x - m) * s) * inv_S. y may be x (in place). nt: streaming stores. */
+    FI_CLONES static void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S, int nt) {
+        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
+        Py_ssize_t i, head = fi_out_head_d(y, n, &nt);
+        for (i = 0; i < head; i++) y[i] = (double)(exp(((double)x[i] - (double)m) * (double)s) * inv_S);
+        for (; i + 4 <= n; i += 4) {
+            fi_v4d e = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * inv_S;
+            fi_store_out_d(y + i, (e), nt);
+        }
+        if (i < n) {
+            fi_v4d e = (fi_exp_d((fi_load_tail_d(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
+            fi_store_tail_d(y + i, n - i, (e));
+        }
+        if (nt) fi_nt_fence();
+    }
+
+    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */
+    static inline __attribute__((always_inline)) fi_v4d fi_target_u_d(const double *q, const double *w, Py_ssize_t i,
+                                                                    double qa, double qb) {
+        fi_v4d u = {0};
+        u = u + 1.0;
+        if (w) u = fi_load_v4d(w + i);
+        if (q) u = u * ((fi_load_d(q + i)) * qa + qb);
+        return u;
+    }
+    static inline double fi_target_u1_d(const double *q, const double *w, Py_ssize_t i, double qa, double qb) {
+        double u = w ? w[i] : 1.0;
+        return q ? u * ((double)q[i] * qa + qb) : u;
+    }
+
+    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. nt: streaming stores. */
+    FI_CLONES static void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
+                                            double m, double s, double alpha, double beta, double qa, double qb, int nt) {
+        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
+        Py_ssize_t i, j, head = fi_out_head_d(g, n, &nt);
+        for (i = 0; i < head; i++)
+            g[i] = (double)(alpha * exp(((double)x[i] - (double)m) * (double)s)
+                        - (beta != 0.0 ? beta * fi_target_u1_d(q, w, i, qa, qb) : 0.0));
+        if (beta == 0.0) {
+            for (; i + 4 <= n; i += 4)
+                fi_store_out_d(g + i, ((fi_exp_d((fi_load_d(x + i) - vm) * vs)) * alpha), nt);
+        } else {
+            for (; i + 4 <= n; i += 4) {
+                fi_v4d r = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * alpha - beta * fi_target_u_d(q, w, i, qa, qb);
+                fi_store_out_d(g + i, (r), nt);
+            }
+        }
+        if (i < n) {
+            double buf[4];
+            fi_store_d(buf, fi_exp_d((fi_load_tail_d(x + i, n - i, -INFINITY) - vm) * vs));
+            for (j = 0; i + j < n; j++)
+                g[i + j] = (double)(alpha * (double)buf[j] - (beta != 0.0 ? beta * fi_target_u1_d(q, w, i + j, qa, qb) : 0.0));
+        }
+        if (nt) fi_nt_fence();
+    }
+
+    /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
+    FI_CLONES static void fi_dots_d(const double *x, const double *q, const double *w, Py_ssize_t n, double m,
+                                      double qa, double qb, double *sum_u, double *sum_ud) {
+        fi_v4d accU[2] = {{0}}, accD[2] = {{0}};
+        Py_ssize_t i = 0;
+        double su, sd;
+        for (; i + 4 <= n; i += 4) {
+            fi_v4d u = fi_target_u_d(q, w, i, qa, qb);
+            fi_add4d(accU, u);
+            fi_add4d(accD, u * (m - (fi_load_d(x + i))));
+        }
+        su = fi_sum8d(accU);
+        sd = fi_sum8d(accD);
+        for (; i < n; i++) {
+            double u = fi_target_u1_d(q, w, i, qa, qb);
+            su += u;
+            sd += u * (m - (double)x[i]);
+        }
+        *sum_u = su;
+        *sum_ud = sd;
+    }
+
+    """
+    double fi_max_f(const float *x, Py_ssize_t n, int *nan_seen) nogil
+    double fi_max_d(const double *x, Py_ssize_t n, int *nan_seen) nogil
+    double fi_sumexp_f(const float *x, Py_ssize_t n, float m, float s) nogil
+    double fi_sumexp_d(const double *x, Py_ssize_t n, double m, double s) nogil
+    void fi_sumexp_ent_f(const float *x, Py_ssize_t n, float m, float s, double *S, double *U) nogil
+    void fi_sumexp_ent_d(const double *x, Py_ssize_t n, double m, double s, double *S, double *U) nogil
+    void fi_sumexp_kl_f(const float *a, const float *b, Py_ssize_t n, float ma, float mb, float s,
+                        double *Sa, double *Sb, double *U) nogil
+    void fi_sumexp_kl_d(const double *a, const double *b, Py_ssize_t n, double ma, double mb, double s,
+                        double *Sa, double *Sb, double *U) nogil
+    void fi_write_logsoftmax_f(const float *x, float *y, Py_ssize_t n, double m, double s, double c, int nt) nogil
+    void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c, int nt) nogil
+    void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S, int nt) nogil
+    void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S, int nt) nogil
+    void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
+                         float m, float s, double alpha, double beta, double qa, double qb, int nt) nogil
+    void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
+                         double m, double s, double alpha, double beta, double qa, double qb, int nt) nogil
+    void fi_dots_f(const float *x, const float *q, const double *w, Py_ssize_t n, double m,
+                   double qa, double qb, double *sum_u, double *sum_ud) nogil
+    void fi_dots_d(const double *x, const double *q, const double *w, Py_ssize_t n, double m,
+                   double qa, double qb, double *sum_u, double *sum_ud) nogil
+
+
+# Rows are processed in blocks of this many elements (8 KiB of float32, 16 KiB of float64):
+# a block is read from memory once for its max and then again from L1 for its exp-sum.
+cdef enum:
+    _SOFTMAX_BLOCK = 2048
+
+cdef enum:
+    _ROW_FINITE = 0    # finite max: m and log_S are set
+    _ROW_NAN = 1       # a NaN in the row
+    _ROW_POSINF = 2    # +inf in the row (logsumexp +inf, everything else NaN)
+    _ROW_NEGINF = 3    # every element -inf, or an empty row (logsumexp -inf)
+
+
+cdef struct RowLSE:
+    double m        # max of the row (of x, not of x/T)
+    double log_S    # log sum exp((x - m) / T); logsumexp(x / T) = m / T + log_S
+    int status
+
+
+cdef inline double _block_max(const floating *x, Py_ssize_t n, int *nan_seen) noexcept nogil:
+    if floating is float:
+        return fi_max_f(x, n, nan_seen)
+    else:
+        return fi_max_d(x, n, nan_seen)
+
+
+cdef inline int _threads_for_rows(Py_ssize_t n_rows, Py_ssize_t n) noexcept nogil:
+    """OpenMP threads for n_rows rows of n elements: one below ~64k elements, where waking a
+    team costs more than it saves."""
+    if n_rows * n < 65536:
+        return 1
+    return num_threads_for(n_rows)
+
+
+cdef Py_ssize_t _stream_min_bytes = 64 << 20
+
+
+def softmax_set_stream_min_bytes(Py_ssize_t n_bytes):
+    """Set the output size above which elementwise outputs use streaming stores; returns the old
+    value (for tests, which exercise both store paths on small arrays)."""
+    global _stream_min_bytes
+    old = _stream_min_bytes
+    _stream_min_bytes = n_bytes
+    return old
+
+
+cdef inline int _stream_output(Py_ssize_t n_rows, Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:
+    """Streaming stores for elementwise outputs over 64 MiB (far beyond the caches), where the
+    output is not going to be read back from cache anyway."""
+    return n_rows * n * itemsize > _stream_min_bytes
+
+
+cdef inline Py_ssize_t _block_len(Py_ssize_t start, Py_ssize_t n) noexcept nogil:
+    return _SOFTMAX_BLOCK if n - start > _SOFTMAX_BLOCK else n - start
+
+
+cdef inline bint _has_nan(const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        if x[j] != x[j]:
+            return True
+    return False
+
+
+cdef inline RowLSE _row_lse(const floating *x, Py_ssize_t n, double s) noexcept nogil:
+    """Online max and rescaled sum-exp of one row: when a block raises the running max M,
+    the sum so far is multiplied by exp((M_old - M_new) s). A NaN makes the sum NaN (blocks
+    that are skipped report NaN through nan_seen); only a row holding +inf is searched again."""
+    cdef RowLSE res
+    cdef double M = -INFINITY, S = 0.0, bm
+    cdef int nan_seen = 0
+    cdef Py_ssize_t start = 0, length
+    res.m = NAN
+    res.log_S = NAN
+    while start < n:
+        length = _block_len(start, n)
+        bm = _block_max(x + start, length, &nan_seen)
+        if bm > M:
+            if S > 0.0:
+                S = S * exp((M - bm) * s)
+            M = bm
+        if -INFINITY < M < INFINITY:
+            if floating is float:
+                S += fi_sumexp_f(x + start, length, <float>M, <float>s)
+            else:
+                S += fi_sumexp_d(x + start, length, M, s)
+        start += length
+    if nan_seen or S != S or (M == INFINITY and _has_nan(x, n)):
+        res.status = _ROW_NAN
+    elif M == INFINITY:
+        res.status = _ROW_POSINF
+    elif M == -INFINITY:
+        res.status = _ROW_NEGINF
+    else:
+        res.status = _ROW_FINITE
+        res.m = M
+        res.log_S = log(S)
+    return res
+
+
+cdef inline void _fill_row(floating *y, Py_ssize_t n, double value) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        y[j] = <floating>value
+
+
+def softmax_logsumexp(const floating[:, ::1] x, double[::1] out):
+    """out[i] = logsumexp(x[i, :]). x: (rows, C >= 1) C-contiguous; out: (rows,) float64."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = _threads_for_rows(n_rows, n)
+    cdef RowLSE r
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            r = _row_lse(&x[i, 0], n, 1.0)
+            if r.status == _ROW_FINITE:
+                out[i] = r.m + r.log_S
+            elif r.status == _ROW_POSINF:
+                out[i] = INFINITY
+            elif r.status == _ROW_NEGINF:
+                out[i] = -INFINITY
+            else:
+                out[i] = NAN
+
+
+def softmax_normalize(const floating[:, ::1] x, floating[:, ::1] out, double s, bint log_output):
+    """out = log_softmax(x * s) (log_output) or softmax(x * s) along rows; out may be x.
+    One online pass for (max, sum-exp), then one write pass (the row is then in cache)."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = _threads_for_rows(n_rows, n)
+    cdef int stream = _stream_output(n_rows, n, sizeof(floating))
+    cdef RowLSE r
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            r = _row_lse(&x[i, 0], n, s)
+            if r.status != _ROW_FINITE:
+                _fill_row(&out[i, 0], n, NAN)
+            elif floating is float:
+                if log_output:
+                    fi_write_logsoftmax_f(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S, stream)
+                else:
+                    fi_write_softmax_f(&x[i, 0], &out[i, 0], n, <float>r.m, <float>s, exp(-r.log_S), stream)
+            else:
+                if log_output:
+                    fi_write_logsoftmax_d(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S, stream)
+                else:
+                    fi_write_softmax_d(&x[i, 0], &out[i, 0], n, r.m, s, exp(-r.log_S), stream)
+
+
+cdef inline double _row_entropy(const floating *x, Py_ssize_t n, double s) noexcept nogil:
+    """H = log S - U / S with S = sum e^t, U = sum e^t t, t = (x - M) s, kept online: when the
+    max rises by -d (d = (M_old - M_new) s < 0), U <- e^d (U + d S) and S <- e^d S."""
+    cdef double M = -INFINITY, S = 0.0, U = 0.0, bm, d, r, bS, bU
+    cdef int nan_seen = 0
+    cdef Py_ssize_t start = 0, length
+    while start < n:
+        length = _block_len(start, n)
+        bm = _block_max(x + start, length, &nan_seen)
+        if bm > M:
+            if S > 0.0:
+                d = (M - bm) * s
+                r = exp(d)
+                U = r * (U + d * S)
+                S = r * S
+            M = bm
+        if M == INFINITY:
+            return NAN
+        if M > -INFINITY:
+            if floating is float:
+                fi_sumexp_ent_f(x + start, length, <float>M, <float>s, &bS, &bU)
+            else:
+                fi_sumexp_ent_d(x + start, length, M, s, &bS, &bU)
+            S += bS
+            U += bU
+        start += length
+    if nan_seen or not M > -INFINITY:
+        return NAN
+    return log(S) - U / S
+
+
+def softmax_entropy_rows(const floating[:, ::1] x, double s, double[::1] out):
+    """out[i] = H(softmax(x[i] * s)) in nats; one read of x."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = _threads_for_rows(n_rows, n)
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            out[i] = _row_entropy(&x[i, 0], n, s)
+
+
+cdef inline double _row_kl(const floating *a, const floating *b, Py_ssize_t n, double s) noexcept nogil:
+    """KL(softmax(a s) || softmax(b s)) = U / Sa - (lse(a s) - lse(b s)), U = sum e^ta (a - b) s;
+    both rows are read once, block by block, with online maxima."""
+    cdef double Ma = -INFINITY, Mb = -INFINITY, Sa = 0.0, Sb = 0.0, U = 0.0
+    cdef double bma, bmb, r, bA, bB, bU
+    cdef int nan_seen = 0
+    cdef Py_ssize_t start = 0, length
+    while start < n:
+        length = _block_len(start, n)
+        bma = _block_max(a + start, length, &nan_seen)
+        bmb = _block_max(b + start, length, &nan_seen)
+        if bma == INFINITY or bmb == INFINITY:
+            return NAN
+        if bma > Ma:
+            if Sa > 0.0:
+                r = exp((Ma - bma) * s)
+                Sa = r * Sa
+                U = r * U
+            Ma = bma
+        if bmb > Mb:
+            if Sb > 0.0:
+                Sb = Sb * exp((Mb - bmb) * s)
+            Mb = bmb
+        if Ma > -INFINITY or Mb > -INFINITY:
+            # a reference of 0 for a side whose block is all -inf makes its exps 0, as they should be
+            if floating is float:
+                fi_sumexp_kl_f(a + start, b + start, length, <float>(Ma if Ma > -INFINITY else 0.0),
+                               <float>(Mb if Mb > -INFINITY else 0.0), <float>s, &bA, &bB, &bU)
+            else:
+                fi_sumexp_kl_d(a + start, b + start, length, Ma if Ma > -INFINITY else 0.0,
+                               Mb if Mb > -INFINITY else 0.0, s, &bA, &bB, &bU)
+            Sa += bA
+            Sb += bB
+            U += bU
+        start += length
+    if nan_seen or not (Ma > -INFINITY and Mb > -INFINITY):
+        return NAN
+    return U / Sa - ((Ma - Mb) * s + log(Sa) - log(Sb))
+
+
+def softmax_kl_rows(const floating[:, ::1] a, const floating[:, ::1] b, double s, double[::1] out):
+    """out[i] = KL(softmax(a[i] s) || softmax(b[i] s)) in nats; one read of a and b."""
+    cdef Py_ssize_t n_rows = a.shape[0], n = a.shape[1], i
+    cdef int nt = _threads_for_rows(n_rows, n)
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            out[i] = _row_kl(&a[i, 0], &b[i, 0], n, s)
+
+
+def softmax_ce_check_targets(const int64_t[::1] target, Py_ssize_t n_classes, bint has_ignore,
+                             int64_t ignore_index, const double[::1] weight, bint has_weight,
+                             double[::1] row_weight):
+    """row_weight[i] = weight[target[i]] (1 without weight; 0 where ignored). Returns the index
+    of the first target outside [0, n_classes) that is not ignore_index, or -1."""
+    cdef Py_ssize_t i, n_rows = target.shape[0], bad = -1
+    cdef int64_t t
+    with nogil:
+        for i in range(n_rows):
+            t = target[i]
+            if has_ignore and t == ignore_index:
+                row_weight[i] = 0.0
+            elif t < 0 or t >= n_classes:
+                bad = i
+                break
+            else:
+                row_weight[i] = weight[t] if has_weight else 1.0
+    return bad
+
+
+cdef inline double _row_ce(const floating *x, Py_ssize_t n, Py_ssize_t t, double w_t,
+                           const floating *q, const double *w, double s, double eps,
+                           floating *g, double gscale, int stream) noexcept nogil:
+    """Cross-entropy of softmax(x s) against class t (q == NULL; weight w_t, label smoothing eps)
+    or against the distribution (1 - eps) q + eps / C (weighted by w when not NULL). When g is not
+    NULL, writes gscale * d loss / d x into g (a write pass over the row while it is in cache).
+
+    Class target: loss = (1 - eps) w_t (lse - z_t) + eps / C * sum_c w_c (lse - z_c)  (torch);
+    distribution target: loss = sum_c u_c (lse - z_c), u_c = w_c ((1 - eps) q_c + eps / C);
+    lse - z_c = (M - x_c) s + log S. Gradient: (sum_c u_c) softmax - u with u the target weights."""
+    cdef RowLSE r = _row_lse(x, n, s)
+    cdef double loss, sum_u = 0.0, sum_ud = 0.0, qa = 1.0 - eps, qb = eps / n
+    cdef double alpha, beta, u_t
+    if r.status != _ROW_FINITE:
+        if g != NULL:
+            _fill_row(g, n, NAN)
+        return NAN
+    if q == NULL:
+        loss = qa * w_t * ((r.m - x[t]) * s + r.log_S)
+        if eps > 0.0:
+            if floating is float:
+                fi_dots_f(x, NULL, w, n, r.m, 1.0, 0.0, &sum_u, &sum_ud)
+            else:
+                fi_dots_d(x, NULL, w, n, r.m, 1.0, 0.0, &sum_u, &sum_ud)
+            loss = loss + qb * (s * sum_ud + sum_u * r.log_S)
+        if g != NULL:
+            alpha = gscale * s * (qa * w_t + qb * sum_u) * exp(-r.log_S)
+            beta = gscale * s * qb
+            if floating is float:
+                fi_write_grad_f(x, NULL, w, g, n, <float>r.m, <float>s, alpha, beta, 1.0, 0.0, stream)
+            else:
+                fi_write_grad_d(x, NULL, w, g, n, r.m, s, alpha, beta, 1.0, 0.0, stream)
+            u_t = w[t] if w != NULL else 1.0
+            g[t] = <floating>(alpha * exp((x[t] - r.m) * s) - beta * u_t - gscale * s * qa * w_t)
+        return loss
+    if floating is float:
+        fi_dots_f(x, q, w, n, r.m, qa, qb, &sum_u, &sum_ud)
+    else:
+        fi_dots_d(x, q, w, n, r.m, qa, qb, &sum_u, &sum_ud)
+    loss = s * sum_ud + sum_u * r.log_S
+    if g != NULL:
+        alpha = gscale * s * sum_u * exp(-r.log_S)
+        beta = gscale * s
+        if floating is float:
+            fi_write_grad_f(x, q, w, g, n, <float>r.m, <float>s, alpha, beta, qa, qb, stream)
+        else:
+            fi_write_grad_d(x, q, w, g, n, r.m, s, alpha, beta, qa, qb, stream)
+    return loss
+
+
+def softmax_ce_index(const floating[:, ::1] x, const int64_t[::1] target, const double[::1] row_weight,
+                     bint has_ignore, int64_t ignore_index, const double[::1] weight, bint has_weight,
+                     double s, double eps, double[::1] loss, floating[:, ::1] grad, bint want_grad,
+                     double gscale):
+    """Per-row cross-entropy against class indices (already checked by softmax_ce_check_targets);
+    ignored rows get loss 0 (and gradient 0) without reading their logits."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = _threads_for_rows(n_rows, n)
+    cdef const double *w = &weight[0] if has_weight else NULL
+    cdef int stream = want_grad and _stream_output(n_rows, n, sizeof(floating))
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            if has_ignore and target[i] == ignore_index:
+                loss[i] = 0.0
+                if want_grad:
+                    _fill_row(&grad[i, 0], n, 0.0)
+            else:
+                loss[i] = _row_ce(&x[i, 0], n, target[i], row_weight[i], NULL, w, s, eps,
+                                  &grad[i, 0] if want_grad else NULL, gscale, stream)
+
+
+def softmax_ce_prob(const floating[:, ::1] x, const floating[:, ::1] q, const double[::1] weight,
+                    bint has_weight, double s, double eps, double[::1] loss, floating[:, ::1] grad,
+                    bint want_grad, double gscale):
+    """Per-row cross-entropy against target distributions q (rows of the logits' shape)."""
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
+    cdef int nt = _threads_for_rows(n_rows, n)
+    cdef const double *w = &weight[0] if has_weight else NULL
+    cdef int stream = want_grad and _stream_output(n_rows, n, sizeof(floating))
+    if n_rows == 0:
+        return
+    with nogil:
+        for i in prange(n_rows, schedule='static', num_threads=nt):
+            loss[i] = _row_ce(&x[i, 0], n, 0, 1.0, &q[i, 0], w, s, eps,
+                              &grad[i, 0] if want_grad else NULL, gscale, stream)

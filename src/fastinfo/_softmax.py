@@ -1,36 +1,440 @@
 """Softmax family front-ends (validate -> call kernel -> shape result).
 
-PLACEHOLDER MODULE: every function below is replaced by the real implementation.
+Every function takes logits, moves the class axis last once (``_validation.as_rows``, a copy
+only when the layout demands it) and calls one kernel of ``_kernels_softmax.pxi`` that reads
+each row once (online max and rescaled sum-exp), with per-row results summed here in a fixed
+order (``np.sum`` over the per-row array), so results do not depend on the thread count.
 """
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from . import _kernels
+from ._validation import (
+    as_float_array,
+    as_rows,
+    check_reduction,
+    check_temperature,
+    from_rows,
+    log_base_divisor,
+    normalize_axis,
+)
+
+__all__ = [
+    "logsumexp",
+    "log_softmax",
+    "softmax",
+    "softmax_entropy",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_grad",
+    "perplexity",
+    "softmax_kl_divergence",
+]
+
+
+def _per_row(values, dtype, batch_shape):
+    """Per-slice result: an ndarray of ``dtype`` shaped ``batch_shape``; a NumPy scalar for 1-D input."""
+    res = np.asarray(values).astype(dtype, copy=False).reshape(batch_shape)
+    return res[()] if res.ndim == 0 else res
+
+
+def _logits_rows(x, axis, name):
+    arr = as_float_array(x, name)
+    ax = normalize_axis(axis, arr.ndim)
+    rows, batch_shape = as_rows(arr, ax)
+    return arr, ax, rows, batch_shape
 
 
 def logsumexp(x, axis=-1, keepdims=False):
-    raise NotImplementedError("not implemented yet")
+    r"""Logarithm of the sum of exponentials along an axis.
+
+    .. math:: \operatorname{logsumexp}(x) = \log \sum_c e^{x_c} = m + \log \sum_c e^{x_c - m},
+              \quad m = \max_c x_c
+
+    computed in one read of each slice (online maximum and rescaled sum). Matches
+    :func:`scipy.special.logsumexp` for real input: a slice that is all ``-inf`` gives ``-inf``,
+    one holding ``+inf`` gives ``+inf``, NaN gives NaN; an empty slice gives ``-inf``.
+
+    Parameters
+    ----------
+    x : array_like
+        Logits. float32 stays float32, float16 is computed as float32, integers become float64.
+    axis : int, optional
+        Axis to reduce (default: last).
+    keepdims : bool, optional
+        Keep the reduced axis with length 1.
+
+    Returns
+    -------
+    ndarray or scalar
+        One value per slice, in the input's float dtype (a NumPy scalar for 1-D input).
+
+    Examples
+    --------
+    >>> import fastinfo as fi
+    >>> round(float(fi.logsumexp([0.0, 0.0])), 6)   # log 2
+    0.693147
+    """
+    arr, ax, rows, batch_shape = _logits_rows(x, axis, "x")
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    if rows.shape[1] == 0:
+        out.fill(-np.inf)
+    else:
+        _kernels.softmax_logsumexp(rows, out)
+    res = out.astype(arr.dtype, copy=False).reshape(batch_shape)
+    if keepdims:
+        return np.expand_dims(res, ax)
+    return res[()] if res.ndim == 0 else res
+
+
+def _check_out(out, arr):
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"out must be a NumPy array; got {type(out).__name__}")
+    if out.shape != arr.shape:
+        raise ValueError(f"out must have shape {arr.shape} (the input's); got {out.shape}")
+    if out.dtype != arr.dtype:
+        raise ValueError(f"out must have dtype {arr.dtype} (the result's); got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+
+
+def _normalize(x, axis, temperature, out, log_output):
+    s = 1.0 / check_temperature(temperature)
+    arr, ax, rows, batch_shape = _logits_rows(x, axis, "x")
+    out_rows = None
+    if out is not None:
+        _check_out(out, arr)
+        moved = np.moveaxis(out, ax, -1)
+        if moved.flags.c_contiguous:
+            out_rows = moved.reshape(rows.shape)
+            same = (out_rows.__array_interface__["data"][0] == rows.__array_interface__["data"][0]
+                    and out_rows.strides == rows.strides)
+            if not same and np.may_share_memory(out_rows, rows):
+                rows = rows.copy()  # partial overlap: read from a copy
+    res_rows = out_rows if out_rows is not None else np.empty(rows.shape, dtype=arr.dtype)
+    if rows.size:
+        _kernels.softmax_normalize(rows, res_rows, s, log_output)
+    if out is None:
+        return from_rows(res_rows, batch_shape, ax, arr.ndim)
+    if out_rows is None:
+        np.copyto(np.moveaxis(out, ax, -1), res_rows.reshape(np.moveaxis(out, ax, -1).shape))
+    return out
 
 
 def log_softmax(x, axis=-1, *, temperature=1.0, out=None):
-    raise NotImplementedError("not implemented yet")
+    r"""Logarithm of the softmax along an axis.
+
+    .. math:: \operatorname{log\_softmax}(x)_c = \frac{x_c}{T} - \operatorname{logsumexp}(x / T)
+
+    One online pass per slice for the maximum and the rescaled sum of exponentials, then one
+    write pass. Matches :func:`scipy.special.log_softmax` and ``torch.log_softmax``; a slice
+    holding NaN or ``+inf``, or all ``-inf``, is NaN in every element (as PyTorch).
+
+    Parameters
+    ----------
+    x : array_like
+        Logits.
+    axis : int, optional
+        The class axis (default: last).
+    temperature : float, optional
+        ``T > 0``; the function is applied to ``x / T``.
+    out : ndarray, optional
+        Where to write the result: same shape as ``x`` and the result's dtype. May be ``x``
+        itself (in place). Returned.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``x``, its float dtype.
+
+    Examples
+    --------
+    >>> import fastinfo as fi
+    >>> fi.log_softmax([0.0, 0.0]).round(6)
+    array([-0.693147, -0.693147])
+    """
+    return _normalize(x, axis, temperature, out, True)
 
 
 def softmax(x, axis=-1, *, temperature=1.0, out=None):
-    raise NotImplementedError("not implemented yet")
+    r"""Softmax along an axis: :math:`\operatorname{softmax}(x)_c = e^{x_c/T} / \sum_k e^{x_k/T}`.
+
+    Equal to ``exp(log_softmax(x))``, computed as ``exp(x/T - max) / sum`` in one online pass and
+    one write pass. Matches :func:`scipy.special.softmax`; a slice holding NaN or ``+inf``, or all
+    ``-inf``, is NaN in every element. Parameters as :func:`log_softmax`.
+
+    Examples
+    --------
+    >>> import fastinfo as fi
+    >>> fi.softmax([0.0, 0.0, 0.0, 0.0]).tolist()
+    [0.25, 0.25, 0.25, 0.25]
+    """
+    return _normalize(x, axis, temperature, out, False)
 
 
 def softmax_entropy(logits, axis=-1, *, temperature=1.0, base=None):
-    raise NotImplementedError("not implemented yet")
+    r"""Shannon entropy of ``softmax(logits / T)`` per slice.
 
+    .. math:: H = -\sum_c p_c \log p_c = \log S - \frac{1}{S}\sum_c e^{t_c} t_c,
+              \quad t_c = \frac{x_c - m}{T},\ S = \sum_c e^{t_c}
 
-def softmax_cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=None, label_smoothing=0.0, weight=None, temperature=1.0):
-    raise NotImplementedError("not implemented yet")
+    fused in one read of each slice (both sums are rescaled online when the running max rises),
+    with no temporary of the input's size. Divided by ``log(base)`` when ``base`` is given.
 
-
-def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", ignore_index=None, label_smoothing=0.0, weight=None, temperature=1.0):
-    raise NotImplementedError("not implemented yet")
-
-
-def perplexity(logits, target, axis=-1, *, ignore_index=None, temperature=1.0):
-    raise NotImplementedError("not implemented yet")
+    Examples
+    --------
+    >>> import fastinfo as fi
+    >>> round(float(fi.softmax_entropy([1.0, 1.0], base=2)), 12)
+    1.0
+    """
+    s = 1.0 / check_temperature(temperature)
+    divisor = log_base_divisor(base)
+    arr, ax, rows, batch_shape = _logits_rows(logits, axis, "logits")
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    if rows.shape[1] == 0:
+        out.fill(np.nan)
+    else:
+        _kernels.softmax_entropy_rows(rows, s, out)
+    if divisor != 1.0:
+        out /= divisor
+    return _per_row(out, arr.dtype, batch_shape)
 
 
 def softmax_kl_divergence(logits_p, logits_q, axis=-1, *, temperature=1.0, reduction="none", base=None):
-    raise NotImplementedError("not implemented yet")
+    r"""Kullback-Leibler divergence between the softmaxes of two sets of logits, per slice.
+
+    .. math:: \mathrm{KL}(p \,\|\, q) = \sum_c p_c (\log p_c - \log q_c),\quad
+              p = \operatorname{softmax}(a/T),\ q = \operatorname{softmax}(b/T)
+
+    computed as :math:`\frac{1}{S_a}\sum_c e^{t_c}(a_c - b_c)/T - \operatorname{lse}(a/T) +
+    \operatorname{lse}(b/T)` in one read of both arrays. Forward vs reverse KL is the argument order.
+    Equals ``torch.nn.functional.kl_div(log_softmax(b), log_softmax(a), log_target=True)`` summed
+    over classes. ``reduction="mean"`` averages over slices, ``"sum"`` adds them (Python floats).
+
+    Examples
+    --------
+    >>> import fastinfo as fi
+    >>> float(fi.softmax_kl_divergence([1.0, 2.0], [1.0, 2.0]))
+    0.0
+    """
+    s = 1.0 / check_temperature(temperature)
+    reduction = check_reduction(reduction)
+    divisor = log_base_divisor(base)
+    a = as_float_array(logits_p, "logits_p")
+    b = as_float_array(logits_q, "logits_q")
+    if a.shape != b.shape:
+        raise ValueError(f"logits_p and logits_q must have the same shape; got {a.shape} and {b.shape}")
+    dtype = np.result_type(a.dtype, b.dtype)
+    a = a.astype(dtype, copy=False)
+    b = b.astype(dtype, copy=False)
+    ax = normalize_axis(axis, a.ndim)
+    rows_a, batch_shape = as_rows(a, ax)
+    rows_b, _ = as_rows(b, ax)
+    out = np.empty(rows_a.shape[0], dtype=np.float64)
+    if rows_a.shape[1] == 0:
+        out.fill(np.nan)
+    else:
+        _kernels.softmax_kl_rows(rows_a, rows_b, s, out)
+    if divisor != 1.0:
+        out /= divisor
+    if reduction == "none":
+        return _per_row(out, dtype, batch_shape)
+    if reduction == "sum":
+        return float(np.sum(out))
+    return float(np.sum(out) / out.size) if out.size else math.nan
+
+
+def _check_label_smoothing(label_smoothing):
+    if isinstance(label_smoothing, (bool, np.bool_)) or not isinstance(
+        label_smoothing, (numbers.Real, np.floating, np.integer)
+    ):
+        raise TypeError(f"label_smoothing must be a number in [0, 1]; got {label_smoothing!r}")
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1]; got {label_smoothing!r}")
+    return eps
+
+
+def _check_ignore_index(ignore_index):
+    if ignore_index is None:
+        return False, 0
+    if isinstance(ignore_index, (bool, np.bool_)):
+        raise TypeError(f"ignore_index must be an int or None; got {ignore_index!r}")
+    try:
+        value = operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"ignore_index must be an int or None; got {ignore_index!r}") from None
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"ignore_index must fit in int64; got {value}")
+    return True, value
+
+
+def _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothing, weight, temperature,
+                   want_grad):
+    """Shared body of the cross-entropy functions: returns (loss, grad or None)."""
+    s = 1.0 / check_temperature(temperature)
+    reduction = check_reduction(reduction)
+    eps = _check_label_smoothing(label_smoothing)
+    has_ignore, ignore_value = _check_ignore_index(ignore_index)
+    arr, ax, rows, batch_shape = _logits_rows(logits, axis, "logits")
+    n_rows, n_classes = rows.shape
+    dtype = arr.dtype
+
+    if weight is None:
+        w = np.empty(1, dtype=np.float64)
+    else:
+        w = np.ascontiguousarray(as_float_array(weight, "weight"), dtype=np.float64)
+        if w.shape != (n_classes,):
+            raise ValueError(f"weight must have shape ({n_classes},) (one per class of logits along axis "
+                             f"{ax}); got {w.shape}")
+
+    tgt = target if isinstance(target, np.ndarray) else np.asarray(target)
+    kind = tgt.dtype.kind
+    loss = np.empty(n_rows, dtype=np.float64)
+    grad_rows = np.empty(rows.shape if want_grad else (0, 0), dtype=dtype)
+
+    if kind in "iu":
+        expected = arr.shape[:ax] + arr.shape[ax + 1:]
+        if tgt.shape != expected:
+            raise ValueError(f"target of class indices must have shape {expected} (the logits' shape "
+                             f"{arr.shape} without axis {ax}); got {tgt.shape}")
+        if kind == "u" and tgt.dtype.itemsize == 8 and tgt.size and tgt.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"target holds {int(tgt.max())}, outside [0, {n_classes}) (the classes of logits)")
+        t64 = np.ascontiguousarray(tgt, dtype=np.int64).reshape(-1)
+        row_weight = np.empty(n_rows, dtype=np.float64)
+        bad = _kernels.softmax_ce_check_targets(t64, n_classes, has_ignore, ignore_value, w,
+                                                weight is not None, row_weight)
+        if bad >= 0:
+            where = np.unravel_index(bad, expected) if expected else ()
+            extra = f" or ignore_index={ignore_value}" if has_ignore else " (ignore_index=None ignores nothing)"
+            raise ValueError(f"target holds {int(t64[bad])} at index {tuple(int(i) for i in where)}, outside "
+                             f"[0, {n_classes}) (the classes of logits along axis {ax}){extra}")
+        denominator = np.sum(row_weight)
+        gscale = (np.float64(1.0) / denominator if denominator != 0 else np.float64(np.inf)) \
+            if reduction == "mean" else 1.0
+        if n_rows and n_classes:
+            _kernels.softmax_ce_index(rows, t64, row_weight, has_ignore, ignore_value, w, weight is not None,
+                                      s, eps, loss, grad_rows, want_grad, float(gscale))
+        else:
+            loss.fill(0.0)
+            grad_rows.fill(0.0)
+    elif kind == "f":
+        if tgt.shape != arr.shape:
+            raise ValueError(f"target of probabilities must have the logits' shape {arr.shape}; got {tgt.shape}")
+        q = as_float_array(tgt, "target").astype(dtype, copy=False)
+        q_rows, _ = as_rows(q, ax)
+        denominator = np.float64(n_rows)
+        gscale = (1.0 / n_rows if n_rows else 1.0) if reduction == "mean" else 1.0
+        if n_rows and n_classes:
+            _kernels.softmax_ce_prob(rows, q_rows, w, weight is not None, s, eps, loss, grad_rows,
+                                     want_grad, gscale)
+        else:
+            loss.fill(0.0)
+    else:
+        raise TypeError(f"target must hold integer class indices or floating-point probabilities; "
+                        f"got dtype {tgt.dtype}")
+
+    if reduction == "none":
+        result = _per_row(loss, dtype, batch_shape)
+    else:
+        total = np.sum(loss)
+        if reduction == "sum":
+            result = float(total)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                result = float(np.float64(total) / np.float64(denominator))
+    grad = from_rows(grad_rows, batch_shape, ax, arr.ndim) if want_grad else None
+    return result, grad
+
+
+def softmax_cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=None, label_smoothing=0.0,
+                          weight=None, temperature=1.0):
+    r"""Cross-entropy of ``softmax(logits / T)`` against class indices or distributions.
+
+    Follows ``torch.nn.functional.cross_entropy`` for every option. With ``z = logits / T``,
+    ``lse = logsumexp(z)`` and ``ε = label_smoothing``:
+
+    - integer ``target`` (the logits' shape without ``axis``, values in ``[0, C)`` or
+      ``ignore_index``): :math:`\ell = (1-ε)\,w_t (\mathrm{lse} - z_t) + \frac{ε}{C}\sum_c w_c
+      (\mathrm{lse} - z_c)`; ignored positions give 0; ``"mean"`` is :math:`\sum \ell / \sum w_t`
+      over non-ignored positions (NaN when there are none);
+    - floating ``target`` (the logits' shape): :math:`\ell = \sum_c w_c \tilde q_c (\mathrm{lse} - z_c)`,
+      :math:`\tilde q = (1-ε) q + ε/C`; ``"mean"`` divides by the number of slices.
+
+    ``w`` is ``weight`` (shape ``(C,)``) or 1. One read of the logits, no temporary of their size.
+
+    Parameters
+    ----------
+    logits : array_like
+    target : array_like of int or float
+    axis : int, optional
+        The class axis (default: last).
+    reduction : {"mean", "sum", "none"}
+    ignore_index : int or None
+        Class index whose positions are ignored (``None``: nothing is ignored).
+    label_smoothing : float in [0, 1]
+    weight : array_like of shape (C,), optional
+    temperature : float > 0
+
+    Returns
+    -------
+    float or ndarray
+        A Python float for ``"mean"``/``"sum"``; per-slice losses for ``"none"``.
+
+    Examples
+    --------
+    >>> import fastinfo as fi
+    >>> round(fi.softmax_cross_entropy([[0.0, 0.0]], [1]), 6)   # log 2
+    0.693147
+    """
+    return _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothing, weight, temperature,
+                          False)[0]
+
+
+def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", ignore_index=None,
+                                    label_smoothing=0.0, weight=None, temperature=1.0):
+    r"""Cross-entropy and its gradient with respect to the logits, fused in one pass.
+
+    Options and loss as :func:`softmax_cross_entropy`. The gradient of the reduced loss
+    (of ``loss.sum()`` for ``reduction="none"``) with respect to the original logits is, per slice,
+
+    .. math:: \frac{\partial \ell}{\partial x_j} = \frac{1}{T}\Big(\big(\textstyle\sum_c u_c\big)\,
+              \operatorname{softmax}(z)_j - u_j\Big)
+
+    with ``u`` the weighted (smoothed) target distribution, divided by the ``"mean"`` denominator.
+    Ignored positions get 0; NaN slices get NaN.
+
+    Returns
+    -------
+    (loss, grad)
+        ``grad`` has the logits' shape and float dtype.
+
+    Examples
+    --------
+    >>> import fastinfo as fi
+    >>> loss, grad = fi.softmax_cross_entropy_with_grad([[0.0, 0.0]], [1])
+    >>> grad.tolist()
+    [[0.5, -0.5]]
+    """
+    return _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothing, weight, temperature,
+                          True)
+
+
+def perplexity(logits, target, axis=-1, *, ignore_index=None, temperature=1.0):
+    r"""Perplexity: :math:`\exp` of the mean cross-entropy in nats over non-ignored positions.
+
+    .. math:: \mathrm{PPL} = \exp\Big(\frac{1}{N}\sum_i \big(\mathrm{lse}(z_i) - z_{i,t_i}\big)\Big)
+
+    NaN when every position is ignored.
+
+    Examples
+    --------
+    >>> import fastinfo as fi
+    >>> round(fi.perplexity([[0.0, 0.0, 0.0, 0.0]], [2]), 9)   # uniform over 4 classes
+    4.0
+    """
+    mean, _ = _cross_entropy(logits, target, axis, "mean", ignore_index, 0.0, None, temperature, False)
+    with np.errstate(over="ignore"):
+        return float(np.exp(np.float64(mean)))

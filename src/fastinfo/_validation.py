@@ -154,3 +154,46 @@ def check_same_length(**arrays):
     if len(set(lengths.values())) > 1:
         desc = ", ".join(f"{name} has {n}" for name, n in lengths.items())
         raise ValueError(f"samples must have the same length: {desc}")
+
+
+# =============================================================================
+# Distribution family: two operands that broadcast against each other
+# =============================================================================
+
+
+def broadcast_rows(p, q, axis, names=("p", "q")):
+    """Rows of two float arrays that broadcast (NumPy rules), without materialising the broadcast.
+
+    Returns ``(p_rows, p_index, q_rows, q_index, batch_shape, axis)``: ``p_rows`` is the C-contiguous
+    ``(rows_p, C)`` view of ``p`` itself (copied only when its layout demands it), and output row
+    ``i`` reads ``p_rows[p_index[i]]`` (``p_index`` empty when it is the identity); likewise for ``q``.
+    ``batch_shape`` is the broadcast shape without ``axis``; ``axis`` is normalised against the
+    broadcast ndim. An operand of length 1 along ``axis`` (broadcast along the reduced axis itself)
+    is repeated along that axis (a copy the size of its own batch times the axis length).
+    ``ValueError`` names both shapes when they do not broadcast.
+    """
+    try:
+        shape = np.broadcast_shapes(p.shape, q.shape)
+    except ValueError:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape or broadcast against each other; "
+            f"got {names[0]}.shape={p.shape} and {names[1]}.shape={q.shape}"
+        ) from None
+    ndim = len(shape)
+    axis = normalize_axis(axis, ndim)
+    batch_shape = shape[:axis] + shape[axis + 1:]
+    n_rows = math.prod(batch_shape)
+    out = []
+    for arr in (p, q):
+        arr = arr.reshape((1,) * (ndim - arr.ndim) + arr.shape)
+        if arr.shape[axis] != shape[axis]:
+            arr = np.repeat(arr, shape[axis], axis=axis)
+        rows, own_batch = as_rows(arr, axis)
+        if own_batch == batch_shape:
+            index = np.empty(0, dtype=np.int64)
+        else:
+            index = np.ascontiguousarray(np.broadcast_to(
+                np.arange(rows.shape[0], dtype=np.int64).reshape(own_batch), batch_shape
+            ).reshape(n_rows))
+        out += [rows, index]
+    return (*out, batch_shape, axis)

@@ -1,0 +1,302 @@
+"""Estimators from samples: the compiled estimators against the brute-force twins of reference.py.
+
+Agreement to 1e-10 over n, dimensions, k, both KSG algorithms, and data with many ties
+(integer-valued floats, repeated rows), where the strict / non-strict counts and the tie-break of
+the k neighbours matter.
+"""
+import zlib
+
+import numpy as np
+import pytest
+
+import fastinfo as fi
+import reference as ref
+
+RTOL = 1e-10
+ATOL = 1e-12
+
+
+def seed(*parts):
+    """A seed that is the same in every run (``hash`` of a str is salted per process)."""
+    return zlib.crc32(repr(parts).encode())
+
+
+def close(a, b):
+    return abs(a - b) <= ATOL + RTOL * abs(b)
+
+
+def gaussian_pair(rng, n, dx, dy, rho=0.6):
+    x = rng.normal(size=(n, dx))
+    y = rho * x[:, :1] + np.sqrt(1 - rho**2) * rng.normal(size=(n, dy))
+    return x, y
+
+
+def tied_pair(rng, n, dx, dy):
+    """Integer-valued floats with few levels and some repeated rows: many exact ties."""
+    x = rng.integers(0, 4, size=(n, dx)).astype(np.float64)
+    y = x[:, :1] + rng.integers(0, 3, size=(n, dy))
+    repeat = rng.integers(0, n, size=n // 5)
+    x[: n // 5] = x[repeat]
+    y[: n // 5] = y[repeat]
+    return x, y
+
+
+DIMS = [(1, 1), (1, 2), (2, 1), (3, 3), (4, 4)]
+
+
+@pytest.mark.parametrize("n", [20, 200])
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("k", [1, 3, 5, 10])
+@pytest.mark.parametrize("algorithm", [1, 2])
+@pytest.mark.parametrize("data", ["gaussian", "ties"])
+def test_ksg_matches_reference(n, dims, k, algorithm, data):
+    rng = np.random.default_rng(seed(n, dims, k, algorithm, data))
+    x, y = (gaussian_pair if data == "gaussian" else tied_pair)(rng, n, *dims)
+    got = fi.mutual_info_ksg(x, y, k=k, algorithm=algorithm)
+    want = ref.mutual_info_ksg_ref(x, y, k=k, algorithm=algorithm)
+    assert type(got) is float
+    assert close(got, want), (got, want)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dims", [(1, 1), (2, 2), (4, 4)])
+@pytest.mark.parametrize("algorithm", [1, 2])
+@pytest.mark.parametrize("data", ["gaussian", "ties"])
+def test_ksg_matches_reference_n2000(dims, algorithm, data):
+    rng = np.random.default_rng(7)
+    x, y = (gaussian_pair if data == "gaussian" else tied_pair)(rng, 2000, *dims)
+    for k in (1, 5):
+        got = fi.mutual_info_ksg(x, y, k=k, algorithm=algorithm)
+        want = ref.mutual_info_ksg_ref(x, y, k=k, algorithm=algorithm)
+        assert close(got, want), (k, got, want)
+
+
+def test_ksg_all_points_identical_within_clusters():
+    # every joint point has k or more exact duplicates: eps_i = 0, algorithm 1 counts nothing
+    x = np.repeat([0.0, 1.0, 2.0], 10)
+    y = np.repeat([5.0, 3.0, 5.0], 10)
+    for algorithm in (1, 2):
+        got = fi.mutual_info_ksg(x, y, k=3, algorithm=algorithm)
+        want = ref.mutual_info_ksg_ref(x, y, k=3, algorithm=algorithm)
+        assert close(got, want), (algorithm, got, want)
+    from scipy.special import digamma
+
+    n = 30
+    assert close(fi.mutual_info_ksg(x, y, k=3), digamma(3) + digamma(n) - 2 * digamma(1))
+
+
+@pytest.mark.parametrize("n", [20, 200])
+@pytest.mark.parametrize("dims", [(1, 1, 1), (2, 1, 1), (1, 1, 2), (2, 2, 3)])
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("data", ["gaussian", "ties"])
+def test_conditional_matches_reference(n, dims, k, data):
+    rng = np.random.default_rng(seed(n, dims, k, data))
+    dx, dy, dz = dims
+    if data == "gaussian":
+        z = rng.normal(size=(n, dz))
+        x = z[:, :1] + rng.normal(size=(n, dx))
+        y = z[:, :1] + rng.normal(size=(n, dy))
+    else:
+        z = rng.integers(0, 3, size=(n, dz)).astype(float)
+        x = z[:, :1] + rng.integers(0, 3, size=(n, dx))
+        y = z[:, :1] + rng.integers(0, 3, size=(n, dy))
+    got = fi.conditional_mutual_info_ksg(x, y, z, k=k)
+    assert type(got) is float
+    assert close(got, ref.conditional_mutual_info_ksg_ref(x, y, z, k=k))
+
+
+@pytest.mark.parametrize("n", [20, 200, 2000])
+@pytest.mark.parametrize("d", [1, 2, 4])
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_entropy_matches_reference(n, d, k):
+    if n == 2000 and d == 4:
+        pytest.skip("covered by the smaller cases; keeps the suite fast")
+    rng = np.random.default_rng(n * 100 + d * 10 + k)
+    x = rng.normal(size=(n, d)) * np.arange(1, d + 1)
+    got = fi.entropy_knn(x, k=k)
+    assert type(got) is float
+    assert close(got, ref.entropy_knn_ref(x, k=k))
+
+
+def test_entropy_with_some_duplicates_below_k():
+    # duplicates are fine as long as the k-th neighbour distance stays positive
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=100)
+    x[:40] = np.repeat(x[:20], 2)
+    assert close(fi.entropy_knn(x, k=3), ref.entropy_knn_ref(x, k=3))
+
+
+@pytest.mark.parametrize("n", [20, 200, 2000])
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("k", [1, 3, 5, 10])
+@pytest.mark.parametrize("data", ["gaussian", "ties"])
+def test_mixed_matches_reference(n, d, k, data):
+    if n == 2000 and (d > 1 or data == "ties"):
+        pytest.skip("covered by the smaller cases; keeps the suite fast")
+    rng = np.random.default_rng(seed(n, d, k, data))
+    labels = rng.integers(0, 4, size=n)
+    labels[:3] = [10, 11, 11]          # a singleton label (left out) and a label of size 2 (< k)
+    if data == "gaussian":
+        x = labels[:, None] * 0.5 + rng.normal(size=(n, d))
+    else:
+        x = (labels[:, None] + rng.integers(0, 3, size=(n, d))).astype(float)
+    got = fi.mutual_info_mixed(x, labels, k=k)
+    assert type(got) is float
+    assert close(got, ref.mutual_info_mixed_ref(x, labels, k=k))
+
+
+def test_mixed_string_labels_equal_integer_labels():
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 3, size=300)
+    x = codes + rng.normal(size=300)
+    names = np.array(["a", "b", "c"])[codes]
+    assert fi.mutual_info_mixed(x, names) == fi.mutual_info_mixed(x, codes)
+
+
+def test_mixed_against_sklearn_private_estimator():
+    fs = pytest.importorskip("sklearn.feature_selection._mutual_info")
+    rng = np.random.default_rng(11)
+    for n_labels in (2, 5):
+        labels = rng.integers(0, n_labels, size=1500)
+        x = labels + rng.normal(size=1500)   # tie-free continuous samples, MI well above 0
+        for k in (1, 3, 7):
+            want = fs._compute_mi_cd(x, labels, k)
+            assert want > 0      # scikit-learn clips at 0: stay where that does not matter
+            assert close(fi.mutual_info_mixed(x, labels, k=k), want)
+
+
+@pytest.mark.parametrize("n", [1, 10, 500])
+def test_discrete_matches_sklearn(n):
+    from sklearn.metrics import mutual_info_score
+
+    rng = np.random.default_rng(n)
+    a = rng.integers(0, 5, size=n)
+    b = (a + rng.integers(0, 3, size=n)) % 7
+    got = fi.mutual_info_discrete(a, b)
+    assert type(got) is float
+    assert close(got, mutual_info_score(a, b))
+    assert close(got, ref.mutual_info_discrete_ref(a, b))
+
+
+def test_discrete_any_labels():
+    from sklearn.metrics import mutual_info_score
+
+    rng = np.random.default_rng(2)
+    a = rng.choice(np.array(["cat", "dog", "eel"]), size=400)
+    b = rng.normal(size=400).round(1)          # float labels
+    assert close(fi.mutual_info_discrete(a, b), mutual_info_score(a, b))
+    assert close(fi.mutual_info_discrete(a, b, base=2), mutual_info_score(a, b) / np.log(2))
+
+
+def test_discrete_huge_label_product_is_sparse():
+    # 10^5 distinct labels on each side: a dense contingency table would hold 10^10 cells
+    from sklearn.metrics import mutual_info_score
+
+    rng = np.random.default_rng(4)
+    a = rng.permutation(100_000)
+    b = a // 2 + rng.integers(0, 2, size=100_000) * 10**9
+    assert close(fi.mutual_info_discrete(a, b), mutual_info_score(a, b))
+
+
+def test_from_joint_matches_reference_and_discrete():
+    rng = np.random.default_rng(8)
+    counts = rng.integers(0, 20, size=(4, 6)).astype(float)
+    counts[1, :] = 0.0
+    got = fi.mutual_info_from_joint(counts)
+    assert type(got) is float
+    assert close(got, ref.mutual_info_from_joint_ref(counts))
+    assert close(fi.mutual_info_from_joint(counts / counts.sum()), got)
+    # a count table is the contingency table of label pairs
+    a = np.repeat(np.repeat(np.arange(4), 6), counts.astype(int).ravel())
+    b = np.repeat(np.tile(np.arange(6), 4), counts.astype(int).ravel())
+    assert close(fi.mutual_info_discrete(a, b), got)
+    assert fi.mutual_info_from_joint([[0.5, 0.0], [0.0, 0.5]], base=2) == pytest.approx(1.0, abs=1e-15)
+    assert fi.mutual_info_from_joint(np.outer([0.2, 0.8], [0.3, 0.7])) == pytest.approx(0.0, abs=1e-15)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_matrix_matches_ksg_bitwise(ties):
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(300, 4))
+    X[:, 1] += X[:, 0]
+    if ties:
+        X = np.round(X)
+    M = fi.mutual_info_matrix(X, k=4)
+    assert M.dtype == np.float64 and M.shape == (4, 4)
+    assert np.isnan(np.diag(M)).all()
+    assert np.array_equal(M, M.T, equal_nan=True)
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                assert M[i, j] == fi.mutual_info_ksg(X[:, i], X[:, j], k=4)
+    want = ref.mutual_info_matrix_ref(X[:60], k=4)
+    got = fi.mutual_info_matrix(X[:60], k=4)
+    off = ~np.eye(4, dtype=bool)
+    np.testing.assert_allclose(got[off], want[off], rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("discrete_features", [False, True, np.array([True, False, False, True])])
+@pytest.mark.parametrize("discrete_target", [False, True])
+def test_features_matches_reference(discrete_features, discrete_target):
+    rng = np.random.default_rng(10)
+    n = 200
+    X = rng.normal(size=(n, 4))
+    X[:, 0] = rng.integers(0, 3, size=n)
+    X[:, 3] = rng.integers(0, 5, size=n)
+    if np.any(discrete_features):
+        mask = np.broadcast_to(discrete_features, (4,))
+        X[:, mask] = rng.integers(0, 4, size=(n, int(mask.sum())))
+    y = X[:, 0] + X[:, 1] + rng.normal(size=n)
+    if discrete_target:
+        y = (y > 0.5).astype(int) + (y > 2).astype(int)
+    got = fi.mutual_info_features(X, y, k=3, discrete_features=discrete_features,
+                                  discrete_target=discrete_target)
+    want = ref.mutual_info_features_ref(X, y, k=3, discrete_features=discrete_features,
+                                        discrete_target=discrete_target)
+    assert got.dtype == np.float64 and got.shape == (4,)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+def test_features_continuous_equal_ksg_bitwise():
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(500, 3))
+    y = X.sum(axis=1) + rng.normal(size=500)
+    got = fi.mutual_info_features(X, y, k=5)
+    for j in range(3):
+        assert got[j] == fi.mutual_info_ksg(X[:, j], y, k=5)
+
+
+@pytest.mark.parametrize("dims", [(1, 1), (2, 1), (2, 3)])
+def test_permutation_test_matches_brute_force_loop(dims):
+    rng = np.random.default_rng(13)
+    n = 150
+    x, y = gaussian_pair(rng, n, *dims, rho=0.15)
+    n_perm = 40
+    estimate, p_value = fi.mutual_info_test(x, y, k=3, n_permutations=n_perm, random_state=42)
+    assert type(estimate) is float and type(p_value) is float
+    assert estimate == fi.mutual_info_ksg(x, y, k=3)
+    perm_rng = np.random.default_rng(42)
+    null = [fi.mutual_info_ksg(x, y[perm_rng.permutation(n)], k=3) for _ in range(n_perm)]
+    assert p_value == (1 + sum(v >= estimate for v in null)) / (1 + n_perm)
+    ref_estimate, ref_p = ref.mutual_info_test_ref(x, y, k=3, n_permutations=n_perm, random_state=42)
+    assert close(estimate, ref_estimate)
+    assert p_value == ref_p
+
+
+def test_permutation_test_strong_dependence_and_base():
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=500)
+    y = x + 0.3 * rng.normal(size=500)
+    est, p = fi.mutual_info_test(x, y, n_permutations=99, random_state=1)
+    assert p == 0.01
+    est2, p2 = fi.mutual_info_test(x, y, n_permutations=99, random_state=1, base=2)
+    assert close(est2, est / np.log(2)) and p2 == p
+
+
+def test_infonce_matches_reference():
+    rng = np.random.default_rng(15)
+    scores = rng.normal(size=(64, 64)) + 3 * np.eye(64)
+    got = fi.infonce_bound(scores)
+    assert type(got) is float
+    assert close(got, ref.infonce_bound_ref(scores))
+    assert fi.infonce_bound(np.eye(8) * 1e3) == pytest.approx(np.log(8), abs=1e-12)
