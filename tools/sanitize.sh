@@ -55,7 +55,13 @@ fi
 
 # 2. Build the instrumented extension in place inside the copy.
 echo "sanitize.sh: building the ASan/UBSan extension in $WORK/tree" >&2
-( cd "$WORK/tree" && FASTINFO_SANITIZE=1 CC="$CC_BIN" "$PY" setup.py build_ext --inplace -q >"$WORK/build.log" 2>&1 ) || {
+# -fno-wrapv: Python's own CFLAGS carry -fwrapv, which defines signed overflow away; undo it so
+# UBSan reports signed overflow (e.g. an int row*stride product that should be 64-bit).
+# FASTINFO_SANITIZE_WRAPV=1 keeps -fwrapv.
+NOWRAPV="-fno-wrapv"
+[ "${FASTINFO_SANITIZE_WRAPV:-0}" = "1" ] && NOWRAPV=""
+( cd "$WORK/tree" && FASTINFO_SANITIZE=1 CC="$CC_BIN" CFLAGS="${CFLAGS:-} $NOWRAPV" \
+    "$PY" setup.py build_ext --inplace -q >"$WORK/build.log" 2>&1 ) || {
     cat "$WORK/build.log" >&2; echo "sanitize.sh: build failed" >&2; exit 2; }
 
 # 3. Runtime libraries: ASan must be first in the process (Python itself is not instrumented).
