@@ -1522,3 +1522,48 @@ def test_fuzz_sklearn_dropin(data, fn_name):
         return Expected(want, dtype=np.dtype(np.float64), rtol=0, atol=1e-10)
 
     check_call(ours, (X, y), kwargs, reference)
+
+
+# =============================================================================
+# KD-tree: the deepest trees (smallest leaves) and heavy duplication give the same estimates
+# =============================================================================
+
+
+@pytest.mark.parametrize("data_kind", ["duplicates", "continuous", "grid"])
+def test_kdtree_smallest_leaves_same_estimates(data_kind):
+    """Leaf size 2 makes the deepest tree (most DFS-stack use): results must equal leaf size 16
+    exactly (the k-th distance and the counts do not depend on the tree's shape)."""
+    import fastinfo._kernels as kernels
+
+    if not hasattr(kernels, "_set_leaf_size"):
+        pytest.skip("no _set_leaf_size hook in this build")
+    rng = np.random.default_rng(11)
+    n = 3000
+    if data_kind == "duplicates":
+        x = rng.integers(0, 3, (n, 2)).astype(float)
+        y = rng.integers(0, 2, n).astype(float)
+    elif data_kind == "grid":
+        x = np.repeat(np.arange(n // 10, dtype=float), 10)[:, None]
+        y = np.tile(np.arange(10.0), n // 10)
+    else:
+        x = rng.standard_normal((n, 2))
+        y = x[:, 0] + rng.standard_normal(n)
+    z = rng.standard_normal(n)
+    labels = rng.integers(0, 4, n)
+
+    def run():
+        out = [fi.mutual_info_ksg(x, y, k=5), fi.mutual_info_ksg(x, y, k=1, algorithm=2),
+               fi.conditional_mutual_info_ksg(x, y, z, k=4), fi.mutual_info_mixed(x, labels, k=3)]
+        if data_kind == "continuous":
+            out.append(fi.entropy_knn(x, k=2))
+        return out
+
+    CALLS["kdtree leaf sizes"] += 1
+    default = run()
+    try:
+        kernels._set_leaf_size(2)
+        deep = run()
+    finally:
+        kernels._set_leaf_size(16)
+    assert default == deep, (default, deep)
+    assert all(math.isfinite(v) for v in default)
