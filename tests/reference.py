@@ -263,12 +263,15 @@ def mutual_info_ksg_ref(x, y, k=3, algorithm=1, base=None):
     n = x.shape[0]
     dx, dy = _est_dist(x), _est_dist(y)
     joint = np.maximum(dx, dy)
-    neighbours, eps = _est_knn(joint, k)
     if algorithm == 1:
+        # only the k-th distance matters (no tie-break needed)
+        masked = joint + np.diag(np.full(n, np.inf))
+        eps = np.partition(masked, k - 1, axis=1)[:, k - 1]
         nx = _est_count(dx, eps, strict=True)
         ny = _est_count(dy, eps, strict=True)
         value = digamma(k) + digamma(n) - np.mean(digamma(nx + 1) + digamma(ny + 1))
     else:
+        neighbours, eps = _est_knn(joint, k)
         rows = np.arange(n)[:, None]
         eps_x = dx[rows, neighbours].max(axis=1)
         eps_y = dy[rows, neighbours].max(axis=1)

@@ -174,6 +174,30 @@ def test_subnormal_and_tiny_entries(rng):
             np.testing.assert_allclose(func(q, p), twin(q, p), rtol=1e-12)
 
 
+def test_accuracy_against_mpmath(rng):
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    p = random_probs(rng, (4, 60), np.float64) * 1000
+    q = random_probs(rng, (4, 60), np.float64, zeros=0.0) + 1e-3
+
+    def exact(pr, qr):
+        a = [mpmath.mpf(x) for x in pr]
+        b = [mpmath.mpf(x) for x in qr]
+        a = [x / sum(a) for x in a]
+        b = [x / sum(b) for x in b]
+        m = [(x + y) / 2 for x, y in zip(a, b)]
+        h = -sum(x * mpmath.log(x) for x in a if x > 0)
+        kl = sum(x * mpmath.log(x / y) for x, y in zip(a, b) if x > 0)
+        ce = -sum(x * mpmath.log(y) for x, y in zip(a, b) if x > 0)
+        js = (sum(x * mpmath.log(x / z) for x, z in zip(a, m) if x > 0)
+              + sum(y * mpmath.log(y / z) for y, z in zip(b, m) if y > 0)) / 2
+        return [float(v) for v in (h, kl, ce, js)]
+
+    got = np.stack([fi.entropy(p), fi.kl_divergence(p, q), fi.cross_entropy(p, q), fi.js_divergence(p, q)], axis=1)
+    want = np.array([exact(pr, qr) for pr, qr in zip(p, q)])
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
 def test_vectorised_log_is_accurate_to_one_ulp(rng):
     mpmath = pytest.importorskip("mpmath")
     x = np.concatenate(

@@ -324,3 +324,18 @@ def test_mixed_all_labels_unique_is_nan():
 def test_complex_samples_raise_type_error():
     with pytest.raises(TypeError, match="x"):
         fi.mutual_info_ksg(np.ones(10) * 1j, np.arange(10.0))
+
+
+def test_bitwise_identical_for_any_thread_count_large():
+    # above the parallel-build threshold (65536 points): subtrees built by several threads
+    rng = np.random.default_rng(17)
+    x, y = gaussian_pair(rng, 70_000, 1, 0.6)
+    xy = np.concatenate([x, y], axis=1)
+
+    def run():
+        return [fi.mutual_info_ksg(x, y), fi.mutual_info_ksg(x, y, algorithm=2), fi.entropy_knn(xy)]
+
+    default = run()
+    with threadpool_limits(1, "openmp"):
+        single = run()
+    assert default == single

@@ -28,6 +28,24 @@ from ._estimators import (
     mutual_info_test,
     infonce_bound,
 )
+from ._dask import dask_dispatch as _dask_dispatch
+
+# Dask arrays are routed to fastinfo._dask (which imports Dask only when given one);
+# NumPy input goes straight to the front-ends above.
+logsumexp = _dask_dispatch(logsumexp)
+log_softmax = _dask_dispatch(log_softmax)
+softmax = _dask_dispatch(softmax)
+softmax_entropy = _dask_dispatch(softmax_entropy)
+softmax_cross_entropy = _dask_dispatch(softmax_cross_entropy)
+softmax_cross_entropy_with_grad = _dask_dispatch(softmax_cross_entropy_with_grad)
+perplexity = _dask_dispatch(perplexity)
+softmax_kl_divergence = _dask_dispatch(softmax_kl_divergence)
+entropy = _dask_dispatch(entropy)
+cross_entropy = _dask_dispatch(cross_entropy)
+kl_divergence = _dask_dispatch(kl_divergence)
+js_divergence = _dask_dispatch(js_divergence)
+mutual_info_matrix = _dask_dispatch(mutual_info_matrix)
+mutual_info_features = _dask_dispatch(mutual_info_features)
 
 __all__ = [
     "__version__",

@@ -28,18 +28,29 @@ __all__ = [
 ]
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
+_PERMUTATION_BATCH_INDICES = 1 << 22   # mutual_info_test: permutation indices held at a time
+_EMPTY_I = np.empty(0, dtype=np.intp)
 
 
 def _digamma(m):
     return _kernels.digamma_integer(int(m))
 
 
+def _sorted_with_order(columns):
+    """Sorted copies of the rows of ``columns`` (m, n) and the orders that sort them (the
+    kernels count neighbours in sorted order, galloping from each sample's position)."""
+    order = np.ascontiguousarray(np.argsort(columns, axis=1), dtype=np.intp)
+    sorted_columns = np.take_along_axis(columns, order, axis=1)
+    return sorted_columns, order
+
+
 def _marginal(samples):
-    """(samples, sorted copy) for a 1-D marginal (range counts by bisection); (samples, empty)
-    for several dimensions (the kernel builds a KD-tree)."""
+    """(samples, sorted copy, sorting order) for a 1-D marginal (range counts in the sorted copy);
+    (samples, empty, empty) for several dimensions (the kernel builds a KD-tree)."""
     if samples.shape[1] != 1:
-        return samples, _EMPTY_F
-    return samples, np.sort(samples[:, 0])
+        return samples, _EMPTY_F, _EMPTY_I
+    sorted_values, order = _sorted_with_order(samples.T)
+    return samples, sorted_values[0], order[0]
 
 
 def _check_algorithm(algorithm):
@@ -335,6 +346,11 @@ def mutual_info_discrete(a, b, *, base=None):
     -------
     float
 
+    References
+    ----------
+    T. M. Cover, J. A. Thomas, "Elements of Information Theory", 2nd ed., eq. (2.28);
+    ``sklearn.metrics.mutual_info_score``.
+
     Examples
     --------
     >>> import fastinfo as fi
@@ -399,7 +415,7 @@ def mutual_info_matrix(X, *, k=3, base=None):
 
     ``M[i, j] = mutual_info_ksg(X[:, i], X[:, j], k=k)`` exactly (the same kernel on the same
     data), for ``i < j``, mirrored so the matrix is exactly symmetric; the diagonal is NaN.
-    Each column is validated and sorted once.
+    Each column is validated and sorted once; the pairs run in parallel.
 
     Parameters
     ----------
@@ -423,14 +439,18 @@ def mutual_info_matrix(X, *, k=3, base=None):
     X = as_samples(X, "X")
     n, m = X.shape
     k = check_k(k, n)
-    columns = [_marginal(np.ascontiguousarray(X[:, [j]])) for j in range(m)]
+    columns = np.ascontiguousarray(X.T)
+    sorted_columns, orders = _sorted_with_order(columns)
+    rows, cols = np.triu_indices(m, 1)
+    pairs = np.ascontiguousarray(np.stack([rows, cols], axis=1), dtype=np.intp)
+    mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, orders, pairs, k)
+    constant = _digamma(k) + _digamma(n)
     out = np.full((m, m), np.nan, dtype=np.float64)
-    for i in range(m):
-        for j in range(i + 1, m):
-            # the same expression as mutual_info_ksg, so [i, j] matches it bitwise
-            value = float(_ksg_from_marginals(columns[i], columns[j], k, 1, n) / divisor)
-            out[i, j] = value
-            out[j, i] = value
+    for (i, j), t in zip(pairs.tolist(), mean_terms.tolist()):
+        # the same expression as mutual_info_ksg, so [i, j] matches it bitwise
+        value = float((constant - t) / divisor)
+        out[i, j] = value
+        out[j, i] = value
     return out
 
 
@@ -503,16 +523,23 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
         y_codes, y_n_labels = _label_codes(y_arr, "y")
     else:
         y_samples = as_samples(y_arr, "y")
-        y_marginal = _marginal(y_samples)
     continuous_cols = np.flatnonzero(~mask)
-    X_cont = as_samples(X_arr[:, continuous_cols], "X") if continuous_cols.size else None
-    for pos, j in enumerate(continuous_cols):
-        column = np.ascontiguousarray(X_cont[:, [pos]])
+    if continuous_cols.size:
+        X_cont = as_samples(X_arr[:, continuous_cols], "X")
         if discrete_target:
-            value = _mixed_from_codes(column, y_codes, y_n_labels, k)
+            for pos, j in enumerate(continuous_cols):
+                column = np.ascontiguousarray(X_cont[:, [pos]])
+                out[j] = _mixed_from_codes(column, y_codes, y_n_labels, k) / divisor
         else:
-            value = _ksg_from_marginals(_marginal(column), y_marginal, k, 1, n)
-        out[j] = value / divisor
+            # one kernel call, parallel over the columns; the same terms as mutual_info_ksg
+            columns = np.ascontiguousarray(np.concatenate([X_cont.T, y_samples.T], axis=0))
+            sorted_columns, orders = _sorted_with_order(columns)
+            n_cont = continuous_cols.size
+            pairs = np.stack([np.arange(n_cont), np.full(n_cont, n_cont)], axis=1).astype(np.intp)
+            mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, orders, pairs, k)
+            constant = _digamma(k) + _digamma(n)
+            for j, t in zip(continuous_cols.tolist(), mean_terms.tolist()):
+                out[j] = float((constant - t) / divisor)
     for j in np.flatnonzero(mask):
         codes, n_labels = _label_codes(X_arr[:, j], "X")
         if discrete_target:
@@ -533,7 +560,7 @@ def mutual_info_test(x, y, *, k=3, n_permutations=999, random_state=None, base=N
     :math:`(1 + \#\{\text{null} \ge \text{estimate}\}) / (1 + \text{n\_permutations})`.
     The marginal structures of ``x`` and ``y`` are built once (a permutation of ``y``'s rows does
     not change its point set); only the joint tree is rebuilt per permutation, and the
-    permutations run in parallel.
+    permutations run in parallel (in batches, so memory stays bounded for large ``n``).
 
     Parameters
     ----------
@@ -573,10 +600,15 @@ def mutual_info_test(x, y, *, k=3, n_permutations=999, random_state=None, base=N
     my = _marginal(y)
     estimate = float(_ksg_from_marginals(mx, my, k, 1, n) / divisor)
     rng = np.random.default_rng(random_state)
-    perms = np.empty((n_permutations, n), dtype=np.intp)
-    for p in range(n_permutations):
-        perms[p] = rng.permutation(n)
-    mean_terms = _kernels.ksg_permutation_mean_terms(*mx, *my, perms, k)
+    # batches of permutations (about 2**22 indices, 32 MiB, at a time), drawn in order
+    batch = max(1, min(n_permutations, _PERMUTATION_BATCH_INDICES // n))
+    mean_terms = []
+    for first in range(0, n_permutations, batch):
+        count = min(batch, n_permutations - first)
+        perms = np.empty((count, n), dtype=np.intp)
+        for p in range(count):
+            perms[p] = rng.permutation(n)
+        mean_terms.extend(_kernels.ksg_permutation_mean_terms(*mx, *my, perms, k).tolist())
     constant = _digamma(k) + _digamma(n)
     null = np.array([float((constant - t) / divisor) for t in mean_terms])
     p_value = (1.0 + float(np.count_nonzero(null >= estimate))) / (1.0 + n_permutations)

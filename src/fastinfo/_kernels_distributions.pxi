@@ -198,7 +198,7 @@ cdef extern from *:
     {                                                                                              \\
         double acc[FI_LANES], outer[FI_LANES], finf[FI_LANES], ftiny[FI_LANES];                    \\
         double pbuf[sizeof(T) == sizeof(double) ? 1 : FI_BLOCK];                                   \\
-        double qbuf[sizeof(T) == sizeof(double) || kind == FI_ENTROPY ? 1 : FI_BLOCK];             \\
+        double qbuf[sizeof(T) == sizeof(double) ? 1 : FI_BLOCK];  /* no VLA (MSVC) */  \\
         const double invS = 1.0 / S, invT = 1.0 / Tq;                                              \\
         Py_ssize_t i, start, len;                                                                  \\
         int j;                                                                                     \\

@@ -1,7 +1,7 @@
 # Section of _kernels.pyx: estimators from samples (KSG, Frenzel-Pompe, Kozachenko-Leonenko, Ross).
 #
 # Inputs: float64 C-contiguous sample arrays (n, d), validated by fastinfo._estimators; 1-D
-# marginals come with their sorted copy (np.sort).
+# marginals come with their sorted copy and the order (argsort) that sorts them.
 # The kernels build the KD-trees they need once per call (see _kernels_kdtree.pxi), query every
 # point in parallel (prange over tree positions, per-thread scratch allocated inside parallel()),
 # store one digamma term per point and sum the terms serially in sample order: the result is
@@ -44,27 +44,34 @@ def digamma_integer(Py_ssize_t m):
 
 
 cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n_marg,
-                  const Py_ssize_t *perm1, int k, int algorithm, double *terms,
+                  const Py_ssize_t *to_joint1, int k, int algorithm, double *terms,
                   int nt) noexcept nogil:
     """terms[i] for each sample i (stored by sample index, so that the fixed-order sum does not
     depend on the tree, and the estimate is bitwise symmetric in x and y):
     algorithm 1: sum_m signs[m] * psi(n_m(i) + 1), n_m strict counts within eps_i;
     algorithm 2 (two marginals, the joint holding marginal 0's coordinates first):
     psi(n_0(i)) + psi(n_1(i)), non-strict counts within the largest per-marginal distance among
-    the k neighbours. Marginal 1 is looked up at sample perm1[i] when perm1 is not NULL.
-    Returns 0, or -1 when out of memory."""
-    cdef Py_ssize_t n = jt.n, D = jt.d, q, i, c, sample, cnt
+    the k neighbours. Marginal 1's sample s belongs to joint sample to_joint1[s] (NULL: s).
+    Three phases: the k-NN radii (joint tree order), the counts of each marginal (in its own
+    order), the digamma terms (sample order). Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = jt.n, D = jt.d, q, i, c
     cdef Py_ssize_t d0 = margs[0].d
-    cdef int fail = 0, j, mi
+    cdef int fail = 0, j, mi, status = 0
     cdef int *failp = &fail
-    cdef double *best_d
-    cdef Py_ssize_t *best_p
-    cdef Py_ssize_t *best_i
-    cdef Py_ssize_t *stack
-    cdef double *stack_d
+    cdef double *best_d = NULL
+    cdef Py_ssize_t *best_p = NULL
+    cdef Py_ssize_t *best_i = NULL
+    cdef Py_ssize_t *stack = NULL
+    cdef double *stack_d = NULL
     cdef double eps, e0, e1, diff, term
     cdef const double *qp
     cdef const double *pp
+    cdef double *radius = <double *>malloc(2 * n * sizeof(double))
+    cdef Py_ssize_t *counts = <Py_ssize_t *>malloc(n_marg * n * sizeof(Py_ssize_t))
+    if radius == NULL or counts == NULL:
+        free(radius)
+        free(counts)
+        return -1
     with parallel(num_threads=nt):
         best_d = <double *>malloc(k * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
@@ -78,14 +85,7 @@ cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n
             eps = kdtree_knn(jt, q, k, best_d, best_p, best_i, stack, stack_d)
             i = jt.index[q]
             if algorithm == 1:
-                term = 0.0
-                for mi in range(n_marg):
-                    sample = i
-                    if mi == 1 and perm1 != NULL:
-                        sample = perm1[i]
-                    cnt = marginal_count(margs[mi], sample, eps, True, stack)
-                    term = term + signs[mi] * digamma_int(cnt + 1)
-                terms[i] = term
+                radius[i] = eps
             else:
                 qp = &jt.points[q * D]
                 e0 = 0.0
@@ -100,17 +100,41 @@ cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n
                         diff = fabs(pp[c] - qp[c])
                         if diff > e1:
                             e1 = diff
-                sample = i
-                if perm1 != NULL:
-                    sample = perm1[i]
-                terms[i] = (digamma_int(marginal_count(margs[0], i, e0, False, stack))
-                            + digamma_int(marginal_count(margs[1], sample, e1, False, stack)))
+                radius[i] = e0
+                radius[n + i] = e1
         free(best_d)
         free(best_p)
         free(best_i)
         free(stack)
         free(stack_d)
+    if fail == 0:
+        for mi in range(n_marg):
+            status = marginal_count_all(margs[mi], radius + (n if (algorithm == 2 and mi == 1) else 0),
+                                        algorithm == 1, to_joint1 if mi == 1 else NULL,
+                                        counts + mi * n, nt)
+            if status != 0:
+                fail = 1
+                break
+    if fail == 0:
+        for i in prange(n, schedule='dynamic', chunksize=1024, num_threads=nt):
+            if algorithm == 1:
+                term = 0.0
+                for mi in range(n_marg):
+                    term = term + signs[mi] * digamma_int(counts[mi * n + i] + 1)
+                terms[i] = term
+            else:
+                terms[i] = digamma_int(counts[i]) + digamma_int(counts[n + i])
+    free(radius)
+    free(counts)
     return -fail
+
+
+cdef enum:
+    EST_PARALLEL_MIN = 4096   # fewer points: one thread (a parallel region costs more than it saves)
+
+
+cdef inline int est_threads(Py_ssize_t n) noexcept nogil:
+    return 1 if n < EST_PARALLEL_MIN else num_threads_for(n)
 
 
 cdef double ordered_sum(const double *v, Py_ssize_t n) noexcept nogil:
@@ -123,7 +147,9 @@ cdef double ordered_sum(const double *v, Py_ssize_t n) noexcept nogil:
 
 def ksg_mean_terms(const double[:, ::1] joint,
                    const double[:, ::1] x, const double[::1] x_sorted,
+                   const Py_ssize_t[::1] x_order,
                    const double[:, ::1] y, const double[::1] y_sorted,
+                   const Py_ssize_t[::1] y_order,
                    int k, int algorithm):
     """mean over samples of psi(n_x+1) + psi(n_y+1) (algorithm 1) or psi(n_x) + psi(n_y)
     (algorithm 2); ``joint`` is ``[x | y]``."""
@@ -133,7 +159,7 @@ def ksg_mean_terms(const double[:, ::1] joint,
     cdef Marginal *margs[2]
     cdef double signs[2]
     cdef int status = 0
-    cdef int nt = num_threads_for(n)
+    cdef int nt = est_threads(n)
     terms = np.empty(n, dtype=np.float64)
     cdef double[::1] tv = terms
     cdef double total
@@ -146,9 +172,9 @@ def ksg_mean_terms(const double[:, ::1] joint,
     with nogil:
         status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], KD_LEAF_SIZE, nt)
         if status == 0:
-            status = marginal_setup(&mx, x, x_sorted, nt)
+            status = marginal_setup(&mx, x, x_sorted, x_order, nt)
         if status == 0:
-            status = marginal_setup(&my, y, y_sorted, nt)
+            status = marginal_setup(&my, y, y_sorted, y_order, nt)
         if status == 0:
             status = ksg_pass(&jt, margs, signs, 2, NULL, k, algorithm, &tv[0], nt)
         kdtree_free(&jt)
@@ -161,7 +187,9 @@ def ksg_mean_terms(const double[:, ::1] joint,
 
 
 def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
+                               const Py_ssize_t[::1] x_order,
                                const double[:, ::1] y, const double[::1] y_sorted,
+                               const Py_ssize_t[::1] y_order,
                                const Py_ssize_t[:, ::1] perms, int k):
     """For each row ``perm`` of ``perms``: the algorithm-1 mean term of the KSG estimator on
     ``(x, y[perm])``, computed exactly as ``ksg_mean_terms`` would (same tree, same order).
@@ -175,9 +203,10 @@ def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorte
     cdef int status = 0, fail = 0
     cdef int *failp = &fail
     cdef int nt = num_threads_for(n_perm)
-    cdef double *joint
-    cdef double *terms
-    cdef KDTree *jt
+    cdef double *joint = NULL
+    cdef double *terms = NULL
+    cdef KDTree *jt = NULL
+    cdef Py_ssize_t *inverse = NULL
     out = np.empty(n_perm, dtype=np.float64)
     cdef double[::1] ov = out
     signs[0] = 1.0
@@ -187,16 +216,17 @@ def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorte
     kdtree_init(&mx.tree)
     kdtree_init(&my.tree)
     with nogil:
-        status = marginal_setup(&mx, x, x_sorted, num_threads_for(n))
+        status = marginal_setup(&mx, x, x_sorted, x_order, est_threads(n))
         if status == 0:
-            status = marginal_setup(&my, y, y_sorted, num_threads_for(n))
+            status = marginal_setup(&my, y, y_sorted, y_order, est_threads(n))
         if status == 0:
             with parallel(num_threads=nt):
                 joint = <double *>malloc(n * D * sizeof(double))
                 terms = <double *>malloc(n * sizeof(double))
                 jt = <KDTree *>malloc(sizeof(KDTree))
+                inverse = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
                 for p in prange(n_perm, schedule='dynamic'):
-                    if joint == NULL or terms == NULL or jt == NULL:
+                    if joint == NULL or terms == NULL or jt == NULL or inverse == NULL:
                         failp[0] = 1
                         continue
                     for i in range(n):
@@ -204,16 +234,18 @@ def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorte
                             joint[i * D + c] = x[i, c]
                         for c in range(dy):
                             joint[i * D + dx + c] = y[perms[p, i], c]
+                        inverse[perms[p, i]] = i
                     if kdtree_build(jt, joint, n, D, KD_LEAF_SIZE, 1) != 0:
                         failp[0] = 1
                         continue
-                    if ksg_pass(jt, margs, signs, 2, &perms[p, 0], k, 1, terms, 1) != 0:
+                    if ksg_pass(jt, margs, signs, 2, inverse, k, 1, terms, 1) != 0:
                         failp[0] = 1
                     kdtree_free(jt)
                     ov[p] = ordered_sum(terms, n) / n
                 free(joint)
                 free(terms)
                 free(jt)
+                free(inverse)
         marginal_free(&mx)
         marginal_free(&my)
     if status != 0 or fail != 0:
@@ -224,6 +256,7 @@ def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorte
 def cmi_mean_terms(const double[:, ::1] joint,
                    const double[:, ::1] xz, const double[:, ::1] yz,
                    const double[:, ::1] z, const double[::1] z_sorted,
+                   const Py_ssize_t[::1] z_order,
                    int k):
     """mean over samples of psi(n_xz+1) + psi(n_yz+1) - psi(n_z+1), strict counts within the
     k-th neighbour distance in the (x, y, z) space (Frenzel and Pompe 2007)."""
@@ -233,8 +266,9 @@ def cmi_mean_terms(const double[:, ::1] joint,
     cdef Marginal *margs[3]
     cdef double signs[3]
     cdef int status = 0
-    cdef int nt = num_threads_for(n)
+    cdef int nt = est_threads(n)
     cdef double[::1] empty_d = np.empty(0, dtype=np.float64)
+    cdef Py_ssize_t[::1] empty_i = np.empty(0, dtype=np.intp)
     terms = np.empty(n, dtype=np.float64)
     cdef double[::1] tv = terms
     cdef double total
@@ -250,11 +284,11 @@ def cmi_mean_terms(const double[:, ::1] joint,
     with nogil:
         status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], KD_LEAF_SIZE, nt)
         if status == 0:
-            status = marginal_setup(&mxz, xz, empty_d, nt)
+            status = marginal_setup(&mxz, xz, empty_d, empty_i, nt)
         if status == 0:
-            status = marginal_setup(&myz, yz, empty_d, nt)
+            status = marginal_setup(&myz, yz, empty_d, empty_i, nt)
         if status == 0:
-            status = marginal_setup(&mz, z, z_sorted, nt)
+            status = marginal_setup(&mz, z, z_sorted, z_order, nt)
         if status == 0:
             status = ksg_pass(&jt, margs, signs, 3, NULL, k, 1, &tv[0], nt)
         kdtree_free(&jt)
@@ -273,11 +307,11 @@ cdef int knn_radius_pass(const KDTree *t, int k, double *eps_out, Py_ssize_t off
     cdef Py_ssize_t q
     cdef int fail = 0
     cdef int *failp = &fail
-    cdef double *best_d
-    cdef Py_ssize_t *best_p
-    cdef Py_ssize_t *best_i
-    cdef Py_ssize_t *stack
-    cdef double *stack_d
+    cdef double *best_d = NULL
+    cdef Py_ssize_t *best_p = NULL
+    cdef Py_ssize_t *best_i = NULL
+    cdef Py_ssize_t *stack = NULL
+    cdef double *stack_d = NULL
     with parallel(num_threads=nt):
         best_d = <double *>malloc(k * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
@@ -302,7 +336,7 @@ def knn_radius(const double[:, ::1] points, int k):
     cdef Py_ssize_t n = points.shape[0]
     cdef KDTree t
     cdef int status
-    cdef int nt = num_threads_for(n)
+    cdef int nt = est_threads(n)
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] ov = out
     with nogil:
@@ -333,9 +367,9 @@ def knn_radius_grouped(const double[:, ::1] points, const Py_ssize_t[::1] offset
                 for i in range(s, e):
                     ov[i] = NAN
                 continue
-            status = kdtree_build(&t, &points[s, 0], e - s, d, KD_LEAF_SIZE, num_threads_for(e - s))
+            status = kdtree_build(&t, &points[s, 0], e - s, d, KD_LEAF_SIZE, est_threads(e - s))
             if status == 0:
-                status = knn_radius_pass(&t, <int>ks[g], &ov[0], s, num_threads_for(e - s))
+                status = knn_radius_pass(&t, <int>ks[g], &ov[0], s, est_threads(e - s))
             kdtree_free(&t)
             if status != 0:
                 break
@@ -345,29 +379,91 @@ def knn_radius_grouped(const double[:, ::1] points, const Py_ssize_t[::1] offset
 
 
 def count_within(const double[:, ::1] points, const double[::1] sorted_values,
-                 const double[::1] radius, bint strict):
-    """#{j != i : ||p_j - p_i|| < radius[i]} (strict) or ``<=`` for every sample i (int64)."""
-    cdef Py_ssize_t n = points.shape[0], i
+                 const Py_ssize_t[::1] order, const double[::1] radius, bint strict):
+    """#{j != i : ||p_j - p_i|| < radius[i]} (strict) or ``<=`` for every sample i (intp)."""
+    cdef Py_ssize_t n = points.shape[0]
     cdef Marginal m
-    cdef int status, fail = 0
-    cdef int *failp = &fail
-    cdef int nt = num_threads_for(n)
-    cdef Py_ssize_t *stack
-    out = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] ov = out
+    cdef int status
+    cdef int nt = est_threads(n)
+    out = np.empty(n, dtype=np.intp)
+    cdef Py_ssize_t[::1] ov = out
     kdtree_init(&m.tree)
     with nogil:
-        status = marginal_setup(&m, points, sorted_values, nt)
+        status = marginal_setup(&m, points, sorted_values, order, nt)
         if status == 0:
-            with parallel(num_threads=nt):
-                stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
-                for i in prange(n, schedule='dynamic', chunksize=256):
-                    if stack == NULL:
-                        failp[0] = 1
-                        continue
-                    ov[i] = marginal_count(&m, i, radius[i], strict, stack)
-                free(stack)
+            status = marginal_count_all(&m, &radius[0], strict, NULL, &ov[0], nt)
         marginal_free(&m)
-    if status != 0 or fail != 0:
+    if status != 0:
         raise MemoryError("fastinfo: out of memory in the range count")
+    return out
+
+
+def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_columns,
+                     const Py_ssize_t[:, ::1] orders, const Py_ssize_t[:, ::1] pairs, int k):
+    """Algorithm-1 KSG mean terms for many pairs of 1-D variables: ``columns`` (m, n) holds one
+    variable per row, ``sorted_columns`` their sorted copies; for each row (a, b) of ``pairs``
+    the result equals ``ksg_mean_terms`` on x = columns[a], y = columns[b] bitwise (same tree,
+    same per-sample terms, same order of the sum). Parallel over pairs, one thread per pair:
+    no per-call thread start-up, and the sorted columns are shared by every pair."""
+    cdef Py_ssize_t n = columns.shape[1], n_pairs = pairs.shape[0], p, i, a, b
+    cdef int nt = num_threads_for(n_pairs), fail = 0
+    cdef int *failp = &fail
+    cdef double signs[2]
+    cdef double *joint = NULL
+    cdef double *terms = NULL
+    cdef KDTree *jt = NULL
+    cdef Marginal *mx = NULL
+    cdef Marginal *my = NULL
+    cdef Marginal **margs = NULL
+    out = np.empty(n_pairs, dtype=np.float64)
+    cdef double[::1] ov = out
+    signs[0] = 1.0
+    signs[1] = 1.0
+    if n_pairs == 0:
+        return out
+    with nogil, parallel(num_threads=nt):
+        joint = <double *>malloc(2 * n * sizeof(double))
+        terms = <double *>malloc(n * sizeof(double))
+        jt = <KDTree *>malloc(sizeof(KDTree))
+        mx = <Marginal *>malloc(sizeof(Marginal))
+        my = <Marginal *>malloc(sizeof(Marginal))
+        margs = <Marginal **>malloc(2 * sizeof(Marginal *))
+        for p in prange(n_pairs, schedule='dynamic'):
+            if joint == NULL or terms == NULL or jt == NULL or mx == NULL or my == NULL or margs == NULL:
+                failp[0] = 1
+                continue
+            a = pairs[p, 0]
+            b = pairs[p, 1]
+            for i in range(n):
+                joint[2 * i] = columns[a, i]
+                joint[2 * i + 1] = columns[b, i]
+            if kdtree_build(jt, joint, n, 2, KD_LEAF_SIZE, 1) != 0:
+                failp[0] = 1
+                continue
+            mx.n = n
+            mx.d = 1
+            mx.data = &columns[a, 0]
+            mx.sorted_values = &sorted_columns[a, 0]
+            mx.order = &orders[a, 0]
+            kdtree_init(&mx.tree)
+            my.n = n
+            my.d = 1
+            my.data = &columns[b, 0]
+            my.sorted_values = &sorted_columns[b, 0]
+            my.order = &orders[b, 0]
+            kdtree_init(&my.tree)
+            margs[0] = mx
+            margs[1] = my
+            if ksg_pass(jt, margs, signs, 2, NULL, k, 1, terms, 1) != 0:
+                failp[0] = 1
+            kdtree_free(jt)
+            ov[p] = ordered_sum(terms, n) / n
+        free(joint)
+        free(terms)
+        free(jt)
+        free(mx)
+        free(my)
+        free(margs)
+    if fail != 0:
+        raise MemoryError("fastinfo: out of memory in the KSG estimator")
     return out

@@ -1,12 +1,15 @@
 # Section of _kernels.pyx: KD-tree (max-norm) and neighbour queries.
 #
-# Layout: flat arrays, no pointer nodes. A balanced implicit tree over n points in D dimensions:
-# node 0 holds tree positions [0, n); an internal node [s, e) splits at m = s + (e - s) // 2 into
-# children 2i+1 = [s, m) and 2i+2 = [m, e); every leaf sits at depth `depth`, the smallest depth
-# with n <= leaf_size * 2**depth, so leaves hold between leaf_size/2 and leaf_size points.
-# The split coordinate of a node is its widest one; the split is a quickselect (Hoare partition,
-# median-of-three pivot) of the node's keys. Points are then copied in tree order (cache locality)
-# and every node gets its tight bounding box (lo, hi), leaves from their points, parents as unions.
+# Layout: flat arrays, no pointer nodes. A heap-numbered tree over n points in D dimensions:
+# node 0 holds tree positions [0, n); an internal node [s, e) splits at m into children
+# 2i+1 = [s, m) and 2i+2 = [m, e) (ranges stored in start/end); every leaf sits at depth `depth`,
+# the smallest depth with n <= leaf_size * 2**depth. The split coordinate of a node is its widest
+# one; nodes up to 256 points split exactly at the middle (quickselect: Hoare partition,
+# median-of-three pivot), larger ones by one Hoare pass around the median of a key sample
+# (m near the middle). Rows of points move with the partitions, so they end in tree order (cache
+# locality); each node stores its tight bounding box (lo, hi). Built level by level, top levels by
+# one thread, the subtrees below shared among threads (one parallel region, the same tree for any
+# thread count).
 #
 # Exactness: all distances are max_c |p_c - q_c| in float64, as the brute-force definition computes
 # them, and box tests use the same rounded differences. Since fl(a - q) is monotone in a, a box test
@@ -17,9 +20,14 @@
 #   kdtree_knn        k nearest neighbours of the point at a tree position (the point excluded);
 #                     ties at equal distance broken by the smaller sample index (so "the k
 #                     neighbours" is well defined for algorithm 2 of KSG on tied data).
+#                     Bottom-up: the query's own leaf first (a tight radius at once), then the
+#                     sibling subtrees on the way to the root, pruned by box distance; a sorted
+#                     insertion buffer of size k.
 #   kdtree_count      number of points within r (strict or non-strict) of a query point.
-#   sorted_count      the same for 1-D data held as a sorted copy: bisection on the predicates
-#                     fl(s[j] - v) < r and fl(v - s[j]) < r (monotone in j, so exact).
+#   sorted_count_from_rank  the same for 1-D data held as a sorted copy: from the query's rank
+#                     in it, galloping + bisection on the predicates fl(s[j] - v) < r and
+#                     fl(v - s[j]) < r (monotone in j, so exact).
+#   marginal_count_all  counts for every sample, queried in the marginal's own order.
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
@@ -131,8 +139,9 @@ cdef void _select_nth(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t dim
 
 
 cdef enum:
-    KD_EXACT_SELECT = 4096   # nodes up to this size split exactly at the middle
-    KD_PIVOT_SAMPLE = 127    # larger ones: one partition around the median of this many keys
+    KD_EXACT_SELECT = 256    # nodes up to this size split exactly at the middle
+    KD_PIVOT_SAMPLE = 127    # larger ones: one partition around the median of a sample of
+    KD_SMALL_SAMPLE = 31     # this many keys (the smaller sample for nodes up to 8192)
 
 
 cdef Py_ssize_t _split(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t dim,
@@ -144,18 +153,19 @@ cdef Py_ssize_t _split(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t di
     cdef Py_ssize_t size = e - s, mid = s + (e - s) // 2, i, j, a
     cdef double sample[KD_PIVOT_SAMPLE]
     cdef double pivot, v
+    cdef Py_ssize_t n_sample = KD_PIVOT_SAMPLE if size > 8192 else KD_SMALL_SAMPLE
     cdef const double *keys = pts + dim
     if size <= KD_EXACT_SELECT:
         _select_nth(pts, idx, d, dim, s, e - 1, mid)
         return mid
-    for a in range(KD_PIVOT_SAMPLE):
-        v = keys[(s + (a * size) // KD_PIVOT_SAMPLE) * d]
+    for a in range(n_sample):
+        v = keys[(s + (a * size) // n_sample) * d]
         j = a
         while j > 0 and sample[j - 1] > v:
             sample[j] = sample[j - 1]
             j -= 1
         sample[j] = v
-    pivot = sample[KD_PIVOT_SAMPLE // 2]
+    pivot = sample[n_sample // 2]
     i = s
     j = e - 1
     while i <= j:
@@ -175,15 +185,65 @@ cdef Py_ssize_t _split(double *pts, Py_ssize_t *idx, Py_ssize_t d, Py_ssize_t di
     return mid
 
 
+cdef void _build_node(KDTree *t, Py_ssize_t node, bint is_leaf) noexcept nogil:
+    """The node's tight box from its points; above the leaves, the split of its widest
+    coordinate, which sets the children's ranges."""
+    cdef Py_ssize_t d = t.d, s = t.start[node], e = t.end[node], p, c, m
+    cdef double *lo_ = &t.lo[node * d]
+    cdef double *hi_ = &t.hi[node * d]
+    cdef double v, spread, best = -1.0
+    cdef int widest = 0
+    for c in range(d):
+        lo_[c] = INFINITY
+        hi_[c] = -INFINITY
+    for p in range(s, e):
+        for c in range(d):
+            v = t.points[p * d + c]
+            if v < lo_[c]:
+                lo_[c] = v
+            if v > hi_[c]:
+                hi_[c] = v
+    if is_leaf:
+        return
+    for c in range(d):
+        spread = hi_[c] - lo_[c]
+        if spread > best:
+            best = spread
+            widest = <int>c
+    if e - s >= 2:
+        m = _split(t.points, t.index, d, widest, s, e)
+    else:
+        m = s + (e - s) // 2
+    t.start[2 * node + 1] = s
+    t.end[2 * node + 1] = m
+    t.start[2 * node + 2] = m
+    t.end[2 * node + 2] = e
+
+
+cdef void _build_levels(KDTree *t, Py_ssize_t root, int root_level, int last_level) noexcept nogil:
+    """Build the nodes of the subtree at ``root`` (at depth root_level) down to last_level,
+    level by level (the nodes of one level of the subtree are consecutive ids)."""
+    cdef int level
+    cdef Py_ssize_t first, count, node
+    for level in range(root_level, last_level + 1):
+        count = (<Py_ssize_t>1) << (level - root_level)
+        first = (root + 1) * count - 1
+        for node in range(first, first + count):
+            _build_node(t, node, level == t.depth)
+
+
+cdef enum:
+    KD_PARALLEL_BUILD = 65536   # smaller trees are built by one thread
+
+
 cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
                       Py_ssize_t leaf_size, int nt) noexcept nogil:
     """Build the tree over ``data`` ((n, d) row-major, sample order). Returns 0, or -1 when out
-    of memory (the tree is then freed). ``nt`` threads split the nodes of each level."""
-    cdef Py_ssize_t node, s, e, m, p, c, level_first, level_count, li, child
-    cdef int level, depth = 0, widest
-    cdef double spread, best, v, vmin, vmax
-    cdef double *lo_
-    cdef double *hi_
+    of memory (the tree is then freed). Large trees: the top levels by one thread, then the
+    subtrees below them shared among ``nt`` threads in one parallel region (the result does not
+    depend on the thread count)."""
+    cdef Py_ssize_t p, li, n_sub
+    cdef int depth = 0, top = 0
     kdtree_init(t)
     if leaf_size < 2:
         leaf_size = 2
@@ -208,44 +268,15 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
         t.index[p] = p
     t.start[0] = 0
     t.end[0] = n
-    # Level by level (the nodes of one level are independent): the node's tight box from its
-    # points, then (above the leaves) the split of its widest coordinate, setting the children.
-    for level in range(depth + 1):
-        level_first = ((<Py_ssize_t>1) << level) - 1
-        level_count = (<Py_ssize_t>1) << level
-        for li in prange(level_count, schedule='dynamic', num_threads=(nt if level_count > 1 else 1)):
-            node = level_first + li
-            s = t.start[node]
-            e = t.end[node]
-            lo_ = &t.lo[node * d]
-            hi_ = &t.hi[node * d]
-            for c in range(d):
-                lo_[c] = INFINITY
-                hi_[c] = -INFINITY
-            for p in range(s, e):
-                for c in range(d):
-                    v = t.points[p * d + c]
-                    if v < lo_[c]:
-                        lo_[c] = v
-                    if v > hi_[c]:
-                        hi_[c] = v
-            if level == depth:
-                continue
-            widest = 0
-            best = -1.0
-            for c in range(d):
-                spread = hi_[c] - lo_[c]
-                if spread > best:
-                    best = spread
-                    widest = <int>c
-            if e - s >= 2:
-                m = _split(t.points, t.index, d, widest, s, e)
-            else:
-                m = s + (e - s) // 2
-            t.start[2 * node + 1] = s
-            t.end[2 * node + 1] = m
-            t.start[2 * node + 2] = m
-            t.end[2 * node + 2] = e
+    if nt <= 1 or n < KD_PARALLEL_BUILD:
+        _build_levels(t, 0, 0, depth)
+        return 0
+    top = 3 if depth > 4 else 0
+    if top > 0:
+        _build_levels(t, 0, 0, top - 1)
+    n_sub = (<Py_ssize_t>1) << top
+    for li in prange(n_sub, schedule='dynamic', num_threads=nt):
+        _build_levels(t, n_sub - 1 + li, top, depth)
     return 0
 
 
@@ -312,7 +343,7 @@ cdef inline void _knn_scan_leaf(const KDTree *t, Py_ssize_t node, Py_ssize_t q, 
                                 int k, double *best_d, Py_ssize_t *best_p,
                                 Py_ssize_t *best_i) noexcept nogil:
     cdef Py_ssize_t p, c, d = t.d
-    cdef double dist, diff, a, b, q0, q1
+    cdef double dist, diff, a, b, q0, q1, worst
     cdef const double *pp
     if d == 2:
         q0 = qp[0]
@@ -329,12 +360,13 @@ cdef inline void _knn_scan_leaf(const KDTree *t, Py_ssize_t node, Py_ssize_t q, 
         if p == q:
             continue
         pp = &t.points[p * d]
+        worst = best_d[k - 1]
         dist = 0.0
         for c in range(d):
             diff = fabs(pp[c] - qp[c])
             if diff > dist:
                 dist = diff
-        if dist > best_d[k - 1]:
+        if dist > worst:
             continue
         _knn_insert(dist, p, t.index[p], k, best_d, best_p, best_i)
 
@@ -449,25 +481,16 @@ cdef inline bint _within(double diff, double r, bint strict) noexcept nogil:
     return diff < r if strict else diff <= r
 
 
-cdef Py_ssize_t sorted_count(const double *s, Py_ssize_t n, double v, double r,
+cdef Py_ssize_t sorted_count_from_rank(const double *s, Py_ssize_t n, Py_ssize_t rank, double r,
                              bint strict) noexcept nogil:
-    """Number of j with |s[j] - v| < r (strict) or <= r, minus one for the query itself
-    (``v`` is one of the values of the sorted array ``s``). Two bisections on the predicates
-    fl(v - s[j]) within r (false then true along j) and fl(s[j] - v) within r (true then false):
-    each monotone in j because rounding is monotone, so the count is exact."""
-    cdef Py_ssize_t lo, hi, mid, left, step
+    """Number of j != rank with |s[j] - s[rank]| < r (strict) or <= r, for sorted ``s``.
+    Galloping outwards from ``rank`` then bisection: O(log count)."""
+    cdef double v = s[rank]
+    cdef Py_ssize_t lo, hi, step, mid, right, left
     if strict and r <= 0.0:
         return 0
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = lo + (hi - lo) // 2
-        if _within(v - s[mid], r, strict):
-            hi = mid
-        else:
-            lo = mid + 1
-    left = lo
-    # the right end is close to the left one: gallop, then bisect
+    # right end: pred(j) = (s[j] - v) within r, true at rank, monotone decreasing in j
+    lo = rank
     step = 1
     while True:
         hi = lo + step
@@ -476,15 +499,35 @@ cdef Py_ssize_t sorted_count(const double *s, Py_ssize_t n, double v, double r,
             break
         if not _within(s[hi] - v, r, strict):
             break
-        lo = hi + 1
+        lo = hi
         step *= 2
-    while lo < hi:
+    while hi - lo > 1:
         mid = lo + (hi - lo) // 2
         if _within(s[mid] - v, r, strict):
-            lo = mid + 1
+            lo = mid
         else:
             hi = mid
-    return lo - left - 1
+    right = lo
+    # left end: pred(j) = (v - s[j]) within r, true at rank, monotone increasing in j
+    hi = rank
+    step = 1
+    while True:
+        lo = hi - step
+        if lo < 0:
+            lo = -1
+            break
+        if not _within(v - s[lo], r, strict):
+            break
+        hi = lo
+        step *= 2
+    while hi - lo > 1:
+        mid = lo + (hi - lo) // 2
+        if _within(v - s[mid], r, strict):
+            hi = mid
+        else:
+            lo = mid
+    left = hi
+    return right - left
 
 
 # A marginal space for range counts: 1-D as a sorted copy of the values (np.sort), several
@@ -494,31 +537,54 @@ cdef struct Marginal:
     Py_ssize_t d
     const double *data          # (n, d) sample order
     const double *sorted_values  # (n,) when d == 1
+    const Py_ssize_t *order      # (n,) when d == 1: sorted_values[r] == data[order[r]]
     KDTree tree                  # when d > 1
 
 
-cdef inline Py_ssize_t marginal_count(const Marginal *m, Py_ssize_t sample, double r,
-                                      bint strict, Py_ssize_t *stack) noexcept nogil:
-    """#{j != sample : ||m_j - m_sample|| < r (strict) or <= r}."""
-    cdef Py_ssize_t c
-    if m.d == 1:
-        return sorted_count(m.sorted_values, m.n, m.data[sample], r, strict)
-    c = kdtree_count(&m.tree, &m.data[sample * m.d], r, strict, stack)
-    # the sample itself is at distance 0
-    if (0.0 < r) if strict else True:
-        c -= 1
-    return c
+cdef int marginal_count_all(const Marginal *m, const double *radius, bint strict,
+                            const Py_ssize_t *to_joint, Py_ssize_t *out, int nt) noexcept nogil:
+    """For every sample: out[i] = #{j != i : ||m_j - m_i|| < radius[i]} (strict) or <= radius[i],
+    where the marginal's sample s is the joint sample i = to_joint[s] (identity when NULL).
+    The queries run in the marginal's own order (sorted order, or tree order), so that
+    consecutive queries touch neighbouring memory. Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = m.n, d = m.d, r, q, sample, i, c
+    cdef int fail = 0
+    cdef int *failp = &fail
+    cdef Py_ssize_t *stack = NULL
+    if d == 1:
+        for r in prange(n, schedule='dynamic', chunksize=1024, num_threads=nt):
+            sample = m.order[r]
+            i = to_joint[sample] if to_joint != NULL else sample
+            out[i] = sorted_count_from_rank(m.sorted_values, n, r, radius[i], strict)
+    else:
+        with parallel(num_threads=nt):
+            stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
+            for q in prange(n, schedule='dynamic', chunksize=256):
+                if stack == NULL:
+                    failp[0] = 1
+                    continue
+                sample = m.tree.index[q]
+                i = to_joint[sample] if to_joint != NULL else sample
+                c = kdtree_count(&m.tree, &m.tree.points[q * d], radius[i], strict, stack)
+                # the sample itself is at distance 0
+                if (0.0 < radius[i]) if strict else True:
+                    c = c - 1
+                out[i] = c
+            free(stack)
+    return -fail
 
 
 cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1] sorted_values,
-                        int nt) noexcept nogil:
+                        const Py_ssize_t[::1] order, int nt) noexcept nogil:
     m.n = data.shape[0]
     m.d = data.shape[1]
     m.data = &data[0, 0]
     m.sorted_values = NULL
+    m.order = NULL
     kdtree_init(&m.tree)
     if m.d == 1:
         m.sorted_values = &sorted_values[0]
+        m.order = &order[0]
         return 0
     return kdtree_build(&m.tree, m.data, m.n, m.d, KD_LEAF_SIZE, nt)
 

@@ -1,0 +1,847 @@
+"""Side-by-side comparison of fastinfo with the libraries users would pick (``fastinfo bench``).
+
+Runs the fixed workloads W1-W7 of the benchmark suite for fastinfo and every installed peer
+(NumPy/SciPy, PyTorch CPU, scikit-learn, ennemi) in one process, interleaved, and prints
+peer time / fastinfo time (min and median of repeats), fastinfo's effective bandwidth for
+the dense kernels next to the machine's copy bandwidth measured in the same run, and the
+peak extra memory of each call.
+
+Workloads (names and sizes are quoted outside the project; do not change them):
+
+====  ===========================================================================
+W1    ``log_softmax`` float32 (4096, 32000) (also into a preallocated ``out=``, against torch)
+W2    mean ``softmax_cross_entropy`` float32 (4096, 32000), int64 targets
+W3    mean ``softmax_kl_divergence`` of two float32 (2048, 32000)
+W4    ``entropy`` of float64 probabilities (4096, 32000)
+W5    ``mutual_info_ksg`` 1-D x 1-D, n = 10,000 / 100,000 / 1,000,000, k = 3, Gaussian rho = 0.6
+W6    ``mutual_info_ksg`` 4-D x 4-D, n = 20,000, k = 3, Gaussian rho = 0.6 per coordinate pair
+W7    ``mutual_info_features`` (and the ``fastinfo.sklearn`` drop-in) on X of shape (10,000, 50)
+====  ===========================================================================
+
+Every peer computes the same quantity as fastinfo on the same data; the largest absolute
+difference of the results is checked for every pair (shown with ``--verbose``) so that no
+row compares different work. Estimator data are standardised (unit sample variance,
+``ddof=1``) up front, so scikit-learn's own rescaling is the identity up to rounding.
+
+Peak extra memory is the resident-set high-water mark during one call minus the resident set
+just before it. On Linux it is exact: the kernel's high-water mark (``VmHWM``) is reset by
+writing ``5`` to ``/proc/self/clear_refs`` before the call and read after it, and glibc's
+adaptive mmap threshold is pinned so that freed temporaries cannot be silently reused from
+already-resident heap memory (see ``_pin_glibc_mmap_threshold``). Elsewhere a
+thread samples the resident set with psutil every 0.5 ms (which can miss short peaks);
+without psutil the column is empty. Memory used by worker processes (none of the default
+calls start any) is not counted.
+"""
+import argparse
+import contextlib
+import csv
+import gc
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+SEED = 20240601
+RHO = 0.6
+K = 3
+
+# Sizes per preset: "full" is the quoted workload, "quick" for development runs,
+# "tiny" for the test suite (seconds in total).
+DENSE_SHAPES = {
+    "W1": {"full": (4096, 32000), "quick": (256, 32000), "tiny": (16, 1000)},
+    "W2": {"full": (4096, 32000), "quick": (256, 32000), "tiny": (16, 1000)},
+    "W3": {"full": (2048, 32000), "quick": (128, 32000), "tiny": (16, 1000)},
+    "W4": {"full": (4096, 32000), "quick": (256, 32000), "tiny": (16, 1000)},
+}
+KSG_1D_SIZES = {"full": (10_000, 100_000, 1_000_000), "quick": (10_000, 100_000), "tiny": (500,)}
+KSG_4D_SIZE = {"full": 20_000, "quick": 5_000, "tiny": 300}
+FEATURES_SHAPE = {"full": (10_000, 50), "quick": (2_000, 10), "tiny": (300, 3)}
+REPEATS = {"full": (7, 3), "quick": (3, 2), "tiny": (1, 1)}  # (dense, estimators)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _rng(tag):
+    # One independent, reproducible stream per workload.
+    return np.random.default_rng([SEED, sum(map(ord, tag))])
+
+
+def make_logits(shape, dtype, rng):
+    """Logits drawn from N(0, 3^2): the spread of a trained language model's outputs."""
+    return (3.0 * rng.standard_normal(shape, dtype=np.float32)).astype(dtype, copy=False)
+
+
+def make_probabilities(shape, dtype, rng):
+    """Rows of uniform(0, 1) draws normalised to sum to one."""
+    p = rng.random(shape, dtype=np.float64)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p.astype(dtype, copy=False)
+
+
+def standardise(a):
+    """Centre and scale each column to unit sample variance (``ddof=1``, as scikit-learn scales)."""
+    a = a - a.mean(axis=0)
+    return a / a.std(axis=0, ddof=1)
+
+
+def make_gaussian_pair(n, d, rho, rng):
+    """``(x, y)`` of shape ``(n, d)`` (``(n,)`` if ``d == 1``), corr(x_j, y_j) = rho, all else independent.
+
+    The true mutual information is ``-d/2 log(1 - rho^2)`` nats.
+    """
+    x = rng.standard_normal((n, d))
+    y = rho * x + np.sqrt(1.0 - rho * rho) * rng.standard_normal((n, d))
+    x, y = standardise(x), standardise(y)
+    if d == 1:
+        return np.ascontiguousarray(x[:, 0]), np.ascontiguousarray(y[:, 0])
+    return x, y
+
+
+def make_features(n, m, rng):
+    """``X`` of shape (n, m) and a target ``y`` that depends on the first few columns non-linearly."""
+    X = rng.standard_normal((n, m))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, min(2, m - 1)] + 0.3 * rng.standard_normal(n)
+    return standardise(X), standardise(y[:, None])[:, 0]
+
+
+# --------------------------------------------------------------------------- peers
+
+
+def _import_torch():
+    import torch
+    import torch.nn.functional as F
+
+    return torch, F
+
+
+def _import_sklearn_mi():
+    from sklearn.feature_selection import mutual_info_regression
+
+    return mutual_info_regression
+
+
+def _import_ennemi():
+    import ennemi
+
+    return ennemi
+
+
+def _as_numpy(result):
+    """Any result (float, ndarray, torch tensor) as a flat ndarray of its own float dtype (no copy)."""
+    if hasattr(result, "detach"):
+        result = result.detach().cpu().numpy()
+    result = np.asarray(result)
+    return result.ravel() if result.dtype.kind == "f" else result.astype(np.float64).ravel()
+
+
+def _max_abs_difference(a, b, chunk=1 << 22):
+    """``max |a - b|`` in float64 over flat arrays, by chunks (results can be 500 MB); NaN if any is NaN."""
+    worst = 0.0
+    for start in range(0, a.size, chunk):
+        diff = np.abs(a[start:start + chunk].astype(np.float64) - b[start:start + chunk].astype(np.float64))
+        if np.isnan(diff).any():
+            return float("nan")
+        worst = max(worst, float(diff.max()))
+    return worst
+
+
+def _torch_threads(threads):
+    if threads is not None:
+        torch, _ = _import_torch()
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class Implementation:
+    """A named way of computing a workload: ``factory(data, threads)`` returns a zero-argument call.
+
+    The factory does the untimed preparation (imports, conversion to torch tensors); an
+    ``ImportError`` from it means "not installed".
+    """
+
+    name: str
+    factory: object
+    clips_at_zero: bool = False  # the peer clips negative estimates at 0 (scikit-learn): compare max(fastinfo, 0)
+
+
+@dataclass
+class Workload:
+    key: str
+    title: str
+    make_data: object  # () -> dict
+    fastinfo: Implementation
+    peers: list
+    bytes_moved: object = None  # data -> bytes read + written by the fastinfo call, dense kernels only
+    tolerance: float = 1e-6
+    repeats_kind: int = 0  # 0 dense, 1 estimator
+
+
+def _shape(shape):
+    return "x".join(str(n) for n in shape)
+
+
+def _fastinfo_call(name, *args, **kwargs):
+    import fastinfo
+
+    function = getattr(fastinfo, name)
+    return lambda: function(*args, **kwargs)
+
+
+def _w1(shape):
+    def make():
+        return {"x": make_logits(shape, np.float32, _rng("W1"))}
+
+    def scipy_factory(d, threads):
+        from scipy.special import log_softmax
+
+        return lambda: log_softmax(d["x"], axis=-1)
+
+    def torch_factory(d, threads):
+        torch, F = _import_torch()
+        _torch_threads(threads)
+        x = torch.from_numpy(d["x"])
+        return lambda: F.log_softmax(x, dim=-1)
+
+    return Workload(
+        "W1", f"log_softmax f32 {_shape(shape)}", make,
+        Implementation("fastinfo.log_softmax", lambda d, t: _fastinfo_call("log_softmax", d["x"])),
+        [Implementation("torch F.log_softmax", torch_factory),
+         Implementation("scipy.special.log_softmax", scipy_factory)],
+        bytes_moved=lambda d: 2 * d["x"].nbytes,
+        tolerance=1e-4,
+    )
+
+
+def _w1_out(shape):
+    """W1 again into a preallocated output: the kernel's own bandwidth, without first-touch page faults."""
+
+    def make():
+        return {"x": make_logits(shape, np.float32, _rng("W1"))}
+
+    def fastinfo_factory(d, threads):
+        import fastinfo
+
+        out = np.zeros_like(d["x"])
+        return lambda: fastinfo.log_softmax(d["x"], out=out)
+
+    def torch_factory(d, threads):
+        torch, _ = _import_torch()
+        _torch_threads(threads)
+        x = torch.from_numpy(d["x"])
+        out = torch.zeros_like(x)
+        return lambda: torch.log_softmax(x, -1, out=out)
+
+    return Workload(
+        "W1", f"log_softmax f32 {_shape(shape)} out=", make,
+        Implementation("fastinfo.log_softmax(out=)", fastinfo_factory),
+        [Implementation("torch log_softmax(out=)", torch_factory)],
+        bytes_moved=lambda d: 2 * d["x"].nbytes,
+        tolerance=1e-4,
+    )
+
+
+def _w2(shape):
+    def make():
+        rng = _rng("W2")
+        x = make_logits(shape, np.float32, rng)
+        return {"x": x, "target": rng.integers(0, shape[1], shape[0], dtype=np.int64)}
+
+    def scipy_factory(d, threads):
+        from scipy.special import log_softmax
+
+        x, target = d["x"], d["target"]
+        rows = np.arange(x.shape[0])
+        return lambda: float(-np.mean(log_softmax(x, axis=-1)[rows, target], dtype=np.float64))
+
+    def torch_factory(d, threads):
+        torch, F = _import_torch()
+        _torch_threads(threads)
+        x, target = torch.from_numpy(d["x"]), torch.from_numpy(d["target"])
+        return lambda: F.cross_entropy(x, target).item()
+
+    return Workload(
+        "W2", f"softmax_cross_entropy mean f32 {_shape(shape)}", make,
+        Implementation("fastinfo.softmax_cross_entropy",
+                       lambda d, t: _fastinfo_call("softmax_cross_entropy", d["x"], d["target"])),
+        [Implementation("torch F.cross_entropy", torch_factory),
+         Implementation("scipy log_softmax + gather", scipy_factory)],
+        bytes_moved=lambda d: d["x"].nbytes + d["target"].nbytes,
+        tolerance=1e-4,
+    )
+
+
+def _w3(shape):
+    def make():
+        rng = _rng("W3")
+        return {"p": make_logits(shape, np.float32, rng), "q": make_logits(shape, np.float32, rng)}
+
+    def scipy_factory(d, threads):
+        from scipy.special import log_softmax
+
+        def call():
+            log_p = log_softmax(d["p"], axis=-1)
+            log_q = log_softmax(d["q"], axis=-1)
+            return float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=-1, dtype=np.float64)))
+
+        return call
+
+    def torch_factory(d, threads):
+        torch, F = _import_torch()
+        _torch_threads(threads)
+        p, q = torch.from_numpy(d["p"]), torch.from_numpy(d["q"])
+        # kl_div(input, target) = sum target * (log target - input) / rows, with target = log softmax(p):
+        # the mean over rows of KL(softmax(p) || softmax(q)).
+        return lambda: F.kl_div(F.log_softmax(q, dim=-1), F.log_softmax(p, dim=-1),
+                                log_target=True, reduction="batchmean").item()
+
+    return Workload(
+        "W3", f"softmax_kl_divergence mean 2x f32 {_shape(shape)}", make,
+        Implementation("fastinfo.softmax_kl_divergence",
+                       lambda d, t: _fastinfo_call("softmax_kl_divergence", d["p"], d["q"], reduction="mean")),
+        [Implementation("torch F.kl_div(log_softmax)", torch_factory),
+         Implementation("scipy log_softmax + numpy", scipy_factory)],
+        bytes_moved=lambda d: d["p"].nbytes + d["q"].nbytes,
+        tolerance=1e-4,
+    )
+
+
+def _w4(shape):
+    def make():
+        return {"p": make_probabilities(shape, np.float64, _rng("W4"))}
+
+    def scipy_factory(d, threads):
+        from scipy.stats import entropy
+
+        return lambda: entropy(d["p"], axis=-1)
+
+    def torch_factory(d, threads):
+        torch, _ = _import_torch()
+        _torch_threads(threads)
+        p = torch.from_numpy(d["p"])
+        return lambda: torch.special.entr(p).sum(-1)
+
+    return Workload(
+        "W4", f"entropy f64 {_shape(shape)}", make,
+        Implementation("fastinfo.entropy", lambda d, t: _fastinfo_call("entropy", d["p"])),
+        [Implementation("torch special.entr().sum(-1)", torch_factory),
+         Implementation("scipy.stats.entropy", scipy_factory)],
+        bytes_moved=lambda d: d["p"].nbytes + 8 * d["p"].shape[0],
+        tolerance=1e-10,
+    )
+
+
+def _w5(n):
+    def make():
+        x, y = make_gaussian_pair(n, 1, RHO, _rng(f"W5-{n}"))
+        return {"x": x, "y": y}
+
+    def sklearn_factory(d, threads):
+        mutual_info_regression = _import_sklearn_mi()
+        x2 = d["x"][:, None]
+        return lambda: mutual_info_regression(x2, d["y"], n_neighbors=K, random_state=0)
+
+    def ennemi_factory(d, threads):
+        ennemi = _import_ennemi()
+        # preprocess=False: no rescaling and no added noise, the raw KSG algorithm 1 estimate.
+        return lambda: ennemi.estimate_mi(d["y"], d["x"], k=K, preprocess=False, max_threads=threads)
+
+    return Workload(
+        "W5", f"mutual_info_ksg 1-D n={n:,}", make,
+        Implementation("fastinfo.mutual_info_ksg", lambda d, t: _fastinfo_call("mutual_info_ksg", d["x"], d["y"], k=K)),
+        [Implementation("sklearn mutual_info_regression", sklearn_factory, clips_at_zero=True),
+         Implementation("ennemi estimate_mi", ennemi_factory)],
+        tolerance=1e-5, repeats_kind=1,  # ennemi approximates digamma to ~1e-6
+    )
+
+
+def _w6(n):
+    def make():
+        x, y = make_gaussian_pair(n, 4, RHO, _rng("W6"))
+        return {"x": x, "y": y}
+
+    def ennemi_factory(d, threads):
+        _import_ennemi()
+        # ennemi's public estimate_mi takes a 1-D y; its KSG core takes multivariate x and y.
+        from ennemi._entropy_estimators import _estimate_single_mi
+
+        return lambda: _estimate_single_mi(d["x"], d["y"], k=K)
+
+    return Workload(
+        "W6", f"mutual_info_ksg 4-D x 4-D n={n:,}", make,
+        Implementation("fastinfo.mutual_info_ksg", lambda d, t: _fastinfo_call("mutual_info_ksg", d["x"], d["y"], k=K)),
+        [Implementation("ennemi KSG (_estimate_single_mi)", ennemi_factory)],
+        tolerance=1e-5, repeats_kind=1,  # ennemi approximates digamma to ~1e-6
+    )
+
+
+def _w7(shape):
+    def make():
+        X, y = make_features(*shape, _rng("W7"))
+        return {"X": X, "y": y}
+
+    def sklearn_factory(d, threads):
+        mutual_info_regression = _import_sklearn_mi()
+        return lambda: mutual_info_regression(d["X"], d["y"], n_neighbors=K, random_state=0)
+
+    def ennemi_factory(d, threads):
+        ennemi = _import_ennemi()
+        return lambda: ennemi.estimate_mi(d["y"], d["X"], k=K, preprocess=False, max_threads=threads)
+
+    return Workload(
+        "W7", f"mutual_info_features {_shape(shape)}", make,
+        Implementation("fastinfo.mutual_info_features",
+                       lambda d, t: _fastinfo_call("mutual_info_features", d["X"], d["y"], k=K)),
+        [Implementation("sklearn mutual_info_regression", sklearn_factory, clips_at_zero=True),
+         Implementation("ennemi estimate_mi", ennemi_factory)],
+        tolerance=1e-5, repeats_kind=1,  # ennemi approximates digamma to ~1e-6
+    )
+
+
+def _w7_dropin(shape):
+    def make():
+        X, y = make_features(*shape, _rng("W7"))
+        return {"X": X, "y": y}
+
+    def fastinfo_factory(d, threads):
+        from fastinfo.sklearn import mutual_info_regression
+
+        return lambda: mutual_info_regression(d["X"], d["y"], n_neighbors=K, random_state=0)
+
+    def sklearn_factory(d, threads):
+        mutual_info_regression = _import_sklearn_mi()
+        return lambda: mutual_info_regression(d["X"], d["y"], n_neighbors=K, random_state=0)
+
+    return Workload(
+        "W7", f"sklearn drop-in {_shape(shape)}", make,
+        Implementation("fastinfo.sklearn.mutual_info_regression", fastinfo_factory),
+        [Implementation("sklearn mutual_info_regression", sklearn_factory)],
+        tolerance=1e-10, repeats_kind=1,
+    )
+
+
+def workloads(preset="full"):
+    """The list of workloads for a size preset (``"full"``, ``"quick"`` or ``"tiny"``)."""
+    out = [
+        _w1(DENSE_SHAPES["W1"][preset]),
+        _w1_out(DENSE_SHAPES["W1"][preset]),
+        _w2(DENSE_SHAPES["W2"][preset]),
+        _w3(DENSE_SHAPES["W3"][preset]),
+        _w4(DENSE_SHAPES["W4"][preset]),
+    ]
+    out += [_w5(n) for n in KSG_1D_SIZES[preset]]
+    out.append(_w6(KSG_4D_SIZE[preset]))
+    out.append(_w7(FEATURES_SHAPE[preset]))
+    out.append(_w7_dropin(FEATURES_SHAPE[preset]))
+    return out
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def _read_status_kib(field_name):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise OSError(field_name)
+
+
+def _hwm_available():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        _read_status_kib("VmHWM")
+        return True
+    except OSError:
+        return False
+
+
+def _pin_glibc_mmap_threshold(nbytes=128 * 1024):
+    """Make every large allocation a fresh mapping that is returned to the OS when freed.
+
+    glibc raises its mmap threshold (up to 32 MiB) after a large block is freed, and later blocks
+    then reuse heap memory that is already resident, invisible to a resident-set measurement.
+    Setting the threshold explicitly turns that adaptation off. Blocks above 32 MiB (every
+    temporary of the full-size dense workloads) are mapped fresh either way, so timings there do
+    not change. Returns whether it was applied.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        M_MMAP_THRESHOLD = -3
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, nbytes))
+    except (OSError, AttributeError):
+        return False
+
+
+class PeakMemory:
+    """Peak extra resident memory of one call (see the module docstring for the method)."""
+
+    def __init__(self):
+        self.method = "VmHWM" if _hwm_available() else None
+        if self.method == "VmHWM" and _pin_glibc_mmap_threshold():
+            self.method += " (glibc mmap threshold pinned at 128 KiB)"
+        if self.method is None:
+            try:
+                import psutil
+
+                self._process = psutil.Process()
+                self.method = "psutil-sampling"
+            except ImportError:
+                self.method = "unavailable"
+
+    def measure(self, call):
+        """Run ``call()`` once; return ``(result, peak extra bytes or None)``."""
+        if self.method.startswith("VmHWM"):
+            before = _read_status_kib("VmRSS")
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            result = call()
+            return result, max(0, _read_status_kib("VmHWM") - before) * 1024
+        if self.method == "psutil-sampling":
+            before = self._process.memory_info().rss
+            peak = [before]
+            done = threading.Event()
+
+            def sample():
+                while not done.is_set():
+                    peak[0] = max(peak[0], self._process.memory_info().rss)
+                    time.sleep(0.0005)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                result = call()
+            finally:
+                done.set()
+                sampler.join()
+            peak[0] = max(peak[0], self._process.memory_info().rss)
+            return result, peak[0] - before
+        return call(), None
+
+
+def copy_bandwidth(threads, nbytes=256 * 2**20, repeats=5):
+    """Measured memory bandwidth of ``np.copyto`` in GB/s, counting bytes read + written.
+
+    Returns ``(one thread, `threads` threads)``; the copy is split in contiguous chunks,
+    one per thread (NumPy releases the GIL while copying).
+    """
+    n = nbytes // 8
+    src = np.ones(n)
+    dst = np.zeros(n)
+    results = []
+    for n_threads in sorted({1, max(1, threads)}):
+        chunks = [(dst[lo:hi], src[lo:hi]) for lo, hi in _split(n, n_threads)]
+        best = float("inf")
+        with ThreadPoolExecutor(n_threads) as pool:
+            for _ in range(repeats):
+                start = time.perf_counter()
+                list(pool.map(lambda c: np.copyto(c[0], c[1]), chunks))
+                best = min(best, time.perf_counter() - start)
+        results.append(2 * nbytes / best / 1e9)
+    return results[0], results[-1]
+
+
+def _split(n, parts):
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+@dataclass
+class Row:
+    workload: str
+    title: str
+    peer: str
+    fastinfo_impl: str
+    status: str = "ok"  # ok | not installed | fastinfo error | peer error
+    peer_min: float = None
+    peer_median: float = None
+    fastinfo_min: float = None
+    fastinfo_median: float = None
+    speedup: float = None
+    fastinfo_gbps: float = None
+    copy_gbps: float = None
+    fastinfo_peak_extra_mib: float = None
+    peer_peak_extra_mib: float = None
+    max_abs_diff: float = None
+    agrees: bool = None
+    detail: str = ""
+
+
+def _describe_error(exc):
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def run_workload(workload, threads, repeats, memory, copy_gbps, log):
+    """Time fastinfo and every installed peer of one workload, interleaved; return table rows."""
+    log(f"{workload.key}: {workload.title}: building data")
+    data = workload.make_data()
+    gc.collect()
+    calls, rows, results, peaks, errors = {}, [], {}, {}, {}
+
+    impls = [workload.fastinfo] + list(workload.peers)
+    for impl in impls:
+        try:
+            calls[impl.name] = impl.factory(data, threads)
+        except ImportError as exc:
+            errors[impl.name] = ("not installed", _describe_error(exc))
+    # One untimed call each: warm-up, peak memory, and the result for the agreement check.
+    for name in list(calls):
+        try:
+            result, peak = memory.measure(calls[name])
+            results[name], peaks[name] = _as_numpy(result), peak
+            del result
+        except Exception as exc:  # report, never crash: the other implementations still run
+            errors[name] = ("error", _describe_error(exc))
+            del calls[name]
+    times = {name: [] for name in calls}
+    order = list(calls)
+    for r in range(repeats):
+        # Rotate the order so no implementation always runs right after the same neighbour.
+        shift = r % max(1, len(order))
+        for name in order[shift:] + order[:shift]:
+            gc.disable()  # as timeit does; arrays are freed by reference counting regardless
+            try:
+                start = time.perf_counter()
+                result = calls[name]()
+                times[name].append(time.perf_counter() - start)
+            finally:
+                gc.enable()
+            del result
+    fi = workload.fastinfo.name
+    for peer in workload.peers:
+        row = Row(workload.key, workload.title, peer.name, fi, copy_gbps=copy_gbps)
+        details = []
+        if peer.name in errors:
+            row.status = errors[peer.name][0]
+            details.append(errors[peer.name][1])
+        if fi in errors:
+            if row.status == "ok":
+                row.status = "fastinfo " + errors[fi][0]
+            details.append("fastinfo: " + errors[fi][1])
+        row.detail = "; ".join(details)
+        if peer.name in times:
+            row.peer_min, row.peer_median = min(times[peer.name]), statistics.median(times[peer.name])
+            row.peer_peak_extra_mib = _mib(peaks[peer.name])
+        if fi in times:
+            row.fastinfo_min, row.fastinfo_median = min(times[fi]), statistics.median(times[fi])
+            row.fastinfo_peak_extra_mib = _mib(peaks[fi])
+            if workload.bytes_moved is not None:
+                row.fastinfo_gbps = workload.bytes_moved(data) / row.fastinfo_min / 1e9
+        if row.peer_min is not None and row.fastinfo_min is not None:
+            row.speedup = row.peer_min / row.fastinfo_min
+            a, b = results[fi], results[peer.name]
+            if peer.clips_at_zero:
+                a = np.maximum(a, 0.0)
+            if a.shape == b.shape:
+                with np.errstate(invalid="ignore"):
+                    row.max_abs_diff = _max_abs_difference(a, b)
+                row.agrees = bool(row.max_abs_diff <= workload.tolerance)  # False for NaN
+            else:
+                row.max_abs_diff, row.agrees = float("nan"), False
+                row.detail = f"result shapes differ: {a.shape} vs {b.shape}"
+        rows.append(row)
+        log(f"  {peer.name}: {row.status} peer={_fmt_time(row.peer_min)} fastinfo={_fmt_time(row.fastinfo_min)}"
+            f" max|diff|={row.max_abs_diff}")
+    del data, calls, results
+    gc.collect()
+    return rows
+
+
+def _mib(nbytes):
+    return None if nbytes is None else nbytes / 2**20
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt_time(t):
+    if t is None:
+        return "-"
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.1f} ms"
+    return f"{t * 1e6:.0f} us"
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def _cells(rows, verbose):
+    header = ["workload", "peer", "peer min", "peer med", "fastinfo min", "fastinfo med", "speed-up",
+              "fastinfo GB/s", "copy GB/s", "peak MiB fastinfo", "peak MiB peer", "check"]
+    if verbose:
+        header.append("max |diff|")
+    lines = []
+    for r in rows:
+        peer = r.peer if r.status == "ok" else f"{r.peer}: {r.status}"
+        check = "-" if r.agrees is None else ("ok" if r.agrees else "DIFFERS")
+        dense = r.workload in DENSE_SHAPES
+        line = [f"{r.workload} {r.title}", peer, _fmt_time(r.peer_min), _fmt_time(r.peer_median),
+                _fmt_time(r.fastinfo_min), _fmt_time(r.fastinfo_median),
+                "-" if r.speedup is None else f"{r.speedup:.1f}x",
+                _fmt(r.fastinfo_gbps, ".1f"), _fmt(r.copy_gbps, ".1f") if dense else "-",
+                _fmt(r.fastinfo_peak_extra_mib, ".1f"), _fmt(r.peer_peak_extra_mib, ".1f"), check]
+        if verbose:
+            line.append(_fmt(r.max_abs_diff, ".2e"))
+        lines.append(line)
+    return header, lines
+
+
+def format_table(rows, meta, verbose=False):
+    header, lines = _cells(rows, verbose)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    out = io.StringIO()
+    for key, value in meta.items():
+        out.write(f"# {key}: {value}\n")
+    out.write("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for line in lines:
+        out.write("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() + "\n")
+    if verbose:
+        for r in rows:
+            if r.detail:
+                out.write(f"# {r.workload} {r.peer}: {r.detail}\n")
+    return out.getvalue()
+
+
+def format_markdown(rows, meta, verbose=False):
+    header, lines = _cells(rows, verbose)
+    out = io.StringIO()
+    out.write("| " + " | ".join(header) + " |\n")
+    out.write("|" + "|".join("---" for _ in header) + "|\n")
+    for line in lines:
+        out.write("| " + " | ".join(str(x) for x in line) + " |\n")
+    out.write("\n" + "\n".join(f"- {key}: {value}" for key, value in meta.items()) + "\n")
+    return out.getvalue()
+
+
+def format_csv(rows):
+    out = io.StringIO()
+    names = list(Row.__dataclass_fields__)
+    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in vars(r).items()})
+    return out.getvalue()
+
+
+def format_json(rows, meta):
+    return json.dumps({"meta": meta, "rows": [vars(r) for r in rows]}, indent=2)
+
+
+def _versions():
+    from importlib import metadata
+
+    out = {}
+    try:  # the fastinfo actually imported (a source tree on PYTHONPATH or an installation)
+        import fastinfo
+
+        out["fastinfo"] = f"{fastinfo.__version__} ({os.path.dirname(fastinfo.__file__)})"
+    except Exception as exc:  # the benchmark still runs the peers
+        out["fastinfo"] = f"import failed: {exc}"
+    for name in ("numpy", "scipy", "torch", "scikit-learn", "ennemi"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser(prog="fastinfo bench"):
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Time fastinfo against NumPy/SciPy, PyTorch, scikit-learn and ennemi on the "
+                    "fixed workloads W1-W7, side by side in one process.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="thread limit for every library (threadpoolctl for OpenMP/BLAS, "
+                             "torch.set_num_threads, ennemi max_threads); default: library defaults")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
+    size.add_argument("--tiny", action="store_true", help="smallest sizes, one repeat (for tests)")
+    parser.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W5")
+    parser.add_argument("--repeat", type=int, default=None, help="timed repeats per implementation")
+    parser.add_argument("--format", choices=("table", "markdown", "json", "csv"), default="table")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="progress on stderr, the max abs difference of every peer's result, details")
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``fastinfo bench`` and ``asv_bench/compare.py``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    preset = "tiny" if args.tiny else "quick" if args.quick else "full"
+    if args.threads is not None and args.threads < 1:
+        print("--threads must be >= 1", file=sys.stderr)
+        return 2
+    selected = workloads(preset)
+    if args.only:
+        wanted = {w.strip().upper() for w in args.only.split(",") if w.strip()}
+        unknown = wanted - {w.key for w in selected}
+        if unknown:
+            print(f"--only: unknown workload(s) {sorted(unknown)}; choose from W1..W7", file=sys.stderr)
+            return 2
+        selected = [w for w in selected if w.key in wanted]
+
+    def log(message):
+        if args.verbose:
+            print(message, file=sys.stderr, flush=True)
+
+    limits = contextlib.nullcontext()
+    if args.threads is not None:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            limits = threadpool_limits(limits=args.threads)
+        except ImportError:
+            os.environ["OMP_NUM_THREADS"] = str(args.threads)  # too late for loaded runtimes; best effort
+            log("threadpoolctl is not installed: --threads only reaches torch and ennemi")
+
+    memory = PeakMemory()
+    rows = []
+    with limits:
+        n_threads = args.threads or os.cpu_count() or 1
+        copy_1, copy_n = copy_bandwidth(n_threads, nbytes=(32 if preset == "tiny" else 256) * 2**20)
+        for workload in selected:
+            repeats = args.repeat or REPEATS[preset][workload.repeats_kind]
+            rows += run_workload(workload, args.threads, repeats, memory, copy_n, log)
+    meta = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical cores".strip(),
+        "python": sys.version.split()[0],
+        "versions": ", ".join(f"{k} {v}" for k, v in _versions().items()),
+        "threads": args.threads if args.threads is not None else f"library defaults ({os.cpu_count()} cores)",
+        "sizes": preset,
+        "copy bandwidth GB/s (read+write, np.copyto)": (
+            f"{copy_1:.1f} with 1 thread" + (f", {copy_n:.1f} with {n_threads}" if n_threads > 1 else "")),
+        "peak memory method": memory.method,
+        "times": "min and median of repeats, interleaved in one process; speed-up = peer min / fastinfo min",
+    }
+    if args.format == "json":
+        print(format_json(rows, meta))
+    elif args.format == "markdown":
+        print(format_markdown(rows, meta, args.verbose), end="")
+    elif args.format == "csv":
+        print(format_csv(rows), end="")
+    else:
+        print(format_table(rows, meta, args.verbose), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

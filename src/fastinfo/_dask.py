@@ -1,0 +1,718 @@
+"""Dask support: fastinfo's functions on ``dask.array.Array`` inputs.
+
+The public functions are wrapped by :func:`dask_dispatch`. When no argument is a Dask
+array the wrapper calls the NumPy front-end unchanged (one dictionary look-up when Dask
+is not imported, a type check per argument when it is). When one is, the call goes to
+the Dask implementation of the same name below, which
+
+1. validates eagerly, at graph construction: axis, shapes, dtypes and keywords (the
+   NumPy front-end itself is called once on a one-row probe of the right dtypes and
+   class-axis length, so keyword and dtype errors are the very same errors);
+2. rechunks the class axis to a single chunk (a row must be seen whole by a kernel)
+   and aligns the row chunks of every argument;
+3. maps row chunks to calls of the NumPy front-ends (``da.blockwise``), so the
+   compiled kernels do all the arithmetic;
+4. for ``"sum"``/``"mean"`` reductions and perplexity, has every chunk return its
+   partial numerator (a float64 ``reduction="sum"``) and denominator (``Σ w[target]``
+   over non-ignored positions, or a row count), and adds the partials with Dask's
+   tree reduction, whose combine order is fixed by the chunking: the same chunking
+   gives the same bits every time, and the result equals the in-memory one to
+   rounding (float64: ~1e-15 relative).
+
+Values that can only be checked by reading the data (a target out of range, a
+negative probability, non-finite samples) raise the NumPy front-end's ``ValueError``
+at compute time.
+
+``mutual_info_matrix`` and ``mutual_info_features`` turn every column into one task
+and every column pair (or column) into one task that runs the in-memory function on
+the columns it needs, so its values equal the in-memory results exactly.
+
+Nothing in this module imports Dask at import time: ``import fastinfo`` never does.
+"""
+import functools
+import importlib
+import math
+import sys
+
+import numpy as np
+
+from ._validation import as_float_array, check_k, log_base_divisor, normalize_axis
+
+__all__ = ["dask_dispatch", "is_dask_array"]
+
+# Public name -> module of its NumPy front-end.
+_FRONT_END_MODULE = {
+    "logsumexp": "_softmax",
+    "log_softmax": "_softmax",
+    "softmax": "_softmax",
+    "softmax_entropy": "_softmax",
+    "softmax_cross_entropy": "_softmax",
+    "softmax_cross_entropy_with_grad": "_softmax",
+    "perplexity": "_softmax",
+    "softmax_kl_divergence": "_softmax",
+    "entropy": "_distributions",
+    "cross_entropy": "_distributions",
+    "kl_divergence": "_distributions",
+    "js_divergence": "_distributions",
+    "mutual_info_matrix": "_estimators",
+    "mutual_info_features": "_estimators",
+}
+
+# Public name -> Dask implementation (filled at the end of this module).
+_DASK_IMPLEMENTATIONS = {}
+
+
+# =============================================================================
+# Dispatch
+# =============================================================================
+
+
+def is_dask_array(a):
+    """True when ``a`` is a ``dask.array.Array``, decided without importing Dask."""
+    dask_array_module = sys.modules.get("dask.array")
+    array_type = getattr(dask_array_module, "Array", None)
+    return array_type is not None and isinstance(a, array_type)
+
+
+def dask_dispatch(func):
+    """Route calls with a ``dask.array.Array`` argument to the Dask implementation of ``func``.
+
+    Without a Dask argument ``func`` is called unchanged. When Dask has not been imported
+    (so no Dask array can exist) the cost is one ``sys.modules`` look-up; otherwise one
+    ``isinstance`` per argument (well under a microsecond in all).
+    ``func`` must be one of the public functions named in ``_FRONT_END_MODULE``.
+    """
+    name = func.__name__
+    if name not in _FRONT_END_MODULE:
+        raise ValueError(f"dask_dispatch: no Dask implementation for {name!r}")
+    modules = sys.modules
+
+    @functools.wraps(func)
+    def dispatcher(*args, **kwargs):
+        dask_array_module = modules.get("dask.array")
+        if dask_array_module is not None:
+            array_type = getattr(dask_array_module, "Array", None)
+            if array_type is not None:
+                for a in args:
+                    if isinstance(a, array_type):
+                        return _DASK_IMPLEMENTATIONS[name](*args, **kwargs)
+                for a in kwargs.values():
+                    if isinstance(a, array_type):
+                        return _DASK_IMPLEMENTATIONS[name](*args, **kwargs)
+        return func(*args, **kwargs)
+
+    # The public name is fastinfo.<name>: pickle (by reference) finds the dispatcher there.
+    dispatcher.__module__ = "fastinfo"
+    return dispatcher
+
+
+def _front_end(name):
+    """The NumPy front-end ``name`` (looked up at call time, in workers too)."""
+    func = getattr(importlib.import_module("fastinfo." + _FRONT_END_MODULE[name]), name)
+    # If the integrator decorated the front-end in place, use the undecorated function.
+    return getattr(func, "__wrapped__", func)
+
+
+def _dask_array_module():
+    import dask.array as da
+
+    return da
+
+
+# =============================================================================
+# Shared machinery for the softmax and distribution families
+# =============================================================================
+
+
+def _as_dask(a, name):
+    """``a`` as a Dask array (NumPy/array_like arguments of mixed calls become one chunk)."""
+    if is_dask_array(a):
+        if any(isinstance(d, float) and math.isnan(d) for d in a.shape):
+            raise ValueError(f"{name} has unknown chunk sizes (shape {a.shape}); call "
+                             f"{name}.compute_chunk_sizes() first")
+        return a
+    da = _dask_array_module()
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    return da.from_array(arr, chunks=arr.shape or ())
+
+
+def _probe_shape(shape, axis):
+    """One row of ``shape``: every dimension but ``axis`` cut to at most 1."""
+    return tuple(d if i == axis else min(d, 1) for i, d in enumerate(shape))
+
+
+def _probe(dtype, shape, fill):
+    return np.full(shape, fill, dtype=dtype)
+
+
+def _letters(ndim):
+    return "abcdefghijklmnopqrstuvwxyz"[:ndim]
+
+
+def _align(arrays, full_shape, axis):
+    """Rechunk full-shape and batch-shape Dask arrays to common row chunks, one class chunk.
+
+    ``arrays`` is a list of ``(dask_array, is_full, was_dask)``: full arrays have
+    ``full_shape``, the others ``full_shape`` without ``axis``. The row chunks are taken from
+    the first argument the caller passed as a Dask array (so NumPy arguments of a mixed call
+    follow the Dask argument's chunking).
+    """
+    ndim = len(full_shape)
+    batch_chunks = None
+    for arr, is_full, was_dask in arrays:
+        if was_dask:
+            chunks = list(arr.chunks)
+            if is_full:
+                del chunks[axis]
+            batch_chunks = chunks
+            break
+    if batch_chunks is None:  # only a keyword (weight) was a Dask array: one row chunk
+        batch_chunks = [(d,) for i, d in enumerate(full_shape) if i != axis]
+    full_chunks = list(batch_chunks)
+    full_chunks.insert(axis, (full_shape[axis],) if ndim else ())
+    out = []
+    for arr, is_full, _ in arrays:
+        wanted = tuple(full_chunks) if is_full else tuple(batch_chunks)
+        out.append(arr if arr.chunks == wanted else arr.rechunk(wanted))
+    return out, tuple(batch_chunks), tuple(full_chunks)
+
+
+def _call_front_end(name, axis, positional_count, keyword_names, static_kwargs, *blocks):
+    """Run NumPy front-end ``name`` on one chunk; Dask array keywords arrive as blocks."""
+    kwargs = dict(static_kwargs)
+    kwargs.update(zip(keyword_names, blocks[positional_count:]))
+    return _front_end(name)(*blocks[:positional_count], axis=axis, **kwargs)
+
+
+def _rows_block(name, axis, positional_count, keyword_names, static_kwargs, *blocks):
+    """Per-row result of one chunk, with a length-1 class axis kept (``keepdims``)."""
+    result = _call_front_end(name, axis, positional_count, keyword_names, static_kwargs, *blocks)
+    return np.expand_dims(np.asarray(result), axis)
+
+
+def _elementwise_block(name, axis, positional_count, keyword_names, static_kwargs, *blocks):
+    return np.asarray(_call_front_end(name, axis, positional_count, keyword_names, static_kwargs, *blocks))
+
+
+def _block_row_count(shape, axis):
+    return math.prod(d for i, d in enumerate(shape) if i != axis)
+
+
+def _target_denominator(target, weight, ignore_index, n_classes=None):
+    """``Σ w[target]`` (or the count) over the non-ignored positions of one target chunk.
+
+    With ``n_classes`` the targets are checked first (the gradient's denominator pass runs
+    before any kernel has seen them); otherwise the kernel has already accepted the chunk.
+    """
+    target = np.asarray(target)
+    valid = target.ravel() if ignore_index is None else target[target != ignore_index]
+    if n_classes is not None:
+        bad = (valid < 0) | (valid >= n_classes)
+        if bad.any():
+            raise ValueError(f"target holds {valid[bad][0]}, outside the class range [0, {n_classes})"
+                             + ("" if ignore_index is None else f" and not ignore_index={ignore_index}"))
+    if weight is None:
+        return float(valid.size)
+    weight = np.asarray(weight, dtype=np.float64)
+    return float(math.fsum(weight[valid.astype(np.intp, copy=False)].ravel()))
+
+
+def _partial_block(name, axis, positional_count, keyword_names, static_kwargs, denominator, *blocks):
+    """``[numerator, denominator]`` of one chunk, shaped ``(1, ..., 2, ..., 1)`` (2 at ``axis``).
+
+    The numerator is the front-end's float64 ``reduction="sum"`` over the chunk; the
+    denominator is the number of rows (``"rows"``) or ``Σ w[target]`` over non-ignored
+    positions (``"target"``).
+    """
+    kwargs = dict(static_kwargs)
+    kwargs.update(zip(keyword_names, blocks[positional_count:]))
+    numerator = float(_front_end(name)(*blocks[:positional_count], axis=axis, **kwargs))
+    if denominator == "rows":
+        den = float(_block_row_count(blocks[0].shape, axis))
+    else:
+        den = _target_denominator(blocks[1], kwargs.get("weight"), kwargs.get("ignore_index"))
+    shape = [1] * blocks[0].ndim
+    shape[axis] = 2
+    return np.array([numerator, den], dtype=np.float64).reshape(shape)
+
+
+def _ratio(totals, transform):
+    """``totals[0] / totals[1]`` as a float64 scalar (NaN for 0/0), then ``exp`` if asked."""
+    totals = np.asarray(totals, dtype=np.float64).ravel()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        value = totals[0] / totals[1]
+        if transform == "exp":
+            value = np.exp(value)
+    return np.float64(value)
+
+
+def _numerator(totals):
+    return np.float64(np.asarray(totals, dtype=np.float64).ravel()[0])
+
+
+class _Call:
+    """A validated call of a row-wise function, ready to become a Dask graph."""
+
+    def __init__(self, name, axis, full_shape, arguments, keyword_arrays, static_kwargs):
+        # arguments: positional Dask arrays, aligned; keyword_arrays: {name: (dask array, index)}
+        self.name = name
+        self.axis = axis
+        self.ndim = len(full_shape)
+        self.full_shape = full_shape
+        self.arguments = arguments  # list of (dask array, is_full)
+        self.keyword_arrays = keyword_arrays
+        self.static_kwargs = static_kwargs
+        self.letters = _letters(self.ndim)
+        self.batch_letters = self.letters.replace(self.letters[axis], "") if self.ndim else ""
+
+    def _blockwise_arguments(self):
+        pairs = []
+        for arr, is_full in self.arguments:
+            pairs += [arr, self.letters if is_full else self.batch_letters]
+        for arr, index in self.keyword_arrays.values():
+            pairs += [arr, index]
+        return pairs
+
+    def _constants(self, *extra):
+        """The block functions' leading arguments, as blockwise's ``(value, None)`` pairs."""
+        values = (self.name, self.axis, len(self.arguments), tuple(self.keyword_arrays), self.static_kwargs) + extra
+        return [item for value in values for item in (value, None)]
+
+    def rows(self, dtype):
+        """Per-row result: shape ``full_shape`` without ``axis``."""
+        da = _dask_array_module()
+        kept = da.blockwise(
+            _rows_block, self.letters, *self._constants(), *self._blockwise_arguments(),
+            adjust_chunks={self.letters[self.axis]: lambda c: 1},
+            dtype=dtype, meta=np.empty((0,) * self.ndim, dtype=dtype),
+        )
+        index = [slice(None)] * self.ndim
+        index[self.axis] = 0
+        return kept[tuple(index)]
+
+    def elementwise(self, dtype):
+        da = _dask_array_module()
+        return da.blockwise(
+            _elementwise_block, self.letters, *self._constants(), *self._blockwise_arguments(),
+            dtype=dtype, meta=np.empty((0,) * self.ndim, dtype=dtype),
+        )
+
+    def totals(self, denominator):
+        """Shape-(2,) Dask array ``[Σ numerators, Σ denominators]`` over the chunks."""
+        da = _dask_array_module()
+        batch_adjust = {letter: (lambda c: 1) for letter in self.batch_letters}
+        batch_adjust[self.letters[self.axis]] = lambda c: 2
+        parts = da.blockwise(
+            _partial_block, self.letters, *self._constants(denominator), *self._blockwise_arguments(),
+            adjust_chunks=batch_adjust, dtype=np.float64, meta=np.empty((0,) * self.ndim, dtype=np.float64),
+        )
+        batch_axes = tuple(i for i in range(self.ndim) if i != self.axis)
+        if not batch_axes:
+            return parts
+        # Dask's tree reduction: the combine order is fixed by the chunking.
+        return parts.sum(axis=batch_axes, dtype=np.float64)
+
+
+def _scalar_from_totals(totals, kind):
+    """0-d float64 Dask array from the ``[numerator, denominator]`` totals."""
+    if kind == "sum":
+        return totals.map_blocks(_numerator, drop_axis=0, dtype=np.float64, meta=np.empty((), np.float64))
+    transform = "exp" if kind == "perplexity" else None
+    return totals.map_blocks(_ratio, transform, drop_axis=0, dtype=np.float64, meta=np.empty((), np.float64))
+
+
+def _setup(name, arrays, axis):
+    """Convert arguments, normalise ``axis`` on the first one; returns (dask arrays, was_dask, axis)."""
+    was_dask = [is_dask_array(a) for _, a in arrays]
+    converted = [_as_dask(a, n) for n, a in arrays]
+    axis = normalize_axis(axis, converted[0].ndim)
+    return converted, was_dask, axis
+
+
+def _reject_out(out, name):
+    if out is not None:
+        raise TypeError(
+            f"{name}: out= is not supported for Dask arrays (the result is lazy); "
+            "use dask.array.store to write the result into an existing array"
+        )
+
+
+# =============================================================================
+# Softmax family
+# =============================================================================
+
+
+def _single_input_rows(name, x, xname, axis, static_kwargs, elementwise=False, fill=0.0):
+    (xd,), was_dask, axis = _setup(name, [(xname, x)], axis)
+    probe = _front_end(name)(_probe(xd.dtype, _probe_shape(xd.shape, axis), fill), axis=axis, **static_kwargs)
+    dtype = np.asarray(probe).dtype
+    (xd,), _, _ = _align([(xd, True, True)], xd.shape, axis)
+    call = _Call(name, axis, xd.shape, [(xd, True)], {}, static_kwargs)
+    return call.elementwise(dtype) if elementwise else call.rows(dtype)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    result = _single_input_rows("logsumexp", x, "x", axis, {})
+    if keepdims:
+        da = _dask_array_module()
+        result = da.expand_dims(result, normalize_axis(axis, result.ndim + 1))
+    return result
+
+
+def log_softmax(x, axis=-1, *, temperature=1.0, out=None):
+    _reject_out(out, "log_softmax")
+    return _single_input_rows("log_softmax", x, "x", axis, {"temperature": temperature}, elementwise=True)
+
+
+def softmax(x, axis=-1, *, temperature=1.0, out=None):
+    _reject_out(out, "softmax")
+    return _single_input_rows("softmax", x, "x", axis, {"temperature": temperature}, elementwise=True)
+
+
+def softmax_entropy(logits, axis=-1, *, temperature=1.0, base=None):
+    return _single_input_rows("softmax_entropy", logits, "logits", axis, {"temperature": temperature, "base": base})
+
+
+def _cross_entropy_call(name, logits, target, axis, static_kwargs, weight):
+    """Validate a cross-entropy-like call; returns (call, probe result, integer_target)."""
+    (ld, td), was_dask, axis = _setup(name, [("logits", logits), ("target", target)], axis)
+    integer_target = td.dtype.kind in "iu"
+    batch_shape = tuple(d for i, d in enumerate(ld.shape) if i != axis)
+    # the messages of the in-memory front-end
+    if integer_target and td.shape != batch_shape:
+        raise ValueError(f"target of class indices must have shape {batch_shape} (the logits' shape "
+                         f"{ld.shape} without axis {axis}); got {td.shape}")
+    if td.dtype.kind == "f" and td.shape != ld.shape:
+        raise ValueError(f"target of probabilities must have the logits' shape {ld.shape}; got {td.shape}")
+    # (other target dtypes are rejected by the probe call below, with the front-end's TypeError)
+
+    probe_shape = _probe_shape(ld.shape, axis)
+    probe_logits = _probe(ld.dtype, probe_shape, 0.0)
+    if integer_target:
+        probe_target = _probe(td.dtype, tuple(d for i, d in enumerate(probe_shape) if i != axis), 0)
+    else:
+        probe_target = _probe(td.dtype, probe_shape, 1.0 / max(ld.shape[axis], 1))
+    probe_kwargs = dict(static_kwargs)
+    keyword_arrays = {}
+    if weight is not None:
+        if is_dask_array(weight):
+            if weight.ndim != 1:
+                raise ValueError(f"weight must have shape ({ld.shape[axis]},); got shape {weight.shape}")
+            probe_kwargs["weight"] = _probe(weight.dtype, weight.shape, 1.0)
+        else:
+            probe_kwargs["weight"] = weight
+    probe = _front_end(name)(probe_logits, probe_target, axis=axis, **probe_kwargs)
+
+    static = dict(static_kwargs)
+    if weight is not None:
+        # One graph key for the weights (not a copy inside every task's arguments).
+        weight = _as_dask(weight, "weight")
+        keyword_arrays["weight"] = (weight.rechunk(weight.shape), _letters(ld.ndim)[axis])
+    (ld, td), _, _ = _align([(ld, True, was_dask[0]), (td, not integer_target, was_dask[1])], ld.shape, axis)
+    call = _Call(name, axis, ld.shape, [(ld, True), (td, not integer_target)], keyword_arrays, static)
+    return call, probe, integer_target
+
+
+def softmax_cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=None,
+                          label_smoothing=0.0, weight=None, temperature=1.0):
+    static = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "temperature": temperature}
+    call, probe, integer_target = _cross_entropy_call(
+        "softmax_cross_entropy", logits, target, axis, dict(static, reduction=reduction), weight)
+    if reduction == "none":
+        return call.rows(np.asarray(probe).dtype)
+    call.static_kwargs = dict(call.static_kwargs, reduction="sum")
+    totals = call.totals("target" if integer_target else "rows")
+    return _scalar_from_totals(totals, reduction)
+
+
+def perplexity(logits, target, axis=-1, *, ignore_index=None, temperature=1.0):
+    # exp(mean cross-entropy): the chunks give float64 sums of cross-entropy and counts.
+    static = {"ignore_index": ignore_index, "temperature": temperature}
+    call, _, integer_target = _cross_entropy_call("perplexity", logits, target, axis, static, None)
+    call.name = "softmax_cross_entropy"
+    call.static_kwargs = dict(static, reduction="sum")
+    totals = call.totals("target" if integer_target else "rows")
+    return _scalar_from_totals(totals, "perplexity")
+
+
+def _grad_block(axis, static_kwargs, keyword_names, denominator, logits, target, *keyword_blocks):
+    """``(loss, gradient)`` of one chunk from the fused kernel.
+
+    For ``"mean"`` the chunk is run with ``reduction="sum"`` and its gradient divided by the
+    global denominator (a Dask scalar computed from the targets before this task runs). When
+    that denominator is 0 every chunk's own denominator is 0 too, and the chunk is run with
+    ``"mean"`` itself so that it gives exactly what the in-memory call gives.
+    """
+    kwargs = dict(static_kwargs)
+    kwargs.update(zip(keyword_names, keyword_blocks))
+    scale = None
+    if kwargs["reduction"] == "mean":
+        den = float(np.asarray(denominator))
+        if den != 0.0:
+            kwargs["reduction"] = "sum"
+            scale = den
+    loss, grad = _front_end("softmax_cross_entropy_with_grad")(logits, target, axis=axis, **kwargs)
+    if scale is not None:
+        grad = (grad.astype(np.float64) / scale).astype(grad.dtype, copy=False)
+    return loss, grad
+
+
+def _pick_grad(pair):
+    return pair[1]
+
+
+def _pick_rows(pair, axis):
+    return np.expand_dims(np.asarray(pair[0]), axis)
+
+
+def _pick_sum(pair, ndim):
+    return np.full((1,) * ndim, float(pair[0]), dtype=np.float64)
+
+
+def _denominator_block(target, weight, ignore_index, n_classes):
+    """``Σ w[target]`` (or the count) of one target chunk, shaped ``(1, ..., 1)``."""
+    value = _target_denominator(target, weight, ignore_index, n_classes)
+    return np.full((1,) * np.ndim(target), value, dtype=np.float64)
+
+
+def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", ignore_index=None,
+                                    label_smoothing=0.0, weight=None, temperature=1.0):
+    da = _dask_array_module()
+    static = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "temperature": temperature,
+              "reduction": reduction}
+    call, probe, integer_target = _cross_entropy_call(
+        "softmax_cross_entropy_with_grad", logits, target, axis, static, weight)
+    (ld, _), (td, _) = call.arguments
+    ndim, axis = call.ndim, call.axis
+    letters, batch_letters = call.letters, call.batch_letters
+    grad_dtype = probe[1].dtype
+
+    denominator, denominator_index = None, None
+    if reduction == "mean":
+        if integer_target:
+            # Σ w[target] over non-ignored positions: a pass over the targets only, so the
+            # gradient chunks can be scaled by the global denominator.
+            if "weight" in call.keyword_arrays:
+                weight_arg, weight_index = call.keyword_arrays["weight"]
+            else:
+                weight_arg, weight_index = None, None
+            parts = da.blockwise(
+                _denominator_block, batch_letters, td, batch_letters, weight_arg, weight_index,
+                ignore_index, None, ld.shape[axis], None, adjust_chunks={c: (lambda n: 1) for c in batch_letters},
+                concatenate=True, dtype=np.float64, meta=np.empty((0,) * td.ndim, np.float64))
+            denominator, denominator_index = parts.sum(dtype=np.float64), ()
+        else:
+            denominator = float(_block_row_count(ld.shape, axis))
+
+    pairs = []
+    for arr, index in call.keyword_arrays.values():
+        pairs += [arr, index]
+    dargs = [denominator, denominator_index]
+    fused = da.blockwise(
+        _grad_block, letters,
+        axis, None, call.static_kwargs, None, tuple(call.keyword_arrays), None, *dargs,
+        ld, letters, td, letters if not integer_target else batch_letters, *pairs,
+        dtype=object, meta=np.empty((0,) * ndim, dtype=object),
+    )
+    grad = fused.map_blocks(_pick_grad, dtype=grad_dtype, meta=np.empty((0,) * ndim, dtype=grad_dtype))
+    if reduction == "none":
+        row_chunks = list(ld.chunks)
+        row_chunks[axis] = (1,)
+        kept = fused.map_blocks(_pick_rows, axis, chunks=tuple(row_chunks), dtype=np.asarray(probe[0]).dtype,
+                                meta=np.empty((0,) * ndim, dtype=np.asarray(probe[0]).dtype))
+        index = [slice(None)] * ndim
+        index[axis] = 0
+        return kept[tuple(index)], grad
+    sums = fused.map_blocks(_pick_sum, ndim, chunks=tuple((1,) * len(c) for c in ld.chunks),
+                            dtype=np.float64, meta=np.empty((0,) * ndim, dtype=np.float64))
+    total = sums.sum(dtype=np.float64)
+    if reduction == "sum":
+        return total, grad
+    loss = da.blockwise(_divide_scalars, "", total, "", denominator, denominator_index,
+                        dtype=np.float64, meta=np.empty((), np.float64))
+    return loss, grad
+
+
+def _divide_scalars(numerator, denominator):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.float64(np.asarray(numerator)) / np.float64(np.asarray(denominator))
+
+
+def softmax_kl_divergence(logits_p, logits_q, axis=-1, *, temperature=1.0, reduction="none", base=None):
+    return _two_input("softmax_kl_divergence", logits_p, logits_q, ("logits_p", "logits_q"), axis,
+                      {"temperature": temperature, "base": base}, reduction, fill=0.0, broadcast=False)
+
+
+def _two_input(name, a, b, names, axis, static_kwargs, reduction, fill, broadcast=True):
+    """A two-argument row-wise function; the distribution family broadcasts its arguments."""
+    was_dask = [is_dask_array(a), is_dask_array(b)]
+    ad, bd = _as_dask(a, names[0]), _as_dask(b, names[1])
+    if ad.shape != bd.shape:
+        if not broadcast:
+            raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {ad.shape} and {bd.shape}")
+        try:
+            shape = np.broadcast_shapes(ad.shape, bd.shape)
+        except ValueError:
+            raise ValueError(
+                f"{names[0]} and {names[1]} must have the same (or broadcastable) shapes; "
+                f"got {ad.shape} and {bd.shape}") from None
+        da = _dask_array_module()
+        ad, bd = da.broadcast_to(ad, shape), da.broadcast_to(bd, shape)
+    axis = normalize_axis(axis, ad.ndim)
+    probe_shape = _probe_shape(ad.shape, axis)
+    kwargs = dict(static_kwargs)
+    if reduction is not None:
+        kwargs["reduction"] = reduction
+    probe = _front_end(name)(_probe(ad.dtype, probe_shape, fill), _probe(bd.dtype, probe_shape, fill),
+                             axis=axis, **kwargs)
+    (ad, bd), _, _ = _align([(ad, True, was_dask[0]), (bd, True, was_dask[1])], ad.shape, axis)
+    call = _Call(name, axis, ad.shape, [(ad, True), (bd, True)], {}, kwargs)
+    if reduction is None or reduction == "none":
+        return call.rows(np.asarray(probe).dtype)
+    call.static_kwargs = dict(kwargs, reduction="sum")
+    return _scalar_from_totals(call.totals("rows"), reduction)
+
+
+# =============================================================================
+# Distribution family
+# =============================================================================
+
+
+def entropy(p, axis=-1, *, base=None):
+    return _single_input_rows("entropy", p, "p", axis, {"base": base}, fill=1.0)
+
+
+def cross_entropy(p, q, axis=-1, *, base=None, eps=0.0):
+    return _two_input("cross_entropy", p, q, ("p", "q"), axis, {"base": base, "eps": eps}, None, fill=1.0)
+
+
+def kl_divergence(p, q, axis=-1, *, base=None, eps=0.0):
+    return _two_input("kl_divergence", p, q, ("p", "q"), axis, {"base": base, "eps": eps}, None, fill=1.0)
+
+
+def js_divergence(p, q, axis=-1, *, base=None):
+    return _two_input("js_divergence", p, q, ("p", "q"), axis, {"base": base}, None, fill=1.0)
+
+
+# =============================================================================
+# Estimators: one task per column, one per column pair (or column)
+# =============================================================================
+
+
+def _column_tasks(X):
+    """One delayed NumPy column per column of the 2-D Dask array ``X``."""
+    columns = []
+    for j in range(X.shape[1]):
+        column = X[:, j]
+        column = column.rechunk(column.shape)
+        columns.append(column.to_delayed().ravel()[0])
+    return columns
+
+
+def _pair_mutual_info(x, y, k, base):
+    """``mutual_info_matrix`` of the two columns: the in-memory computation of that pair."""
+    return float(_front_end("mutual_info_matrix")(np.column_stack((x, y)), k=k, base=base)[0, 1])
+
+
+def _assemble_matrix(m, pairs, *values):
+    out = np.full((m, m), np.nan)
+    for (i, j), value in zip(pairs, values):
+        out[i, j] = out[j, i] = value
+    return out
+
+
+def _check_samples_2d(X, name):
+    if X.ndim not in (1, 2):
+        raise ValueError(f"{name} must be 1-D (n,) or 2-D (n, d); got shape {X.shape}")
+    as_float_array(np.empty((0,), dtype=X.dtype), name)  # dtype policy: complex/odd dtypes raise here
+    return X if X.ndim == 2 else X[:, None]
+
+
+def mutual_info_matrix(X, *, k=3, base=None):
+    import dask
+
+    da = _dask_array_module()
+    X = _check_samples_2d(_as_dask(X, "X"), "X")
+    n, m = X.shape
+    k = check_k(k, n)
+    log_base_divisor(base)
+    columns = _column_tasks(X)
+    pair_mi = dask.delayed(_pair_mutual_info, pure=True)
+    pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
+    values = [pair_mi(columns[i], columns[j], k, base) for i, j in pairs]
+    matrix = dask.delayed(_assemble_matrix, pure=True)(m, pairs, *values)
+    return da.from_delayed(matrix, shape=(m, m), dtype=np.float64)
+
+
+def _feature_mutual_info(column, y, k, discrete, discrete_target, base):
+    return float(_front_end("mutual_info_features")(
+        np.asarray(column)[:, None], y, k=k, discrete_features=discrete,
+        discrete_target=discrete_target, base=base)[0])
+
+
+def _stack_values(*values):
+    return np.array(values, dtype=np.float64).reshape(len(values))
+
+
+def _discrete_mask(discrete_features, m):
+    """Per-column flags from a bool or a boolean mask of shape ``(m,)`` (as in memory)."""
+    if isinstance(discrete_features, (bool, np.bool_)):
+        return [bool(discrete_features)] * m
+    mask = discrete_features.compute() if is_dask_array(discrete_features) else np.asarray(discrete_features)
+    if mask.dtype != np.bool_ or mask.shape != (m,):
+        raise ValueError(f"discrete_features must be a bool or a boolean mask of shape ({m},); "
+                         f"got {discrete_features!r}")
+    return [bool(v) for v in mask]
+
+
+def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=False, base=None):
+    import dask
+
+    da = _dask_array_module()
+    log_base_divisor(base)
+    X = _as_dask(X, "X")
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n, m); got shape {X.shape}")
+    n, m = X.shape
+    flags = _discrete_mask(discrete_features, m)
+    if not isinstance(discrete_target, (bool, np.bool_)):
+        raise ValueError(f"discrete_target must be a bool; got {discrete_target!r}")
+    discrete_target = bool(discrete_target)
+    yd = _as_dask(y, "y")
+    if yd.ndim == 2 and yd.shape[1] == 1:
+        yd = yd[:, 0]
+    if yd.ndim != 1:
+        raise ValueError(f"y must be 1-D (n,); got shape {yd.shape}")
+    if yd.shape[0] != n:
+        raise ValueError(f"samples must have the same length: X has {n}, y has {yd.shape[0]}")
+    if m and not (all(flags) and discrete_target):  # k is used by every estimator but the plug-in
+        k = check_k(k, n)
+    y_task = yd.rechunk(yd.shape).to_delayed().ravel()[0]
+    columns = _column_tasks(X)
+    feature_mi = dask.delayed(_feature_mutual_info, pure=True)
+    values = [feature_mi(columns[j], y_task, k, flags[j], discrete_target, base) for j in range(m)]
+    vector = dask.delayed(_stack_values, pure=True)(*values)
+    return da.from_delayed(vector, shape=(m,), dtype=np.float64)
+
+
+_DASK_IMPLEMENTATIONS.update({
+    "logsumexp": logsumexp,
+    "log_softmax": log_softmax,
+    "softmax": softmax,
+    "softmax_entropy": softmax_entropy,
+    "softmax_cross_entropy": softmax_cross_entropy,
+    "softmax_cross_entropy_with_grad": softmax_cross_entropy_with_grad,
+    "perplexity": perplexity,
+    "softmax_kl_divergence": softmax_kl_divergence,
+    "entropy": entropy,
+    "cross_entropy": cross_entropy,
+    "kl_divergence": kl_divergence,
+    "js_divergence": js_divergence,
+    "mutual_info_matrix": mutual_info_matrix,
+    "mutual_info_features": mutual_info_features,
+})

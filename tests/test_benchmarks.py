@@ -1,0 +1,186 @@
+"""The benchmark suite cannot rot: every asv benchmark runs once on its smallest size, and the
+side-by-side comparison (``fastinfo._bench``) runs end to end on tiny sizes.
+
+A peer that is not installed (e.g. PyTorch, never a test dependency) raises ``NotImplementedError``
+in ``setup`` exactly as asv expects, and that case alone is skipped; fastinfo itself must always run.
+"""
+import csv
+import importlib
+import importlib.util
+import inspect
+import io
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ASV_DIR = Path(__file__).resolve().parents[1] / "asv_bench"
+PACKAGE = "fastinfo_asv_benchmarks"
+MODULES = ["softmax", "distributions", "estimators", "sklearn"]
+PREFIXES = ("time_", "peakmem_", "mem_", "track_")
+
+
+def _load_suite():
+    if PACKAGE not in sys.modules:
+        init = ASV_DIR / "benchmarks" / "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            PACKAGE, init, submodule_search_locations=[str(init.parent)])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[PACKAGE] = package
+        spec.loader.exec_module(package)
+    return {name: importlib.import_module(f"{PACKAGE}.{name}") for name in MODULES}
+
+
+SUITE = _load_suite()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run the smoke runs on one thread: this file checks that the suite works, not how fast.
+
+    Shared CI runners are often oversubscribed, and OpenMP threads that spin-wait for a descheduled
+    sibling make many tiny parallel calls slow; thread behaviour is tested in the family tests.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+def _benchmark_methods(cls):
+    return [name for name, _ in inspect.getmembers(cls, inspect.isfunction) if name.startswith(PREFIXES)]
+
+
+def _benchmark_classes():
+    for module_name, module in SUITE.items():
+        for name, cls in vars(module).items():
+            if (isinstance(cls, type) and not name.startswith("_") and cls.__module__ == module.__name__
+                    and _benchmark_methods(cls)):
+                yield module_name, cls
+
+
+def _cases():
+    for module_name, cls in _benchmark_classes():
+        smallest = cls.params[-1][0]
+        for combo in itertools.product(*cls.params[:-1]):
+            params = (*combo, smallest)
+            yield pytest.param(cls, params, id=f"{module_name}.{cls.__name__}-" + "-".join(map(str, params)))
+
+
+@pytest.mark.parametrize("cls, params", list(_cases()))
+def test_benchmark_runs_once_on_smallest_size(cls, params):
+    bench = cls()
+    try:
+        bench.setup(*params)
+    except NotImplementedError as exc:
+        if params[0] == "fastinfo":
+            raise
+        pytest.skip(f"peer {params[0]!r} not installed: {exc}")
+    for method in _benchmark_methods(cls):
+        getattr(bench, method)(*params)
+    if hasattr(bench, "teardown"):
+        bench.teardown(*params)
+
+
+def test_every_module_has_benchmarks_and_sizes_ascend():
+    classes = list(_benchmark_classes())
+    assert {module for module, _ in classes} == set(MODULES)
+    common = importlib.import_module(f"{PACKAGE}._common")
+    for _, cls in classes:
+        assert issubclass(cls, common.Benchmark)  # warm-up on the smallest size in setup
+        assert cls.param_names[0] == "implementation" and cls.params[0][0] == "fastinfo"
+        assert len(cls.params) == len(cls.param_names) == 3
+        sizes = [np.prod(s) for s in cls.params[-1]]
+        assert sizes == sorted(sizes), f"{cls.__name__}: the last parameter must ascend (smallest first)"
+        assert any(m.startswith("time_") for m in _benchmark_methods(cls))
+
+
+def test_fixed_workload_sizes_are_in_the_suite():
+    softmax, distributions, estimators, sklearn = (SUITE[m] for m in MODULES)
+    assert (4096, 32000) in softmax.LogSoftmax.params[-1]  # W1
+    assert (4096, 32000) in softmax.SoftmaxCrossEntropy.params[-1]  # W2
+    assert (2048, 32000) in softmax.SoftmaxKLDivergence.params[-1]  # W3
+    assert (4096, 32000) in distributions.Entropy.params[-1]  # W4
+    assert {10_000, 100_000, 1_000_000} <= set(estimators.MutualInfoKSG1D.params[-1])  # W5
+    assert 20_000 in estimators.MutualInfoKSG4D.params[-1]  # W6
+    assert (10_000, 50) in estimators.MutualInfoFeatures.params[-1]  # W7
+    assert (10_000, 50) in sklearn.MutualInfoRegression.params[-1]
+    for cls in (softmax.LogSoftmax, softmax.SoftmaxCrossEntropy, softmax.SoftmaxKLDivergence, distributions.Entropy):
+        assert {"fastinfo", "scipy", "torch"} <= set(cls.params[0])
+    assert {"fastinfo", "sklearn", "ennemi"} <= set(estimators.MutualInfoKSG1D.params[0])
+
+
+def test_seeded_data_is_reproducible():
+    common = importlib.import_module(f"{PACKAGE}._common")
+    a = common.logits((4, 7), "float32", "W1")
+    b = common.logits((4, 7), "float32", "W1")
+    assert a.dtype == np.float32 and np.array_equal(a, b)
+    x, y = common.gaussian_pair(2000, 1, "float64", "W5")
+    assert abs(np.corrcoef(x, y)[0, 1] - 0.6) < 0.05
+    assert np.isclose(np.std(x, ddof=1), 1.0)
+
+
+# ----------------------------------------------------------------------------- compare / fastinfo bench
+
+
+@pytest.fixture(scope="module")
+def tiny_report():
+    from fastinfo import _bench
+
+    out = io.StringIO()
+    old, sys.stdout = sys.stdout, out
+    try:
+        status = _bench.main(["--tiny", "--format", "json", "--threads", "1"])
+    finally:
+        sys.stdout = old
+    assert status == 0
+    return json.loads(out.getvalue())
+
+
+def test_compare_runs_every_workload_and_peers_agree(tiny_report):
+    rows = tiny_report["rows"]
+    assert {r["workload"] for r in rows} == {f"W{i}" for i in range(1, 8)}
+    for row in rows:
+        if row["status"] == "not installed":
+            assert row["peer_min"] is None and row["speedup"] is None
+            continue
+        assert row["status"] == "ok", row
+        assert row["fastinfo_min"] > 0 and row["peer_min"] > 0
+        assert row["speedup"] == pytest.approx(row["peer_min"] / row["fastinfo_min"])
+        # Each peer computes the same quantity as fastinfo (no row compares different work).
+        assert row["agrees"] is True, row
+    # SciPy is a dependency, so the SciPy routes always run.
+    scipy_rows = [r for r in rows if r["peer"].startswith("scipy")]
+    assert len(scipy_rows) == 4 and all(r["status"] == "ok" for r in scipy_rows)
+    dense = [r for r in rows if r["workload"] in ("W1", "W2", "W3", "W4")]
+    assert all(r["fastinfo_gbps"] > 0 and r["copy_gbps"] > 0 for r in dense)
+
+
+def test_compare_reports_missing_peers_without_crashing(monkeypatch):
+    from fastinfo import _bench
+
+    def missing():
+        raise ModuleNotFoundError("No module named 'torch'")
+
+    monkeypatch.setattr(_bench, "_import_torch", missing)
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert _bench.main(["--tiny", "--only", "W1,W4", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert {r["workload"] for r in rows} == {"W1", "W4"}
+    torch_rows = [r for r in rows if r["peer"].startswith("torch")]
+    assert len(torch_rows) == 3 and all(r["status"] == "not installed" for r in torch_rows)  # W1, W1 out=, W4
+
+
+def test_compare_table_and_bad_options(capsys):
+    from fastinfo import _bench
+
+    assert _bench.main(["--tiny", "--only", "W2", "-v"]) == 0
+    text = capsys.readouterr().out
+    assert "speed-up" in text and "copy GB/s" in text and "W2 softmax_cross_entropy" in text
+    assert "peak memory method" in text
+    assert _bench.main(["--tiny", "--only", "W9"]) == 2
+    assert _bench.main(["--tiny", "--threads", "0"]) == 2

@@ -1,0 +1,546 @@
+"""Dask support: every Dask result against the in-memory NumPy result.
+
+Chunkings include uneven row chunks and chunks along the class axis (which the Dask layer
+must rechunk); schedulers are the threaded one and a two-process ``dask.distributed``
+``LocalCluster`` started here.
+"""
+import logging
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.exceptions import AxisError
+from numpy.testing import assert_allclose, assert_array_equal
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+
+import fastinfo as fi  # noqa: E402
+
+SRC = str(Path(fi.__file__).resolve().parent.parent)
+
+N_ROWS, N_CLASSES = 53, 13
+
+# (row chunks, class chunks): one chunk; even rows; uneven rows; class axis split (rechunked)
+CHUNKINGS = [
+    ((N_ROWS,), (N_CLASSES,)),
+    (7, N_CLASSES),
+    ((20, 3, 30), (N_CLASSES,)),
+    ((1, 25, 27), (5, 8)),
+    (10, 4),
+]
+DTYPES = [np.float32, np.float64]
+
+
+def rtol_for(dtype):
+    return 1e-12 if np.dtype(dtype) == np.float64 else 1e-6
+
+
+def threads(x):
+    return dask.compute(x, scheduler="threads")[0]
+
+
+def assert_grad_close(grad, expected, dtype):
+    """The "mean" gradient is the chunk's "sum" gradient over the global denominator: the
+    same to ~1 ulp, and to rounding relative to the gradient's scale where entries cancel."""
+    assert grad.dtype == expected.dtype and grad.shape == expected.shape
+    scale = float(np.max(np.abs(expected), initial=0.0))
+    assert_allclose(grad, expected, rtol=4 * rtol_for(dtype), atol=rtol_for(dtype) * scale)
+
+
+def check_close(lazy_result, expected, dtype, *, reduction=False, compute=threads):
+    value = compute(lazy_result)
+    if reduction:
+        # float64 accumulation for both dtypes: only the combine order differs
+        assert np.ndim(value) == 0 and isinstance(value, float)  # numpy.float64
+        assert_allclose(float(value), expected, rtol=1e-12, atol=0)
+    else:
+        assert value.dtype == np.asarray(expected).dtype
+        assert value.shape == np.shape(expected)
+        assert_allclose(value, expected, rtol=rtol_for(dtype), atol=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(20240801)
+    logits = 3.0 * rng.standard_normal((N_ROWS, N_CLASSES))
+    logits_q = 3.0 * rng.standard_normal((N_ROWS, N_CLASSES))
+    target = rng.integers(0, N_CLASSES, N_ROWS)
+    target[::4] = -100
+    target_probs = rng.random((N_ROWS, N_CLASSES))
+    target_probs /= target_probs.sum(axis=1, keepdims=True)
+    p = rng.random((N_ROWS, N_CLASSES))
+    p[p < 0.1] = 0.0
+    q = rng.random((N_ROWS, N_CLASSES)) + 0.01
+    weight = rng.random(N_CLASSES) + 0.5
+    return dict(logits=logits, logits_q=logits_q, target=target, target_probs=target_probs,
+                p=p, q=q, weight=weight)
+
+
+def as_dask(arr, chunks):
+    return da.from_array(arr, chunks=chunks)
+
+
+# =============================================================================
+# Dispatch and import
+# =============================================================================
+
+
+def test_import_does_not_import_dask():
+    code = (
+        "import sys, numpy as np, fastinfo as fi\n"
+        "fi.show_config\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]\n"
+        "assert not loaded, loaded\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_numpy_path_unchanged(data):
+    import inspect
+
+    from fastinfo import _softmax
+
+    assert inspect.unwrap(fi.softmax) is inspect.unwrap(_softmax.softmax)
+    assert fi.softmax.__name__ == "softmax" and fi.softmax.__doc__ == _softmax.softmax.__doc__
+    result = fi.softmax_entropy(data["logits"])
+    assert isinstance(result, np.ndarray)
+    assert_array_equal(result, _softmax.softmax_entropy(data["logits"]))
+    assert type(fi.softmax_cross_entropy(data["logits"], data["target"], ignore_index=-100)) is float
+    # the public functions pickle by reference (stdlib pickle, e.g. for multiprocessing)
+    assert pickle.loads(pickle.dumps(fi.softmax_cross_entropy)) is fi.softmax_cross_entropy
+
+
+def test_is_dask_array():
+    from fastinfo._dask import is_dask_array
+
+    assert is_dask_array(da.zeros(3))
+    assert not is_dask_array(np.zeros(3))
+    assert not is_dask_array([1.0, 2.0])
+
+
+# =============================================================================
+# Softmax family
+# =============================================================================
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["logsumexp", "log_softmax", "softmax", "softmax_entropy"])
+def test_single_input(name, dtype, chunks, data):
+    logits = data["logits"].astype(dtype)
+    lazy = getattr(fi, name)(as_dask(logits, chunks))
+    assert isinstance(lazy, da.Array)
+    check_close(lazy, getattr(fi, name)(logits), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, np.bool_])
+def test_dtype_policy(dtype, data):
+    x = (data["logits"] * 3).astype(dtype)
+    for name in ["softmax_entropy", "log_softmax"]:
+        expected = getattr(fi, name)(x)
+        lazy = getattr(fi, name)(as_dask(x, (10, 5)))
+        assert lazy.dtype == expected.dtype
+        assert_array_equal(threads(lazy), expected)
+    p = np.abs(x)
+    assert_array_equal(threads(fi.entropy(as_dask(p, 10))), fi.entropy(p))
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_three_dimensional_any_axis(axis, data):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 7, 9))
+    xd = as_dask(x, (4, 3, 5))
+    for name, kwargs in [("logsumexp", {}), ("log_softmax", {"temperature": 0.7}),
+                         ("softmax_entropy", {"base": 2})]:
+        check_close(getattr(fi, name)(xd, axis=axis, **kwargs), getattr(fi, name)(x, axis=axis, **kwargs), np.float64)
+    check_close(fi.logsumexp(xd, axis=axis, keepdims=True), fi.logsumexp(x, axis=axis, keepdims=True), np.float64)
+
+
+def test_one_dimensional(data):
+    x = data["logits"][0]
+    xd = as_dask(x, 5)
+    value = threads(fi.logsumexp(xd))
+    assert value.shape == () and value == pytest.approx(float(fi.logsumexp(x)), rel=1e-12)
+    check_close(fi.softmax(xd), fi.softmax(x), np.float64)
+    check_close(fi.softmax_cross_entropy(xd, 3, reduction="sum"), fi.softmax_cross_entropy(x, 3, reduction="sum"),
+                np.float64, reduction=True)
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("options", [
+    {},
+    {"ignore_index": -100, "weight": True},
+    {"ignore_index": -100, "label_smoothing": 0.1, "temperature": 1.7},
+])
+def test_cross_entropy_integer_target(options, reduction, dtype, chunks, data):
+    options = dict(options)
+    if options.pop("weight", False):
+        options["weight"] = data["weight"]
+    logits = data["logits"].astype(dtype)
+    target = data["target"].copy()
+    if "ignore_index" not in options:
+        target[target < 0] = 1
+    logits_d, target_d = as_dask(logits, chunks), as_dask(target, chunks[0])
+    expected = fi.softmax_cross_entropy(logits, target, reduction=reduction, **options)
+    lazy = fi.softmax_cross_entropy(logits_d, target_d, reduction=reduction, **options)
+    assert isinstance(lazy, da.Array)
+    check_close(lazy, expected, dtype, reduction=reduction != "none")
+
+    loss_expected, grad_expected = fi.softmax_cross_entropy_with_grad(logits, target, reduction=reduction, **options)
+    loss, grad = fi.softmax_cross_entropy_with_grad(logits_d, target_d, reduction=reduction, **options)
+    assert isinstance(loss, da.Array) and isinstance(grad, da.Array)
+    loss, grad = dask.compute(loss, grad, scheduler="threads")
+    check_close(loss, loss_expected, dtype, reduction=reduction != "none", compute=lambda v: v)
+    assert_grad_close(grad, grad_expected, dtype)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("chunks", [(7, N_CLASSES), ((20, 3, 30), (5, 8))])
+def test_cross_entropy_probability_target(reduction, chunks, data):
+    logits, target = data["logits"], data["target_probs"]
+    options = {"label_smoothing": 0.2, "weight": data["weight"]}
+    expected = fi.softmax_cross_entropy(logits, target, reduction=reduction, **options)
+    lazy = fi.softmax_cross_entropy(as_dask(logits, chunks), as_dask(target, (11, 6)), reduction=reduction, **options)
+    check_close(lazy, expected, np.float64, reduction=reduction != "none")
+    loss, grad = fi.softmax_cross_entropy_with_grad(as_dask(logits, chunks), target, reduction=reduction, **options)
+    loss_expected, grad_expected = fi.softmax_cross_entropy_with_grad(logits, target, reduction=reduction, **options)
+    check_close(loss, loss_expected, np.float64, reduction=reduction != "none")
+    assert_grad_close(threads(grad), grad_expected, np.float64)
+
+
+def test_cross_entropy_dask_weight_and_class_axis_first(data):
+    logits = np.ascontiguousarray(data["logits"].T)  # (C, N): class axis 0
+    target, weight = data["target"], data["weight"]
+    options = {"ignore_index": -100}
+    for reduction in ["none", "mean"]:
+        expected = fi.softmax_cross_entropy(logits, target, axis=0, reduction=reduction, weight=weight, **options)
+        lazy = fi.softmax_cross_entropy(as_dask(logits, (4, 9)), target, axis=0, reduction=reduction,
+                                        weight=as_dask(weight, 5), **options)
+        check_close(lazy, expected, np.float64, reduction=reduction != "none")
+    loss, grad = fi.softmax_cross_entropy_with_grad(as_dask(logits, (4, 9)), as_dask(target, 9), axis=0,
+                                                    weight=as_dask(weight, 5), **options)
+    loss_expected, grad_expected = fi.softmax_cross_entropy_with_grad(logits, target, axis=0, weight=weight,
+                                                                      **options)
+    assert_allclose(threads(loss), loss_expected, rtol=1e-12)
+    assert_grad_close(threads(grad), grad_expected, np.float64)
+
+
+def test_cross_entropy_all_ignored_mean_is_nan(data):
+    logits = data["logits"]
+    target = np.full(N_ROWS, -100)
+    expected = fi.softmax_cross_entropy(logits, target, ignore_index=-100)
+    assert np.isnan(expected)
+    value = threads(fi.softmax_cross_entropy(as_dask(logits, 10), as_dask(target, 10), ignore_index=-100))
+    assert np.isnan(value)
+    loss, grad = dask.compute(*fi.softmax_cross_entropy_with_grad(as_dask(logits, 10), target, ignore_index=-100))
+    loss_expected, grad_expected = fi.softmax_cross_entropy_with_grad(logits, target, ignore_index=-100)
+    assert np.isnan(loss)
+    assert_array_equal(grad, grad_expected)
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_perplexity(dtype, chunks, data):
+    logits = data["logits"].astype(dtype)
+    target = data["target"]
+    for options in [{"ignore_index": -100}, {"ignore_index": -100, "temperature": 2.5}]:
+        expected = fi.perplexity(logits, target, **options)
+        lazy = fi.perplexity(as_dask(logits, chunks), as_dask(target, chunks[0]), **options)
+        assert isinstance(lazy, da.Array) and lazy.shape == ()
+        check_close(lazy, expected, dtype, reduction=True)
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_softmax_kl_divergence(reduction, dtype, chunks, data):
+    p, q = data["logits"].astype(dtype), data["logits_q"].astype(dtype)
+    options = {"temperature": 1.3, "base": 2}
+    expected = fi.softmax_kl_divergence(p, q, reduction=reduction, **options)
+    lazy = fi.softmax_kl_divergence(as_dask(p, chunks), as_dask(q, (9, 6)), reduction=reduction, **options)
+    check_close(lazy, expected, dtype, reduction=reduction != "none")
+
+
+def test_same_chunking_same_bits(data):
+    logits, target = data["logits"], data["target"]
+    chunks = ((20, 3, 30), (5, 8))
+    runs = [threads(fi.softmax_cross_entropy(as_dask(logits, chunks), as_dask(target, 9),
+                                             ignore_index=-100, weight=data["weight"])) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+    runs = [threads(fi.perplexity(as_dask(logits, chunks), target, ignore_index=-100)) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_mixed_numpy_and_dask(data):
+    logits, target = data["logits"], data["target"]
+    expected = fi.softmax_cross_entropy(logits, target, ignore_index=-100, reduction="none")
+    # NumPy logits, Dask target: the logits follow the target's row chunks
+    check_close(fi.softmax_cross_entropy(logits, as_dask(target, 8), ignore_index=-100, reduction="none"),
+                expected, np.float64)
+    check_close(fi.softmax_cross_entropy(as_dask(logits, (8, 5)), target.tolist(), ignore_index=-100,
+                                         reduction="none"), expected, np.float64)
+
+
+# =============================================================================
+# Distribution family
+# =============================================================================
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_distributions(dtype, chunks, data):
+    p, q = data["p"].astype(dtype), data["q"].astype(dtype)
+    pd_, qd = as_dask(p, chunks), as_dask(q, chunks)
+    check_close(fi.entropy(pd_, base=2), fi.entropy(p, base=2), dtype)
+    check_close(fi.cross_entropy(pd_, qd), fi.cross_entropy(p, q), dtype)
+    check_close(fi.kl_divergence(pd_, q, eps=1e-3), fi.kl_divergence(p, q, eps=1e-3), dtype)
+    check_close(fi.js_divergence(p, qd, base=2), fi.js_divergence(p, q, base=2), dtype)
+
+
+def test_distributions_broadcast(data):
+    p, q = data["p"], data["q"][0]
+    for name in ["cross_entropy", "kl_divergence", "js_divergence"]:
+        check_close(getattr(fi, name)(as_dask(p, (10, 5)), q), getattr(fi, name)(p, q), np.float64)
+        check_close(getattr(fi, name)(q[None, :], as_dask(p, 7)), getattr(fi, name)(q[None, :], p), np.float64)
+
+
+def test_distributions_axis_zero(data):
+    p, q = data["p"], data["q"]
+    pd_, qd = as_dask(p, (10, 5)), as_dask(q, (7, 13))
+    for name in ["cross_entropy", "kl_divergence", "js_divergence"]:
+        check_close(getattr(fi, name)(pd_, qd, axis=0), getattr(fi, name)(p, q, axis=0), np.float64)
+    check_close(fi.entropy(pd_, axis=0), fi.entropy(p, axis=0), np.float64)
+
+
+# =============================================================================
+# Estimators
+# =============================================================================
+
+
+@pytest.fixture(scope="module")
+def table():
+    rng = np.random.default_rng(7)
+    n = 300
+    x = rng.standard_normal((n, 4))
+    x[:, 1] += 0.8 * x[:, 0]
+    x[:, 3] = 0.5 * x[:, 2] + 0.5 * rng.standard_normal(n)
+    labels = rng.integers(0, 3, n)
+    return x, labels
+
+
+@pytest.mark.parametrize("chunks", [(300, 4), (70, 1), ((100, 7, 193), (3, 1))])
+def test_mutual_info_matrix_exact(chunks, table):
+    x, _ = table
+    expected = fi.mutual_info_matrix(x, k=4)
+    lazy = fi.mutual_info_matrix(as_dask(x, chunks), k=4)
+    assert isinstance(lazy, da.Array) and lazy.shape == (4, 4)
+    assert_array_equal(threads(lazy), expected)
+
+
+def test_mutual_info_matrix_float32_and_base(table):
+    x = table[0].astype(np.float32)
+    assert_array_equal(threads(fi.mutual_info_matrix(as_dask(x, 64), base=2)), fi.mutual_info_matrix(x, base=2))
+
+
+def test_mutual_info_features_exact(table):
+    x, labels = table
+    y = x[:, 0] + 0.3 * x[:, 3]
+    xd = as_dask(x, (64, 3))
+    assert_array_equal(threads(fi.mutual_info_features(xd, y, k=3)), fi.mutual_info_features(x, y, k=3))
+    assert_array_equal(threads(fi.mutual_info_features(xd, as_dask(labels, 50), discrete_target=True)),
+                       fi.mutual_info_features(x, labels, discrete_target=True))
+    xm = x.copy()
+    xm[:, 1] = labels
+    mask = np.array([False, True, False, False])
+    assert_array_equal(threads(fi.mutual_info_features(as_dask(xm, 80), y, discrete_features=mask)),
+                       fi.mutual_info_features(xm, y, discrete_features=mask))
+
+
+# =============================================================================
+# Errors: eager where the shape allows, at compute time for values
+# =============================================================================
+
+
+def same_error(func, numpy_args, dask_args, **kwargs):
+    """The Dask call raises at graph construction the very error of the NumPy call."""
+    with pytest.raises(Exception) as numpy_error:
+        func(*numpy_args, **kwargs)
+    with pytest.raises(numpy_error.type, match=re.escape(str(numpy_error.value))):
+        func(*dask_args, **kwargs)
+
+
+def test_errors_at_graph_construction(data):
+    logits, target, p = data["logits"], data["target"], data["p"]
+    ld, td, pd_ = as_dask(logits, 10), as_dask(target, 10), as_dask(p, 10)
+    ce = fi.softmax_cross_entropy
+    same_error(ce, (logits, target), (ld, td), reduction="avg", ignore_index=-100)
+    same_error(ce, (logits, target), (ld, td), label_smoothing=1.5, ignore_index=-100)
+    same_error(ce, (logits, target), (ld, td), temperature=0.0, ignore_index=-100)
+    same_error(ce, (logits, target), (ld, td), weight=np.ones(3), ignore_index=-100)
+    same_error(fi.softmax, (logits,), (ld,), temperature=-1.0)
+    same_error(fi.softmax_entropy, (logits,), (ld,), base=1)
+    same_error(fi.entropy, (p,), (pd_,), base=-2.0)
+    same_error(fi.softmax_kl_divergence, (logits, logits), (ld, ld), reduction="max")
+    same_error(fi.softmax_kl_divergence, (logits, logits[0]), (ld, logits[0]))
+    same_error(ce, (logits, target > 0), (ld, td > 0))  # boolean target: neither indices nor probabilities
+    same_error(fi.logsumexp, (logits.astype(np.complex128),), (ld.astype(np.complex128),))
+    with pytest.raises(AxisError):
+        fi.log_softmax(ld, axis=2)
+    with pytest.raises(AxisError):
+        fi.perplexity(ld, td, axis=-3)
+    with pytest.raises(TypeError, match="out="):
+        fi.softmax(ld, out=np.empty_like(logits))
+    unknown = ld[ld[:, 0] > 0]  # rows selected by value: unknown chunk sizes
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        fi.softmax_entropy(unknown)
+
+
+def test_shape_errors_at_graph_construction(data):
+    ld = as_dask(data["logits"], 10)
+    with pytest.raises(ValueError, match="target"):
+        fi.softmax_cross_entropy(ld, as_dask(data["target"][:-1], 10))
+    with pytest.raises(ValueError, match="target"):
+        fi.softmax_cross_entropy_with_grad(ld, data["target_probs"][:, :-1])
+    with pytest.raises(ValueError, match="target"):
+        fi.perplexity(ld, np.zeros((N_ROWS, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"logits_q|shape"):
+        fi.softmax_kl_divergence(ld, data["logits"][:, :5])
+    with pytest.raises(ValueError, match=r"\bq\b|shape"):
+        fi.js_divergence(as_dask(data["p"], 10), data["q"][:7])
+    x = as_dask(np.random.default_rng(0).standard_normal((20, 3)), 5)
+    with pytest.raises(ValueError, match="k"):
+        fi.mutual_info_matrix(x, k=20)
+    with pytest.raises(ValueError, match="base"):
+        fi.mutual_info_matrix(x, base=1)
+    with pytest.raises(ValueError, match="same length"):
+        fi.mutual_info_features(x, np.zeros(19))
+    with pytest.raises(ValueError, match="discrete_features"):
+        fi.mutual_info_features(x, np.zeros(20), discrete_features=np.array([True, False]))
+
+
+def test_estimator_errors_match_in_memory(table):
+    x, labels = table
+    xd = as_dask(x, 100)
+    same_error(fi.mutual_info_matrix, (x,), (xd,), k=300)
+    same_error(fi.mutual_info_matrix, (x,), (xd,), k=0)
+    same_error(fi.mutual_info_matrix, (x[:, :, None],), (xd[:, :, None],))
+    same_error(fi.mutual_info_features, (x, labels[:-1]), (xd, labels[:-1]))
+    same_error(fi.mutual_info_features, (x, x[:, :2]), (xd, x[:, :2]))
+    same_error(fi.mutual_info_features, (x, labels), (xd, labels), discrete_features=[True])
+    same_error(fi.mutual_info_features, (x, labels), (xd, labels), discrete_target="yes")
+    same_error(fi.mutual_info_features, (x, labels), (xd, labels), k=300)
+
+
+def test_value_errors_at_compute_time(data):
+    logits, target = data["logits"], data["target"].copy()
+    target[30] = 99
+    lazy = fi.softmax_cross_entropy(as_dask(logits, 10), as_dask(target, 10), ignore_index=-100)
+    with pytest.raises(ValueError, match="99"):
+        threads(lazy)
+    loss, grad = fi.softmax_cross_entropy_with_grad(as_dask(logits, 10), target, ignore_index=-100,
+                                                    weight=data["weight"])
+    with pytest.raises(ValueError, match="99"):
+        dask.compute(loss, grad, scheduler="threads")
+    with pytest.raises(ValueError, match="-100"):
+        threads(fi.perplexity(as_dask(logits, 10), data["target"]))  # ignore_index=None
+    p = data["p"].copy()
+    p[40, 2] = -0.5
+    with pytest.raises(ValueError):
+        fi.entropy(p)
+    with pytest.raises(ValueError):
+        threads(fi.entropy(as_dask(p, 10)))
+    x = np.random.default_rng(0).standard_normal((30, 3))
+    x[5, 1] = np.nan
+    with pytest.raises(ValueError):
+        threads(fi.mutual_info_matrix(as_dask(x, 10)))
+
+
+# =============================================================================
+# dask.distributed: two worker processes
+# =============================================================================
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    # the worker processes import the fastinfo under test (this source tree, with its built kernels)
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = SRC + (os.pathsep + old if old else "")
+    try:
+        cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                           dashboard_address=None, silence_logs=logging.ERROR)
+        client = distributed.Client(cluster)
+    finally:
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_distributed_workers_import_this_fastinfo(client):
+    files = client.run(lambda: __import__("fastinfo").__file__)
+    assert len(files) == 2
+    assert all(Path(f).resolve() == Path(fi.__file__).resolve() for f in files.values())
+
+
+def test_distributed_softmax_and_distributions(client, data):
+    logits, target, weight = data["logits"], data["target"], data["weight"]
+    chunks = ((20, 3, 30), (5, 8))
+    ld, td = as_dask(logits, chunks), as_dask(target, 11)
+    results = client.compute([
+        fi.softmax_cross_entropy(ld, td, ignore_index=-100, weight=weight),
+        fi.softmax_cross_entropy(ld, td, ignore_index=-100, reduction="none"),
+        fi.perplexity(ld, td, ignore_index=-100),
+        fi.log_softmax(ld, temperature=0.5),
+        fi.entropy(as_dask(data["p"], chunks)),
+        fi.softmax_kl_divergence(ld, data["logits_q"], reduction="sum"),
+    ], sync=True)
+    expected = [
+        fi.softmax_cross_entropy(logits, target, ignore_index=-100, weight=weight),
+        fi.softmax_cross_entropy(logits, target, ignore_index=-100, reduction="none"),
+        fi.perplexity(logits, target, ignore_index=-100),
+        fi.log_softmax(logits, temperature=0.5),
+        fi.entropy(data["p"]),
+        fi.softmax_kl_divergence(logits, data["logits_q"], reduction="sum"),
+    ]
+    for value, reference in zip(results, expected):
+        assert_allclose(value, reference, rtol=1e-12)
+    loss, grad = fi.softmax_cross_entropy_with_grad(ld, td, ignore_index=-100, weight=weight, label_smoothing=0.1)
+    loss, grad = client.compute([loss, grad], sync=True)
+    loss_expected, grad_expected = fi.softmax_cross_entropy_with_grad(logits, target, ignore_index=-100,
+                                                                      weight=weight, label_smoothing=0.1)
+    assert_allclose(loss, loss_expected, rtol=1e-12)
+    assert_grad_close(grad, grad_expected, np.float64)
+    # the threaded scheduler and the cluster add the same partials in the same order
+    assert client.compute(fi.perplexity(ld, td, ignore_index=-100), sync=True) == threads(
+        fi.perplexity(ld, td, ignore_index=-100))
+
+
+def test_distributed_estimators_and_errors(client, table, data):
+    x, labels = table
+    xd = as_dask(x, (100, 2))
+    matrix, features = client.compute([fi.mutual_info_matrix(xd, k=3),
+                                       fi.mutual_info_features(xd, labels, discrete_target=True)], sync=True)
+    assert_array_equal(matrix, fi.mutual_info_matrix(x, k=3))
+    assert_array_equal(features, fi.mutual_info_features(x, labels, discrete_target=True))
+    target = data["target"].copy()
+    target[7] = 1234
+    with pytest.raises(ValueError, match="1234"):
+        client.compute(fi.softmax_cross_entropy(as_dask(data["logits"], 10), target, ignore_index=-100), sync=True)
