@@ -110,7 +110,9 @@ LD_PRELOAD="$PRELOAD" "$PY" -m pytest -o pythonpath="$WORK/tree/src" -p no:cache
     -m "not no_sanitizer" ${SANITIZE_PYTEST_ARGS:-} "$@"
 status=$?
 set -e
-if [ $status -ne 0 ]; then
-    echo "sanitize.sh: FAILED (pytest exit $status; a sanitizer report aborts the run with SIGABRT=134)" >&2
+if [ $status -ge 128 ]; then
+    echo "sanitize.sh: FAILED: the interpreter died (exit $status): a sanitizer report (see above) aborts with SIGABRT=134" >&2
+elif [ $status -ne 0 ]; then
+    echo "sanitize.sh: FAILED: pytest exit $status (test failures; no sanitizer report, which would abort the run)" >&2
 fi
 exit $status
