@@ -61,10 +61,13 @@ def _report_counts(request):
     lines = [f"hardening fuzz: {total} hypothesis examples, {calls} checked fastinfo calls"]
     lines += [f"  {name}: {count} calls" for name, count in sorted(CALLS.items())]
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None:
-        reporter.write_line("")
-        for line in lines:
-            reporter.write_line(line)
+        import contextlib
+
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line("")
+            reporter.write_line(lines[0])
     path = os.environ.get("FASTINFO_FUZZ_COUNTS")
     if path:
         with open(path, "w") as f:
