@@ -37,9 +37,21 @@ cdef extern from *:
     """
     #ifdef _OPENMP
     #include <omp.h>
-    static int fi_max_threads(void) { return omp_get_max_threads(); }
+    /* GNU libgomp is not fork-safe: a child forked after the parent ran a parallel region
+       hangs in its next parallel region (the pool threads do not exist in the child).
+       In a forked child every kernel therefore runs serially (as PyTorch does). */
+    static volatile int fi_forked_child = 0;
+    #if !defined(_WIN32)
+    #include <pthread.h>
+    static void fi_mark_forked_child(void) { fi_forked_child = 1; }
+    static int fi_register_atfork(void) { return pthread_atfork(NULL, NULL, fi_mark_forked_child); }
+    #else
+    static int fi_register_atfork(void) { return 0; }
+    #endif
+    static int fi_max_threads(void) { return fi_forked_child ? 1 : omp_get_max_threads(); }
     static int fi_openmp_enabled(void) { return 1; }
     #else
+    static int fi_register_atfork(void) { return 0; }
     static int fi_max_threads(void) { return 1; }
     static int fi_openmp_enabled(void) { return 0; }
     #endif
@@ -56,6 +68,7 @@ cdef extern from *:
     #endif
     """
     int fi_max_threads() nogil
+    int fi_register_atfork() nogil
     int fi_openmp_enabled() nogil
     const char *fi_compiler() nogil
 
@@ -69,6 +82,9 @@ cdef inline int num_threads_for(Py_ssize_t n_items) noexcept nogil:
     if nt < 1:
         nt = 1
     return nt
+
+
+fi_register_atfork()  # forked children run serially (see the shim above)
 
 
 def openmp_enabled():
