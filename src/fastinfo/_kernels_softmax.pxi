@@ -4,7 +4,9 @@
 # _softmax.py move it there); the front-ends allocate every output. Float32 or float64 (fused),
 # double accumulators. Method: per row, an online max and rescaled sum-exp over blocks that fit in
 # L1 (so the row is read from memory once), then, for elementwise outputs (log_softmax, softmax,
-# the cross-entropy gradient), one write pass while the row is in cache. Per-row results only;
+# the cross-entropy gradient), one write pass while the row is in cache. softmax keeps the exps of
+# the sum pass in the output row and its write pass only rescales them per block (rows up to
+# 131072 elements; longer rows compute exp again in the write pass). Per-row results only;
 # reductions over rows are done by the caller in a fixed order, so any thread count gives the
 # same bits.
 #
@@ -325,6 +327,44 @@ cdef extern from *:
         if (nt) fi_nt_fence();                                                                                                  \
     }                                                                                                                           \
                                                                                                                                 \
+    /* e = exp((x - m) * s) written to y[0:n] (y may be x: each vector is read before it is written), and                       \
+       sum e returned, added as in fi_sumexp (softmax: the write pass then only rescales y). */                                 \
+    FI_CLONES static double fi_sumexp_store_##SFX(const FT *x, FT *y, Py_ssize_t n, FT m, FT s) {                               \
+        const FV vm = fi_splat_##SFX(m), vs = fi_splat_##SFX(s);                                                                \
+        fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};                                                                                \
+        Py_ssize_t i = 0;                                                                                                       \
+        for (; i + 4 * LANES <= n; i += 4 * LANES) {                                                                            \
+            FV e0 = fi_exp_##SFX((fi_load_##SFX(x + i) - vm) * vs);                                                             \
+            FV e1 = fi_exp_##SFX((fi_load_##SFX(x + i + LANES) - vm) * vs);                                                     \
+            FV e2 = fi_exp_##SFX((fi_load_##SFX(x + i + 2 * LANES) - vm) * vs);                                                 \
+            FV e3 = fi_exp_##SFX((fi_load_##SFX(x + i + 3 * LANES) - vm) * vs);                                                 \
+            fi_store_##SFX(y + i, e0);                                                                                          \
+            fi_store_##SFX(y + i + LANES, e1);                                                                                  \
+            fi_store_##SFX(y + i + 2 * LANES, e2);                                                                              \
+            fi_store_##SFX(y + i + 3 * LANES, e3);                                                                              \
+            ADD(acc0, TOD(e0 + e1));                                                                                            \
+            ADD(acc1, TOD(e2 + e3));                                                                                            \
+        }                                                                                                                       \
+        for (; i < n; i += LANES) {                                                                                             \
+            FV v = (n - i >= LANES) ? fi_load_##SFX(x + i) : fi_load_tail_##SFX(x + i, n - i, -INFINITY);                       \
+            FV e = fi_exp_##SFX((v - vm) * vs);                                                                                 \
+            if (n - i >= LANES) fi_store_##SFX(y + i, e);                                                                       \
+            else fi_store_tail_##SFX(y + i, n - i, e);                                                                          \
+            ADD(acc0, TOD(e));                                                                                                  \
+        }                                                                                                                       \
+        return fi_sum8d(acc0) + fi_sum8d(acc1);                                                                                 \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* y = y * f in double, rounded once. nt: streaming stores. */                                                              \
+    FI_CLONES static void fi_scale_##SFX(FT *y, Py_ssize_t n, double f, int nt) {                                               \
+        Py_ssize_t i, head = fi_out_head_##SFX(y, n, &nt);                                                                      \
+        for (i = 0; i < head; i++) y[i] = (FT)((double)y[i] * f);                                                               \
+        for (; i + LANES <= n; i += LANES)                                                                                      \
+            fi_store_out_##SFX(y + i, FROMD(TOD(fi_load_##SFX(y + i)) * f), nt);                                                \
+        for (; i < n; i++) y[i] = (FT)((double)y[i] * f);                                                                       \
+        if (nt) fi_nt_fence();                                                                                                  \
+    }                                                                                                                           \
+                                                                                                                                \
     /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */                             \
     static inline __attribute__((always_inline)) DV fi_target_u_##SFX(const FT *q, const double *w, Py_ssize_t i,               \
                                                                     double qa, double qb) {                                     \
@@ -408,6 +448,10 @@ cdef extern from *:
     void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c, int nt) nogil
     void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S, int nt) nogil
     void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S, int nt) nogil
+    double fi_sumexp_store_f(const float *x, float *y, Py_ssize_t n, float m, float s) nogil
+    double fi_sumexp_store_d(const double *x, double *y, Py_ssize_t n, double m, double s) nogil
+    void fi_scale_f(float *y, Py_ssize_t n, double f, int nt) nogil
+    void fi_scale_d(double *y, Py_ssize_t n, double f, int nt) nogil
     void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
                          float m, float s, double alpha, double beta, double qa, double qb, int nt) nogil
     void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
@@ -543,30 +587,90 @@ def softmax_logsumexp(const floating[:, ::1] x, double[::1] out):
                 out[i] = NAN
 
 
+cdef enum:
+    # softmax rows of up to this many blocks (131072 elements) keep their exps from the sum pass
+    _SOFTMAX_STORE_BLOCKS = 64
+
+
+cdef inline void _row_softmax(const floating *x, floating *y, Py_ssize_t n, double s,
+                              int stream) noexcept nogil:
+    """y = softmax(x s) for a row of at most _SOFTMAX_STORE_BLOCKS blocks; y may be x.
+    The sum pass writes each block's exps e = exp((x - M_k) s) into y, M_k the running max when
+    the block was summed, so the write pass only multiplies block k by exp((M_k - M) s) / S in
+    double (one exp per element instead of two; for the blocks at the final max the factor is
+    1 / S, as in fi_write_softmax). A block that was all -inf when summed is skipped there and
+    set to 0 here."""
+    cdef double block_m[_SOFTMAX_STORE_BLOCKS]
+    cdef double M = -INFINITY, S = 0.0, bm, inv_S
+    cdef int nan_seen = 0
+    cdef Py_ssize_t start = 0, length, k = 0
+    while start < n:
+        length = _block_len(start, n)
+        bm = _block_max(x + start, length, &nan_seen)
+        if bm > M:
+            if S > 0.0:
+                S = S * exp((M - bm) * s)
+            M = bm
+        if -INFINITY < M < INFINITY:
+            if floating is float:
+                S += fi_sumexp_store_f(x + start, y + start, length, <float>M, <float>s)
+            else:
+                S += fi_sumexp_store_d(x + start, y + start, length, M, s)
+        block_m[k] = M
+        k += 1
+        start += length
+    # x may have been overwritten (in place): NaN and +inf rows are told apart only by logsumexp
+    if nan_seen or S != S or not (-INFINITY < M < INFINITY):
+        _fill_row(y, n, NAN)
+        return
+    inv_S = 1.0 / S
+    start = 0
+    k = 0
+    while start < n:
+        length = _block_len(start, n)
+        if block_m[k] == -INFINITY:
+            _fill_row(y + start, length, 0.0)
+        elif floating is float:
+            fi_scale_f(y + start, length, exp((block_m[k] - M) * s) * inv_S, stream)
+        else:
+            fi_scale_d(y + start, length, exp((block_m[k] - M) * s) * inv_S, stream)
+        k += 1
+        start += length
+
+
+cdef inline void _row_normalize(const floating *x, floating *y, Py_ssize_t n, double s, bint log_output,
+                                int stream) noexcept nogil:
+    """y = log_softmax(x s) or softmax(x s) of one row (y may be x): the online pass, then one
+    write pass while the row is in cache."""
+    cdef RowLSE r = _row_lse(x, n, s)
+    if r.status != _ROW_FINITE:
+        _fill_row(y, n, NAN)
+    elif floating is float:
+        if log_output:
+            fi_write_logsoftmax_f(x, y, n, r.m, s, r.log_S, stream)
+        else:
+            fi_write_softmax_f(x, y, n, <float>r.m, <float>s, exp(-r.log_S), stream)
+    else:
+        if log_output:
+            fi_write_logsoftmax_d(x, y, n, r.m, s, r.log_S, stream)
+        else:
+            fi_write_softmax_d(x, y, n, r.m, s, exp(-r.log_S), stream)
+
+
 def softmax_normalize(const floating[:, ::1] x, floating[:, ::1] out, double s, bint log_output):
     """out = log_softmax(x * s) (log_output) or softmax(x * s) along rows; out may be x.
     One online pass for (max, sum-exp), then one write pass (the row is then in cache)."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
     cdef int nt = _threads_for_rows(n_rows, n)
     cdef int stream = _stream_output(n_rows, n, sizeof(floating))
-    cdef RowLSE r
     if n_rows == 0:
         return
     with nogil:
         for i in prange(n_rows, schedule='static', num_threads=nt):
-            r = _row_lse(&x[i, 0], n, s)
-            if r.status != _ROW_FINITE:
-                _fill_row(&out[i, 0], n, NAN)
-            elif floating is float:
-                if log_output:
-                    fi_write_logsoftmax_f(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S, stream)
-                else:
-                    fi_write_softmax_f(&x[i, 0], &out[i, 0], n, <float>r.m, <float>s, exp(-r.log_S), stream)
+            if not log_output and n <= _SOFTMAX_STORE_BLOCKS * _SOFTMAX_BLOCK:
+                _row_softmax(&x[i, 0], &out[i, 0], n, s, stream)
             else:
-                if log_output:
-                    fi_write_logsoftmax_d(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S, stream)
-                else:
-                    fi_write_softmax_d(&x[i, 0], &out[i, 0], n, r.m, s, exp(-r.log_S), stream)
+                _row_normalize(&x[i, 0], &out[i, 0], n, s, log_output, stream)
 
 
 cdef inline double _row_entropy(const floating *x, Py_ssize_t n, double s) noexcept nogil:
