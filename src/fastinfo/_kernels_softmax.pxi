@@ -5,8 +5,8 @@
 # double accumulators. Method: per row, an online max and rescaled sum-exp over blocks that fit in
 # L1 (so the row is read from memory once), then, for elementwise outputs (log_softmax, softmax,
 # the cross-entropy gradient), one write pass while the row is in cache. softmax keeps the exps of
-# the sum pass in the output row and its write pass only rescales them per block (rows up to
-# 131072 elements; longer rows compute exp again in the write pass). Per-row results only;
+# the sum pass in a per-thread scratch row and its write pass only rescales them per block (rows up
+# to 131072 elements; longer rows compute exp again in the write pass). Per-row results only;
 # reductions over rows are done by the caller in a fixed order, so any thread count gives the
 # same bits.
 #
@@ -327,8 +327,8 @@ cdef extern from *:
         if (nt) fi_nt_fence();                                                                                                  \
     }                                                                                                                           \
                                                                                                                                 \
-    /* e = exp((x - m) * s) written to y[0:n] (y may be x: each vector is read before it is written), and                       \
-       sum e returned, added as in fi_sumexp (softmax: the write pass then only rescales y). */                                 \
+    /* e = exp((x - m) * s) written to y[0:n] (a scratch row; y may also be x: each vector is read first),                      \
+       and sum e returned, added as in fi_sumexp (softmax: the write pass then only rescales them). */                          \
     FI_CLONES static double fi_sumexp_store_##SFX(const FT *x, FT *y, Py_ssize_t n, FT m, FT s) {                               \
         const FV vm = fi_splat_##SFX(m), vs = fi_splat_##SFX(s);                                                                \
         fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};                                                                                \
@@ -355,13 +355,13 @@ cdef extern from *:
         return fi_sum8d(acc0) + fi_sum8d(acc1);                                                                                 \
     }                                                                                                                           \
                                                                                                                                 \
-    /* y = y * f in double, rounded once. nt: streaming stores. */                                                              \
-    FI_CLONES static void fi_scale_##SFX(FT *y, Py_ssize_t n, double f, int nt) {                                               \
+    /* y = e * f in double, rounded once (y may be e). nt: streaming stores. */                                                 \
+    FI_CLONES static void fi_scale_##SFX(const FT *e, FT *y, Py_ssize_t n, double f, int nt) {                                  \
         Py_ssize_t i, head = fi_out_head_##SFX(y, n, &nt);                                                                      \
-        for (i = 0; i < head; i++) y[i] = (FT)((double)y[i] * f);                                                               \
+        for (i = 0; i < head; i++) y[i] = (FT)((double)e[i] * f);                                                               \
         for (; i + LANES <= n; i += LANES)                                                                                      \
-            fi_store_out_##SFX(y + i, FROMD(TOD(fi_load_##SFX(y + i)) * f), nt);                                                \
-        for (; i < n; i++) y[i] = (FT)((double)y[i] * f);                                                                       \
+            fi_store_out_##SFX(y + i, FROMD(TOD(fi_load_##SFX(e + i)) * f), nt);                                                \
+        for (; i < n; i++) y[i] = (FT)((double)e[i] * f);                                                                       \
         if (nt) fi_nt_fence();                                                                                                  \
     }                                                                                                                           \
                                                                                                                                 \
@@ -450,8 +450,8 @@ cdef extern from *:
     void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S, int nt) nogil
     double fi_sumexp_store_f(const float *x, float *y, Py_ssize_t n, float m, float s) nogil
     double fi_sumexp_store_d(const double *x, double *y, Py_ssize_t n, double m, double s) nogil
-    void fi_scale_f(float *y, Py_ssize_t n, double f, int nt) nogil
-    void fi_scale_d(double *y, Py_ssize_t n, double f, int nt) nogil
+    void fi_scale_f(const float *e, float *y, Py_ssize_t n, double f, int nt) nogil
+    void fi_scale_d(const double *e, double *y, Py_ssize_t n, double f, int nt) nogil
     void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
                          float m, float s, double alpha, double beta, double qa, double qb, int nt) nogil
     void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
@@ -592,14 +592,15 @@ cdef enum:
     _SOFTMAX_STORE_BLOCKS = 64
 
 
-cdef inline void _row_softmax(const floating *x, floating *y, Py_ssize_t n, double s,
+cdef inline void _row_softmax(const floating *x, floating *y, Py_ssize_t n, double s, floating *scratch,
                               int stream) noexcept nogil:
     """y = softmax(x s) for a row of at most _SOFTMAX_STORE_BLOCKS blocks; y may be x.
-    The sum pass writes each block's exps e = exp((x - M_k) s) into y, M_k the running max when
-    the block was summed, so the write pass only multiplies block k by exp((M_k - M) s) / S in
-    double (one exp per element instead of two; for the blocks at the final max the factor is
-    1 / S, as in fi_write_softmax). A block that was all -inf when summed is skipped there and
-    set to 0 here."""
+    The sum pass writes each block's exps e = exp((x - M_k) s) into a thread's scratch row
+    (which stays in L2, so y is written once, without being read for ownership), M_k the
+    running max when the block was summed; the write pass multiplies block k by
+    exp((M_k - M) s) / S in double: one exp per element instead of two (for the blocks at the
+    final max the factor is 1 / S, as in fi_write_softmax). A block that was all -inf when
+    summed is skipped there and set to 0 here."""
     cdef double block_m[_SOFTMAX_STORE_BLOCKS]
     cdef double M = -INFINITY, S = 0.0, bm, inv_S
     cdef int nan_seen = 0
@@ -613,13 +614,12 @@ cdef inline void _row_softmax(const floating *x, floating *y, Py_ssize_t n, doub
             M = bm
         if -INFINITY < M < INFINITY:
             if floating is float:
-                S += fi_sumexp_store_f(x + start, y + start, length, <float>M, <float>s)
+                S += fi_sumexp_store_f(x + start, scratch + start, length, <float>M, <float>s)
             else:
-                S += fi_sumexp_store_d(x + start, y + start, length, M, s)
+                S += fi_sumexp_store_d(x + start, scratch + start, length, M, s)
         block_m[k] = M
         k += 1
         start += length
-    # x may have been overwritten (in place): NaN and +inf rows are told apart only by logsumexp
     if nan_seen or S != S or not (-INFINITY < M < INFINITY):
         _fill_row(y, n, NAN)
         return
@@ -631,9 +631,9 @@ cdef inline void _row_softmax(const floating *x, floating *y, Py_ssize_t n, doub
         if block_m[k] == -INFINITY:
             _fill_row(y + start, length, 0.0)
         elif floating is float:
-            fi_scale_f(y + start, length, exp((block_m[k] - M) * s) * inv_S, stream)
+            fi_scale_f(scratch + start, y + start, length, exp((block_m[k] - M) * s) * inv_S, stream)
         else:
-            fi_scale_d(y + start, length, exp((block_m[k] - M) * s) * inv_S, stream)
+            fi_scale_d(scratch + start, y + start, length, exp((block_m[k] - M) * s) * inv_S, stream)
         k += 1
         start += length
 
@@ -663,14 +663,19 @@ def softmax_normalize(const floating[:, ::1] x, floating[:, ::1] out, double s, 
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
     cdef int nt = _threads_for_rows(n_rows, n)
     cdef int stream = _stream_output(n_rows, n, sizeof(floating))
+    cdef bint keep_exps = not log_output and n <= _SOFTMAX_STORE_BLOCKS * _SOFTMAX_BLOCK
+    cdef floating *scratch = NULL
     if n_rows == 0:
         return
-    with nogil:
-        for i in prange(n_rows, schedule='static', num_threads=nt):
-            if not log_output and n <= _SOFTMAX_STORE_BLOCKS * _SOFTMAX_BLOCK:
-                _row_softmax(&x[i, 0], &out[i, 0], n, s, stream)
+    with nogil, parallel(num_threads=nt):
+        # softmax: a scratch row per thread for the exps (without it, the two-exp path)
+        scratch = <floating *>malloc(n * sizeof(floating)) if keep_exps else NULL
+        for i in prange(n_rows, schedule='static'):
+            if scratch != NULL:
+                _row_softmax(&x[i, 0], &out[i, 0], n, s, scratch, stream)
             else:
                 _row_normalize(&x[i, 0], &out[i, 0], n, s, log_output, stream)
+        free(scratch)
 
 
 cdef inline double _row_entropy(const floating *x, Py_ssize_t n, double s) noexcept nogil:
