@@ -594,3 +594,37 @@ def test_streaming_store_path(dtype):
         assert_close(grad, ref.ref_softmax_cross_entropy_grad(x, t, label_smoothing=0.1), dtype)
     finally:
         _kernels.softmax_set_stream_min_bytes(old)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_softmax_block_rescaling(dtype):
+    """softmax keeps the exps of its sum pass (taken against the running max of each block) and
+    rescales them per block; check rows whose max rises in every block, rows that are all -inf for
+    their first blocks, NaN / +inf in late blocks, in place and not, both store paths, and rows
+    longer than the rescaled-block limit (131072 elements, computed the other way)."""
+    from fastinfo import _kernels
+
+    rng = np.random.default_rng(19)
+    old = _kernels.softmax_set_stream_min_bytes(0)
+    try:
+        for stream_min in (0, 1 << 62):
+            _kernels.softmax_set_stream_min_bytes(stream_min)
+            for n in (2049, 6000, 131072, 131073):
+                x = (rng.standard_normal((6, n)) * 3).astype(dtype)
+                x[1, : n - 1000] = -np.inf     # leading all -inf blocks, then finite values
+                x[2] = np.sort(x[2])           # the running max rises in every block
+                x[3, n - 5] = np.nan
+                x[4, n - 3] = np.inf
+                x[5, :] = -np.inf
+                expected = ref.ref_softmax(x)
+                for temperature in (1.0, 0.6):
+                    got = fi.softmax(x, temperature=temperature)
+                    assert_close(got, ref.ref_softmax(x, temperature=temperature), dtype)
+                    y = x.copy()
+                    assert fi.softmax(y, out=y, temperature=temperature) is y
+                    assert np.array_equal(y, got, equal_nan=True)
+                assert np.isnan(got[3:]).all() and (got[1, : n - 1000] == 0).all()
+                np.testing.assert_allclose(fi.softmax(x)[:3].sum(axis=-1), 1.0, rtol=1e-5)
+                assert_close(fi.softmax(x), expected, dtype)
+    finally:
+        _kernels.softmax_set_stream_min_bytes(old)

@@ -4,19 +4,29 @@
 # _softmax.py move it there); the front-ends allocate every output. Float32 or float64 (fused),
 # double accumulators. Method: per row, an online max and rescaled sum-exp over blocks that fit in
 # L1 (so the row is read from memory once), then, for elementwise outputs (log_softmax, softmax,
-# the cross-entropy gradient), one write pass while the row is in cache. Per-row results only;
+# the cross-entropy gradient), one write pass while the row is in cache. softmax keeps the exps of
+# the sum pass in a per-thread scratch row and its write pass only rescales them per block (rows up
+# to 131072 elements; longer rows compute exp again in the write pass). Per-row results only;
 # reductions over rows are done by the caller in a fixed order, so any thread count gives the
 # same bits.
 #
 # exp: glibc's scalar exp does not vectorise, so the C block below has its own 8-lane exp for
 # arguments t <= 0 (the only ones softmax needs: t = (x - max) / T), in float32 for float32 input
-# (Taylor degree 7 on |r| <= ln2/2: truncation below 1e-8 relative, so about 1 ulp with rounding)
+# (minimax degree 6 on |r| <= ln2/2: error below 4e-9 relative, so about 1 ulp with rounding)
 # and float64 for float64 input (degree 13: truncation below 1e-17 relative). Results below the
 # normal range (t < -87 in float32, t < -708 in float64) are 0. The block functions are compiled
-# twice (baseline x86-64 and x86-64-v3 = AVX2+FMA) and picked at load time.
+# three times (baseline x86-64, x86-64-v3 = AVX2+FMA, x86-64-v4 = AVX-512, whose 32 vector
+# registers keep the unrolled exp loops free of spills: about 10% less time in the sum-exp pass)
+# and picked at load time. FMA contraction may differ between those levels (last-bit differences
+# between machines); on one machine results do not depend on the thread count.
+#
+# One source for both types: the row functions are written once, as C preprocessor templates
+# (FI_DEFINE_VECTOR_OPS, FI_DEFINE_ROW_KERNELS) instantiated for float (suffix _f) and double
+# (suffix _d); only the two exp polynomials are written per type. The C block is a raw string
+# (r""") so the macros' line continuations reach the C compiler.
 
 cdef extern from *:
-    """
+    r"""
     #include <math.h>
     #include <string.h>
     #include <stdint.h>
@@ -25,10 +35,10 @@ cdef extern from *:
     #error "fastinfo's softmax kernels use GCC/Clang vector extensions"
     #endif
 
-    /* Hot row functions get an AVX2+FMA clone picked at load time (ifunc) next to the
+    /* Hot row functions get AVX-512 and AVX2+FMA clones picked at load time (ifunc) next to the
        portable baseline; define FI_NO_CLONES to build the baseline only. */
     #if defined(__x86_64__) && defined(__linux__) && !defined(FI_NO_CLONES) && (defined(__clang__) ? (__clang_major__ >= 14) : (__GNUC__ >= 11))
-    #define FI_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+    #define FI_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
     #else
     #define FI_CLONES
     #endif
@@ -102,25 +112,37 @@ cdef extern from *:
         fi_v4d v; memcpy(&v, p, sizeof v); return v;
     }
 
-    /* ---------------- float variant: suffix _f, 8 lanes of float ---------------- */
-    static inline __attribute__((always_inline)) fi_v8f fi_splat_f(float c) { fi_v8f v = {0}; return v + c; }
-    static inline __attribute__((always_inline)) fi_v8f fi_select_f(fi_v8i mask, fi_v8f a, fi_v8f b) {
-        return (fi_v8f)((mask & (fi_v8i)a) | (~mask & (fi_v8i)b));
-    }
-    static inline __attribute__((always_inline)) fi_v8f fi_load_f(const float *p) { fi_v8f v; memcpy(&v, p, sizeof v); return v; }
-    static inline __attribute__((always_inline)) void fi_store_f(float *p, fi_v8f v) { memcpy(p, &v, sizeof v); }
-    /* The first k (< 8) elements of p, the other lanes set to fill. */
-    static inline __attribute__((always_inline)) fi_v8f fi_load_tail_f(const float *p, Py_ssize_t k, float fill) {
-        float buf[8]; Py_ssize_t j;
-        for (j = 0; j < 8; j++) buf[j] = j < k ? p[j] : fill;
-        return fi_load_f(buf);
-    }
-    static inline __attribute__((always_inline)) void fi_store_tail_f(float *p, Py_ssize_t k, fi_v8f v) {
-        float buf[8]; Py_ssize_t j;
-        fi_store_f(buf, v);
-        for (j = 0; j < k; j++) p[j] = buf[j];
+    /* ---------------- the row kernels, written once for both element types ----------------
+       FI_DEFINE_VECTOR_OPS and FI_DEFINE_ROW_KERNELS are templates: SFX is the name suffix (f or d),
+       FT the element type, FV / IV its vector and same-width integer vector, LANES the lanes of FV,
+       DV a double vector of LANES lanes (accumulated with ADD, weights loaded with LOADW), TOD / FROMD
+       convert FV to DV and back, EXP_LO is where fi_exp_SFX flushes to 0, FUSED the condition under
+       which fi_write_logsoftmax_SFX may use one FMA. Only the exp polynomials are written per type. */
+    #define FI_ID(v) (v)
+
+    #define FI_DEFINE_VECTOR_OPS(SFX, FT, FV, IV, LANES)                                                                    \
+    static inline __attribute__((always_inline)) FV fi_splat_##SFX(FT c) { FV v = {0}; return v + c; }                      \
+    static inline __attribute__((always_inline)) FV fi_select_##SFX(IV mask, FV a, FV b) {                                  \
+        return (FV)((mask & (IV)a) | (~mask & (IV)b));                                                                      \
+    }                                                                                                                       \
+    static inline __attribute__((always_inline)) FV fi_load_##SFX(const FT *p) { FV v; memcpy(&v, p, sizeof v); return v; } \
+    static inline __attribute__((always_inline)) void fi_store_##SFX(FT *p, FV v) { memcpy(p, &v, sizeof v); }              \
+    /* The first k (< LANES) elements of p, the other lanes set to fill. */                                                 \
+    static inline __attribute__((always_inline)) FV fi_load_tail_##SFX(const FT *p, Py_ssize_t k, FT fill) {                \
+        FT buf[LANES]; Py_ssize_t j;                                                                                        \
+        for (j = 0; j < LANES; j++) buf[j] = j < k ? p[j] : fill;                                                           \
+        return fi_load_##SFX(buf);                                                                                          \
+    }                                                                                                                       \
+    static inline __attribute__((always_inline)) void fi_store_tail_##SFX(FT *p, Py_ssize_t k, FV v) {                      \
+        FT buf[LANES]; Py_ssize_t j;                                                                                        \
+        fi_store_##SFX(buf, v);                                                                                             \
+        for (j = 0; j < k; j++) p[j] = buf[j];                                                                              \
     }
 
+    FI_DEFINE_VECTOR_OPS(f, float, fi_v8f, fi_v8i, 8)
+    FI_DEFINE_VECTOR_OPS(d, double, fi_v4d, fi_v4l, 4)
+
+    /* ---------------- exp, one per element type ---------------- */
     /* e^t for t <= 0, lane-wise: t = n ln2 + r with n = round(t/ln2) (by adding 1.5*2^23) and a
        Cody-Waite split of ln2, so r is exact enough; e^r on |r| <= ln2/2 by a polynomial of degree
        6 (minimax, 1 + r fixed; error below 4e-9 relative); 2^n written into the exponent bits.
@@ -138,232 +160,6 @@ cdef extern from *:
         p = 1.0f + r * (1.0f + r * (4.999999404e-01f + r * (1.666652113e-01f + r * (4.166838899e-02f + r * (8.368745446e-03f + r * 1.381454058e-03f)))));
         p = p * (fi_v8f)((n + 127) << 23);
         return (fi_v8f)(~under & (fi_v8i)p);
-    }
-
-    /* max(x[0:n]) ignoring NaN (-inf when there is none). NaN is otherwise detected by the sums
-       it turns into NaN; only a block without any number above -inf is searched for NaN here
-       (sets *nan_seen), since its sum is skipped. */
-    FI_CLONES static double fi_max_f(const float *x, Py_ssize_t n, int *nan_seen) {
-        fi_v8f m0 = fi_splat_f(-INFINITY), m1 = m0, m2 = m0, m3 = m0, v;
-        Py_ssize_t i = 0;
-        float best = -INFINITY;
-        int j;
-        for (; i + 4 * 8 <= n; i += 4 * 8) {
-            v = fi_load_f(x + i);
-            m0 = fi_select_f(v > m0, v, m0);
-            v = fi_load_f(x + i + 8);
-            m1 = fi_select_f(v > m1, v, m1);
-            v = fi_load_f(x + i + 2 * 8);
-            m2 = fi_select_f(v > m2, v, m2);
-            v = fi_load_f(x + i + 3 * 8);
-            m3 = fi_select_f(v > m3, v, m3);
-        }
-        for (; i < n; i++)
-            if (x[i] > best) best = x[i];
-        for (j = 0; j < 8; j++) {
-            if (m0[j] > best) best = m0[j];
-            if (m1[j] > best) best = m1[j];
-            if (m2[j] > best) best = m2[j];
-            if (m3[j] > best) best = m3[j];
-        }
-        if (best == -INFINITY)
-            for (i = 0; i < n; i++)
-                if (x[i] != x[i]) *nan_seen = 1;
-        return (double)best;
-    }
-
-    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes in a fixed order; two
-       exps are added in float first (one rounding of a two-term sum: at most half an ulp relative). */
-    static inline __attribute__((always_inline)) double fi_sumexp_body_f(const float *x, Py_ssize_t n, float m, float s,
-                                                                           int scaled) {
-        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
-        fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};
-        Py_ssize_t i = 0;
-        for (; i + 4 * 8 <= n; i += 4 * 8) {
-            fi_v8f t0 = fi_load_f(x + i) - vm, t1 = fi_load_f(x + i + 8) - vm;
-            fi_v8f t2 = fi_load_f(x + i + 2 * 8) - vm, t3 = fi_load_f(x + i + 3 * 8) - vm;
-            if (scaled) { t0 *= vs; t1 *= vs; t2 *= vs; t3 *= vs; }
-            fi_add8d(acc0, FI_TOD_F(fi_exp_f(t0) + fi_exp_f(t1)));
-            fi_add8d(acc1, FI_TOD_F(fi_exp_f(t2) + fi_exp_f(t3)));
-        }
-        for (; i < n; i += 8) {
-            fi_v8f v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
-            fi_add8d(acc0, FI_TOD_F(fi_exp_f((v - vm) * vs)));
-        }
-        return fi_sum8d(acc0) + fi_sum8d(acc1);
-    }
-    FI_CLONES static double fi_sumexp_f(const float *x, Py_ssize_t n, float m, float s) {
-        return s == (float)1 ? fi_sumexp_body_f(x, n, m, s, 0) : fi_sumexp_body_f(x, n, m, s, 1);
-    }
-
-    /* S = sum e^t and U = sum e^t * t with t = (x - m) * s (softmax entropy = log S - U/S). */
-    FI_CLONES static void fi_sumexp_ent_f(const float *x, Py_ssize_t n, float m, float s, double *S, double *U) {
-        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s), lo = fi_splat_f((float)-87.0f);
-        fi_v4d accS[2] = {{0}}, accU[2] = {{0}};
-        Py_ssize_t i = 0;
-        for (; i < n; i += 8) {
-            fi_v8f v = (n - i >= 8) ? fi_load_f(x + i) : fi_load_tail_f(x + i, n - i, -INFINITY);
-            fi_v8f t = (v - vm) * vs;
-            fi_v8f e = fi_exp_f(t);
-            t = fi_select_f(t < lo, lo, t);   /* e = 0 there: 0 * lo, not 0 * -inf */
-            fi_add8d(accS, FI_TOD_F(e));
-            fi_add8d(accU, FI_TOD_F(e) * FI_TOD_F(t));
-        }
-        *S = fi_sum8d(accS);
-        *U = fi_sum8d(accU);
-    }
-
-    /* Sa = sum e^ta, Sb = sum e^tb, U = sum e^ta * (a - b) * s, ta = (a - ma) s, tb = (b - mb) s. */
-    FI_CLONES static void fi_sumexp_kl_f(const float *a, const float *b, Py_ssize_t n, float ma, float mb, float s,
-                                           double *Sa, double *Sb, double *U) {
-        const fi_v8f vma = fi_splat_f(ma), vmb = fi_splat_f(mb), vs = fi_splat_f(s);
-        const fi_v8f lo = fi_splat_f((float)-87.0f), zero = fi_splat_f((float)0);
-        fi_v4d accA[2] = {{0}}, accB[2] = {{0}}, accU[2] = {{0}};
-        Py_ssize_t i = 0;
-        for (; i < n; i += 8) {
-            fi_v8f va, vb, ta, ea, eb, d;
-            if (n - i >= 8) { va = fi_load_f(a + i); vb = fi_load_f(b + i); }
-            else { va = fi_load_tail_f(a + i, n - i, -INFINITY); vb = fi_load_tail_f(b + i, n - i, -INFINITY); }
-            ta = (va - vma) * vs;
-            ea = fi_exp_f(ta);
-            eb = fi_exp_f((vb - vmb) * vs);
-            d = fi_select_f(ta < lo, zero, va - vb);  /* p = 0 contributes 0, also where a = b = -inf */
-            fi_add8d(accA, FI_TOD_F(ea));
-            fi_add8d(accB, FI_TOD_F(eb));
-            fi_add8d(accU, FI_TOD_F(ea) * FI_TOD_F(d));
-        }
-        *Sa = fi_sum8d(accA);
-        *Sb = fi_sum8d(accB);
-        *U = fi_sum8d(accU) * (double)s;
-    }
-
-    /* Store one vector of an output row: streaming when nt (the caller checked alignment). */
-    static inline __attribute__((always_inline)) void fi_store_out_f(float *p, fi_v8f v, int nt) {
-        if (nt) fi_store_nt_f(p, v);
-        else fi_store_f(p, v);
-    }
-
-    /* How many leading elements of y[0:n] to write one by one, and whether to stream the rest. */
-    static inline Py_ssize_t fi_out_head_f(float *y, Py_ssize_t n, int *nt) {
-        Py_ssize_t head = *nt ? fi_nt_head(y, sizeof(float), n) : -1;
-        if (head < 0) { *nt = 0; return 0; }
-        return head;
-    }
-
-    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place).
-       fabs(m * s) < 1048576.0: x * s - (m * s + c) in one FMA, used when m * s + c is small enough that its
-       rounding in double is far below the result's precision. nt: streaming stores. */
-    FI_CLONES static void fi_write_logsoftmax_f(const float *x, float *y, Py_ssize_t n, double m, double s, double c,
-                                                  int nt) {
-        Py_ssize_t i, head = fi_out_head_f(y, n, &nt);
-        for (i = 0; i < head; i++) y[i] = (float)(((double)x[i] - m) * s - c);
-        if (fabs(m * s) < 1048576.0) {
-            const double mc = m * s + c;
-            for (; i + 8 <= n; i += 8)
-                fi_store_out_f(y + i, FI_FROMD_F(FI_TOD_F(fi_load_f(x + i)) * s - mc), nt);
-        } else {
-            for (; i + 8 <= n; i += 8)
-                fi_store_out_f(y + i, FI_FROMD_F((FI_TOD_F(fi_load_f(x + i)) - m) * s - c), nt);
-        }
-        for (; i < n; i++) y[i] = (float)(((double)x[i] - m) * s - c);
-        if (nt) fi_nt_fence();
-    }
-
-    /* y = exp((x - m) * s) * inv_S. y may be x (in place). nt: streaming stores. */
-    FI_CLONES static void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S, int nt) {
-        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
-        Py_ssize_t i, head = fi_out_head_f(y, n, &nt);
-        for (i = 0; i < head; i++) y[i] = (float)(exp(((double)x[i] - (double)m) * (double)s) * inv_S);
-        for (; i + 8 <= n; i += 8) {
-            fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * inv_S;
-            fi_store_out_f(y + i, FI_FROMD_F(e), nt);
-        }
-        if (i < n) {
-            fi_v8d e = FI_TOD_F(fi_exp_f((fi_load_tail_f(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
-            fi_store_tail_f(y + i, n - i, FI_FROMD_F(e));
-        }
-        if (nt) fi_nt_fence();
-    }
-
-    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */
-    static inline __attribute__((always_inline)) fi_v8d fi_target_u_f(const float *q, const double *w, Py_ssize_t i,
-                                                                    double qa, double qb) {
-        fi_v8d u = {0};
-        u = u + 1.0;
-        if (w) u = fi_load_v8d(w + i);
-        if (q) u = u * (FI_TOD_F(fi_load_f(q + i)) * qa + qb);
-        return u;
-    }
-    static inline double fi_target_u1_f(const float *q, const double *w, Py_ssize_t i, double qa, double qb) {
-        double u = w ? w[i] : 1.0;
-        return q ? u * ((double)q[i] * qa + qb) : u;
-    }
-
-    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. nt: streaming stores. */
-    FI_CLONES static void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
-                                            float m, float s, double alpha, double beta, double qa, double qb, int nt) {
-        const fi_v8f vm = fi_splat_f(m), vs = fi_splat_f(s);
-        Py_ssize_t i, j, head = fi_out_head_f(g, n, &nt);
-        for (i = 0; i < head; i++)
-            g[i] = (float)(alpha * exp(((double)x[i] - (double)m) * (double)s)
-                        - (beta != 0.0 ? beta * fi_target_u1_f(q, w, i, qa, qb) : 0.0));
-        if (beta == 0.0) {
-            for (; i + 8 <= n; i += 8)
-                fi_store_out_f(g + i, FI_FROMD_F(FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * alpha), nt);
-        } else {
-            for (; i + 8 <= n; i += 8) {
-                fi_v8d r = FI_TOD_F(fi_exp_f((fi_load_f(x + i) - vm) * vs)) * alpha - beta * fi_target_u_f(q, w, i, qa, qb);
-                fi_store_out_f(g + i, FI_FROMD_F(r), nt);
-            }
-        }
-        if (i < n) {
-            float buf[8];
-            fi_store_f(buf, fi_exp_f((fi_load_tail_f(x + i, n - i, -INFINITY) - vm) * vs));
-            for (j = 0; i + j < n; j++)
-                g[i + j] = (float)(alpha * (double)buf[j] - (beta != 0.0 ? beta * fi_target_u1_f(q, w, i + j, qa, qb) : 0.0));
-        }
-        if (nt) fi_nt_fence();
-    }
-
-    /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
-    FI_CLONES static void fi_dots_f(const float *x, const float *q, const double *w, Py_ssize_t n, double m,
-                                      double qa, double qb, double *sum_u, double *sum_ud) {
-        fi_v4d accU[2] = {{0}}, accD[2] = {{0}};
-        Py_ssize_t i = 0;
-        double su, sd;
-        for (; i + 8 <= n; i += 8) {
-            fi_v8d u = fi_target_u_f(q, w, i, qa, qb);
-            fi_add8d(accU, u);
-            fi_add8d(accD, u * (m - FI_TOD_F(fi_load_f(x + i))));
-        }
-        su = fi_sum8d(accU);
-        sd = fi_sum8d(accD);
-        for (; i < n; i++) {
-            double u = fi_target_u1_f(q, w, i, qa, qb);
-            su += u;
-            sd += u * (m - (double)x[i]);
-        }
-        *sum_u = su;
-        *sum_ud = sd;
-    }
-
-    /* ---------------- double variant: suffix _d, 4 lanes of double ---------------- */
-    static inline __attribute__((always_inline)) fi_v4d fi_splat_d(double c) { fi_v4d v = {0}; return v + c; }
-    static inline __attribute__((always_inline)) fi_v4d fi_select_d(fi_v4l mask, fi_v4d a, fi_v4d b) {
-        return (fi_v4d)((mask & (fi_v4l)a) | (~mask & (fi_v4l)b));
-    }
-    static inline __attribute__((always_inline)) fi_v4d fi_load_d(const double *p) { fi_v4d v; memcpy(&v, p, sizeof v); return v; }
-    static inline __attribute__((always_inline)) void fi_store_d(double *p, fi_v4d v) { memcpy(p, &v, sizeof v); }
-    /* The first k (< 4) elements of p, the other lanes set to fill. */
-    static inline __attribute__((always_inline)) fi_v4d fi_load_tail_d(const double *p, Py_ssize_t k, double fill) {
-        double buf[4]; Py_ssize_t j;
-        for (j = 0; j < 4; j++) buf[j] = j < k ? p[j] : fill;
-        return fi_load_d(buf);
-    }
-    static inline __attribute__((always_inline)) void fi_store_tail_d(double *p, Py_ssize_t k, fi_v4d v) {
-        double buf[4]; Py_ssize_t j;
-        fi_store_d(buf, v);
-        for (j = 0; j < k; j++) p[j] = buf[j];
     }
 
     /* e^t for t <= 0, lane-wise: t = n ln2 + r with n = round(t/ln2) (by adding 1.5*2^52) and a
@@ -385,212 +181,257 @@ cdef extern from *:
         return (fi_v4d)(~under & (fi_v4l)p);
     }
 
-    /* max(x[0:n]) ignoring NaN (-inf when there is none). NaN is otherwise detected by the sums
-       it turns into NaN; only a block without any number above -inf is searched for NaN here
-       (sets *nan_seen), since its sum is skipped. */
-    FI_CLONES static double fi_max_d(const double *x, Py_ssize_t n, int *nan_seen) {
-        fi_v4d m0 = fi_splat_d(-INFINITY), m1 = m0, m2 = m0, m3 = m0, v;
-        Py_ssize_t i = 0;
-        double best = -INFINITY;
-        int j;
-        for (; i + 4 * 4 <= n; i += 4 * 4) {
-            v = fi_load_d(x + i);
-            m0 = fi_select_d(v > m0, v, m0);
-            v = fi_load_d(x + i + 4);
-            m1 = fi_select_d(v > m1, v, m1);
-            v = fi_load_d(x + i + 2 * 4);
-            m2 = fi_select_d(v > m2, v, m2);
-            v = fi_load_d(x + i + 3 * 4);
-            m3 = fi_select_d(v > m3, v, m3);
-        }
-        for (; i < n; i++)
-            if (x[i] > best) best = x[i];
-        for (j = 0; j < 4; j++) {
-            if (m0[j] > best) best = m0[j];
-            if (m1[j] > best) best = m1[j];
-            if (m2[j] > best) best = m2[j];
-            if (m3[j] > best) best = m3[j];
-        }
-        if (best == -INFINITY)
-            for (i = 0; i < n; i++)
-                if (x[i] != x[i]) *nan_seen = 1;
-        return (double)best;
+    #define FI_DEFINE_ROW_KERNELS(SFX, FT, FV, IV, DV, LANES, ADD, LOADW, TOD, FROMD, EXP_LO, FUSED)                            \
+    /* max(x[0:n]) ignoring NaN (-inf when there is none). NaN is otherwise detected by the sums                                \
+       it turns into NaN; only a block without any number above -inf is searched for NaN here                                   \
+       (sets *nan_seen), since its sum is skipped. */                                                                           \
+    FI_CLONES static double fi_max_##SFX(const FT *x, Py_ssize_t n, int *nan_seen) {                                            \
+        FV m0 = fi_splat_##SFX(-INFINITY), m1 = m0, m2 = m0, m3 = m0, v;                                                        \
+        Py_ssize_t i = 0;                                                                                                       \
+        FT best = -INFINITY;                                                                                                    \
+        int j;                                                                                                                  \
+        for (; i + 4 * LANES <= n; i += 4 * LANES) {                                                                            \
+            v = fi_load_##SFX(x + i);                                                                                           \
+            m0 = fi_select_##SFX(v > m0, v, m0);                                                                                \
+            v = fi_load_##SFX(x + i + LANES);                                                                                   \
+            m1 = fi_select_##SFX(v > m1, v, m1);                                                                                \
+            v = fi_load_##SFX(x + i + 2 * LANES);                                                                               \
+            m2 = fi_select_##SFX(v > m2, v, m2);                                                                                \
+            v = fi_load_##SFX(x + i + 3 * LANES);                                                                               \
+            m3 = fi_select_##SFX(v > m3, v, m3);                                                                                \
+        }                                                                                                                       \
+        for (; i < n; i++)                                                                                                      \
+            if (x[i] > best) best = x[i];                                                                                       \
+        for (j = 0; j < LANES; j++) {                                                                                           \
+            if (m0[j] > best) best = m0[j];                                                                                     \
+            if (m1[j] > best) best = m1[j];                                                                                     \
+            if (m2[j] > best) best = m2[j];                                                                                     \
+            if (m3[j] > best) best = m3[j];                                                                                     \
+        }                                                                                                                       \
+        if (best == -INFINITY)                                                                                                  \
+            for (i = 0; i < n; i++)                                                                                             \
+                if (x[i] != x[i]) *nan_seen = 1;                                                                                \
+        return (double)best;                                                                                                    \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes in a fixed order; two                                   \
+       exps are added in the element type first (one rounding of a two-term sum: at most half an ulp relative). */              \
+    static inline __attribute__((always_inline)) double fi_sumexp_body_##SFX(const FT *x, Py_ssize_t n, FT m, FT s,             \
+                                                                           int scaled) {                                        \
+        const FV vm = fi_splat_##SFX(m), vs = fi_splat_##SFX(s);                                                                \
+        fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};                                                                                \
+        Py_ssize_t i = 0;                                                                                                       \
+        for (; i + 4 * LANES <= n; i += 4 * LANES) {                                                                            \
+            FV t0 = fi_load_##SFX(x + i) - vm, t1 = fi_load_##SFX(x + i + LANES) - vm;                                          \
+            FV t2 = fi_load_##SFX(x + i + 2 * LANES) - vm, t3 = fi_load_##SFX(x + i + 3 * LANES) - vm;                          \
+            if (scaled) { t0 *= vs; t1 *= vs; t2 *= vs; t3 *= vs; }                                                             \
+            ADD(acc0, TOD(fi_exp_##SFX(t0) + fi_exp_##SFX(t1)));                                                                \
+            ADD(acc1, TOD(fi_exp_##SFX(t2) + fi_exp_##SFX(t3)));                                                                \
+        }                                                                                                                       \
+        for (; i < n; i += LANES) {                                                                                             \
+            FV v = (n - i >= LANES) ? fi_load_##SFX(x + i) : fi_load_tail_##SFX(x + i, n - i, -INFINITY);                       \
+            ADD(acc0, TOD(fi_exp_##SFX((v - vm) * vs)));                                                                        \
+        }                                                                                                                       \
+        return fi_sum8d(acc0) + fi_sum8d(acc1);                                                                                 \
+    }                                                                                                                           \
+    FI_CLONES static double fi_sumexp_##SFX(const FT *x, Py_ssize_t n, FT m, FT s) {                                            \
+        return s == (FT)1 ? fi_sumexp_body_##SFX(x, n, m, s, 0) : fi_sumexp_body_##SFX(x, n, m, s, 1);                          \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* S = sum e^t and U = sum e^t * t with t = (x - m) * s (softmax entropy = log S - U/S). */                                 \
+    FI_CLONES static void fi_sumexp_ent_##SFX(const FT *x, Py_ssize_t n, FT m, FT s, double *S, double *U) {                    \
+        const FV vm = fi_splat_##SFX(m), vs = fi_splat_##SFX(s), lo = fi_splat_##SFX((FT)EXP_LO);                               \
+        fi_v4d accS[2] = {{0}}, accU[2] = {{0}};                                                                                \
+        Py_ssize_t i = 0;                                                                                                       \
+        for (; i < n; i += LANES) {                                                                                             \
+            FV v = (n - i >= LANES) ? fi_load_##SFX(x + i) : fi_load_tail_##SFX(x + i, n - i, -INFINITY);                       \
+            FV t = (v - vm) * vs;                                                                                               \
+            FV e = fi_exp_##SFX(t);                                                                                             \
+            t = fi_select_##SFX(t < lo, lo, t);   /* e = 0 there: 0 * lo, not 0 * -inf */                                       \
+            ADD(accS, TOD(e));                                                                                                  \
+            ADD(accU, TOD(e) * TOD(t));                                                                                         \
+        }                                                                                                                       \
+        *S = fi_sum8d(accS);                                                                                                    \
+        *U = fi_sum8d(accU);                                                                                                    \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* Sa = sum e^ta, Sb = sum e^tb, U = sum e^ta * (a - b) * s, ta = (a - ma) s, tb = (b - mb) s. */                           \
+    FI_CLONES static void fi_sumexp_kl_##SFX(const FT *a, const FT *b, Py_ssize_t n, FT ma, FT mb, FT s,                        \
+                                           double *Sa, double *Sb, double *U) {                                                 \
+        const FV vma = fi_splat_##SFX(ma), vmb = fi_splat_##SFX(mb), vs = fi_splat_##SFX(s);                                    \
+        const FV lo = fi_splat_##SFX((FT)EXP_LO), zero = fi_splat_##SFX((FT)0);                                                 \
+        fi_v4d accA[2] = {{0}}, accB[2] = {{0}}, accU[2] = {{0}};                                                               \
+        Py_ssize_t i = 0;                                                                                                       \
+        for (; i < n; i += LANES) {                                                                                             \
+            FV va, vb, ta, ea, eb, d;                                                                                           \
+            if (n - i >= LANES) { va = fi_load_##SFX(a + i); vb = fi_load_##SFX(b + i); }                                       \
+            else { va = fi_load_tail_##SFX(a + i, n - i, -INFINITY); vb = fi_load_tail_##SFX(b + i, n - i, -INFINITY); }        \
+            ta = (va - vma) * vs;                                                                                               \
+            ea = fi_exp_##SFX(ta);                                                                                              \
+            eb = fi_exp_##SFX((vb - vmb) * vs);                                                                                 \
+            d = fi_select_##SFX(ta < lo, zero, va - vb);  /* p = 0 contributes 0, also where a = b = -inf */                    \
+            ADD(accA, TOD(ea));                                                                                                 \
+            ADD(accB, TOD(eb));                                                                                                 \
+            ADD(accU, TOD(ea) * TOD(d));                                                                                        \
+        }                                                                                                                       \
+        *Sa = fi_sum8d(accA);                                                                                                   \
+        *Sb = fi_sum8d(accB);                                                                                                   \
+        *U = fi_sum8d(accU) * (double)s;                                                                                        \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* Store one vector of an output row: streaming when nt (the caller checked alignment). */                                  \
+    static inline __attribute__((always_inline)) void fi_store_out_##SFX(FT *p, FV v, int nt) {                                 \
+        if (nt) fi_store_nt_##SFX(p, v);                                                                                        \
+        else fi_store_##SFX(p, v);                                                                                              \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* How many leading elements of y[0:n] to write one by one, and whether to stream the rest. */                              \
+    static inline Py_ssize_t fi_out_head_##SFX(FT *y, Py_ssize_t n, int *nt) {                                                  \
+        Py_ssize_t head = *nt ? fi_nt_head(y, sizeof(FT), n) : -1;                                                              \
+        if (head < 0) { *nt = 0; return 0; }                                                                                    \
+        return head;                                                                                                            \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place).                                         \
+       FUSED (a condition on m, s): x * s - (m * s + c) in one FMA, used when m * s + c is small enough that its                \
+       rounding in double is far below the result's precision. nt: streaming stores. */                                         \
+    FI_CLONES static void fi_write_logsoftmax_##SFX(const FT *x, FT *y, Py_ssize_t n, double m, double s, double c,             \
+                                                  int nt) {                                                                     \
+        Py_ssize_t i, head = fi_out_head_##SFX(y, n, &nt);                                                                      \
+        for (i = 0; i < head; i++) y[i] = (FT)(((double)x[i] - m) * s - c);                                                     \
+        if (FUSED) {                                                                                                            \
+            const double mc = m * s + c;                                                                                        \
+            for (; i + LANES <= n; i += LANES)                                                                                  \
+                fi_store_out_##SFX(y + i, FROMD(TOD(fi_load_##SFX(x + i)) * s - mc), nt);                                       \
+        } else {                                                                                                                \
+            for (; i + LANES <= n; i += LANES)                                                                                  \
+                fi_store_out_##SFX(y + i, FROMD((TOD(fi_load_##SFX(x + i)) - m) * s - c), nt);                                  \
+        }                                                                                                                       \
+        for (; i < n; i++) y[i] = (FT)(((double)x[i] - m) * s - c);                                                             \
+        if (nt) fi_nt_fence();                                                                                                  \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* y = exp((x - m) * s) * inv_S. y may be x (in place). nt: streaming stores. */                                            \
+    FI_CLONES static void fi_write_softmax_##SFX(const FT *x, FT *y, Py_ssize_t n, FT m, FT s, double inv_S, int nt) {          \
+        const FV vm = fi_splat_##SFX(m), vs = fi_splat_##SFX(s);                                                                \
+        Py_ssize_t i, head = fi_out_head_##SFX(y, n, &nt);                                                                      \
+        for (i = 0; i < head; i++) y[i] = (FT)(exp(((double)x[i] - (double)m) * (double)s) * inv_S);                            \
+        for (; i + LANES <= n; i += LANES) {                                                                                    \
+            DV e = TOD(fi_exp_##SFX((fi_load_##SFX(x + i) - vm) * vs)) * inv_S;                                                 \
+            fi_store_out_##SFX(y + i, FROMD(e), nt);                                                                            \
+        }                                                                                                                       \
+        if (i < n) {                                                                                                            \
+            DV e = TOD(fi_exp_##SFX((fi_load_tail_##SFX(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;                          \
+            fi_store_tail_##SFX(y + i, n - i, FROMD(e));                                                                        \
+        }                                                                                                                       \
+        if (nt) fi_nt_fence();                                                                                                  \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* e = exp((x - m) * s) written to y[0:n] (a scratch row; y may also be x: each vector is read first),                      \
+       and sum e returned, added as in fi_sumexp (softmax: the write pass then only rescales them). */                          \
+    FI_CLONES static double fi_sumexp_store_##SFX(const FT *x, FT *y, Py_ssize_t n, FT m, FT s) {                               \
+        const FV vm = fi_splat_##SFX(m), vs = fi_splat_##SFX(s);                                                                \
+        fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};                                                                                \
+        Py_ssize_t i = 0;                                                                                                       \
+        for (; i + 4 * LANES <= n; i += 4 * LANES) {                                                                            \
+            FV e0 = fi_exp_##SFX((fi_load_##SFX(x + i) - vm) * vs);                                                             \
+            FV e1 = fi_exp_##SFX((fi_load_##SFX(x + i + LANES) - vm) * vs);                                                     \
+            FV e2 = fi_exp_##SFX((fi_load_##SFX(x + i + 2 * LANES) - vm) * vs);                                                 \
+            FV e3 = fi_exp_##SFX((fi_load_##SFX(x + i + 3 * LANES) - vm) * vs);                                                 \
+            fi_store_##SFX(y + i, e0);                                                                                          \
+            fi_store_##SFX(y + i + LANES, e1);                                                                                  \
+            fi_store_##SFX(y + i + 2 * LANES, e2);                                                                              \
+            fi_store_##SFX(y + i + 3 * LANES, e3);                                                                              \
+            ADD(acc0, TOD(e0 + e1));                                                                                            \
+            ADD(acc1, TOD(e2 + e3));                                                                                            \
+        }                                                                                                                       \
+        for (; i < n; i += LANES) {                                                                                             \
+            FV v = (n - i >= LANES) ? fi_load_##SFX(x + i) : fi_load_tail_##SFX(x + i, n - i, -INFINITY);                       \
+            FV e = fi_exp_##SFX((v - vm) * vs);                                                                                 \
+            if (n - i >= LANES) fi_store_##SFX(y + i, e);                                                                       \
+            else fi_store_tail_##SFX(y + i, n - i, e);                                                                          \
+            ADD(acc0, TOD(e));                                                                                                  \
+        }                                                                                                                       \
+        return fi_sum8d(acc0) + fi_sum8d(acc1);                                                                                 \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* y = e * f in double, rounded once (y may be e). nt: streaming stores. */                                                 \
+    FI_CLONES static void fi_scale_##SFX(const FT *e, FT *y, Py_ssize_t n, double f, int nt) {                                  \
+        Py_ssize_t i, head = fi_out_head_##SFX(y, n, &nt);                                                                      \
+        for (i = 0; i < head; i++) y[i] = (FT)((double)e[i] * f);                                                               \
+        for (; i + LANES <= n; i += LANES)                                                                                      \
+            fi_store_out_##SFX(y + i, FROMD(TOD(fi_load_##SFX(e + i)) * f), nt);                                                \
+        for (; i < n; i++) y[i] = (FT)((double)e[i] * f);                                                                       \
+        if (nt) fi_nt_fence();                                                                                                  \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */                             \
+    static inline __attribute__((always_inline)) DV fi_target_u_##SFX(const FT *q, const double *w, Py_ssize_t i,               \
+                                                                    double qa, double qb) {                                     \
+        DV u = {0};                                                                                                             \
+        u = u + 1.0;                                                                                                            \
+        if (w) u = LOADW(w + i);                                                                                                \
+        if (q) u = u * (TOD(fi_load_##SFX(q + i)) * qa + qb);                                                                   \
+        return u;                                                                                                               \
+    }                                                                                                                           \
+    static inline double fi_target_u1_##SFX(const FT *q, const double *w, Py_ssize_t i, double qa, double qb) {                 \
+        double u = w ? w[i] : 1.0;                                                                                              \
+        return q ? u * ((double)q[i] * qa + qb) : u;                                                                            \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. nt: streaming stores. */                      \
+    FI_CLONES static void fi_write_grad_##SFX(const FT *x, const FT *q, const double *w, FT *g, Py_ssize_t n,                   \
+                                            FT m, FT s, double alpha, double beta, double qa, double qb, int nt) {              \
+        const FV vm = fi_splat_##SFX(m), vs = fi_splat_##SFX(s);                                                                \
+        Py_ssize_t i, j, head = fi_out_head_##SFX(g, n, &nt);                                                                   \
+        for (i = 0; i < head; i++)                                                                                              \
+            g[i] = (FT)(alpha * exp(((double)x[i] - (double)m) * (double)s)                                                     \
+                        - (beta != 0.0 ? beta * fi_target_u1_##SFX(q, w, i, qa, qb) : 0.0));                                    \
+        if (beta == 0.0) {                                                                                                      \
+            for (; i + LANES <= n; i += LANES)                                                                                  \
+                fi_store_out_##SFX(g + i, FROMD(TOD(fi_exp_##SFX((fi_load_##SFX(x + i) - vm) * vs)) * alpha), nt);              \
+        } else {                                                                                                                \
+            for (; i + LANES <= n; i += LANES) {                                                                                \
+                DV r = TOD(fi_exp_##SFX((fi_load_##SFX(x + i) - vm) * vs)) * alpha - beta * fi_target_u_##SFX(q, w, i, qa, qb); \
+                fi_store_out_##SFX(g + i, FROMD(r), nt);                                                                        \
+            }                                                                                                                   \
+        }                                                                                                                       \
+        if (i < n) {                                                                                                            \
+            FT buf[LANES];                                                                                                      \
+            fi_store_##SFX(buf, fi_exp_##SFX((fi_load_tail_##SFX(x + i, n - i, -INFINITY) - vm) * vs));                         \
+            for (j = 0; i + j < n; j++)                                                                                         \
+                g[i + j] = (FT)(alpha * (double)buf[j] - (beta != 0.0 ? beta * fi_target_u1_##SFX(q, w, i + j, qa, qb) : 0.0)); \
+        }                                                                                                                       \
+        if (nt) fi_nt_fence();                                                                                                  \
+    }                                                                                                                           \
+                                                                                                                                \
+    /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */                                               \
+    FI_CLONES static void fi_dots_##SFX(const FT *x, const FT *q, const double *w, Py_ssize_t n, double m,                      \
+                                      double qa, double qb, double *sum_u, double *sum_ud) {                                    \
+        fi_v4d accU[2] = {{0}}, accD[2] = {{0}};                                                                                \
+        Py_ssize_t i = 0;                                                                                                       \
+        double su, sd;                                                                                                          \
+        for (; i + LANES <= n; i += LANES) {                                                                                    \
+            DV u = fi_target_u_##SFX(q, w, i, qa, qb);                                                                          \
+            ADD(accU, u);                                                                                                       \
+            ADD(accD, u * (m - TOD(fi_load_##SFX(x + i))));                                                                     \
+        }                                                                                                                       \
+        su = fi_sum8d(accU);                                                                                                    \
+        sd = fi_sum8d(accD);                                                                                                    \
+        for (; i < n; i++) {                                                                                                    \
+            double u = fi_target_u1_##SFX(q, w, i, qa, qb);                                                                     \
+            su += u;                                                                                                            \
+            sd += u * (m - (double)x[i]);                                                                                       \
+        }                                                                                                                       \
+        *sum_u = su;                                                                                                            \
+        *sum_ud = sd;                                                                                                           \
     }
 
-    /* sum of exp((x - m) * s) over x[0:n], accumulated in double lanes in a fixed order; two
-       exps are added in double first (one rounding of a two-term sum: at most half an ulp relative). */
-    static inline __attribute__((always_inline)) double fi_sumexp_body_d(const double *x, Py_ssize_t n, double m, double s,
-                                                                           int scaled) {
-        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
-        fi_v4d acc0[2] = {{0}}, acc1[2] = {{0}};
-        Py_ssize_t i = 0;
-        for (; i + 4 * 4 <= n; i += 4 * 4) {
-            fi_v4d t0 = fi_load_d(x + i) - vm, t1 = fi_load_d(x + i + 4) - vm;
-            fi_v4d t2 = fi_load_d(x + i + 2 * 4) - vm, t3 = fi_load_d(x + i + 3 * 4) - vm;
-            if (scaled) { t0 *= vs; t1 *= vs; t2 *= vs; t3 *= vs; }
-            fi_add4d(acc0, (fi_exp_d(t0) + fi_exp_d(t1)));
-            fi_add4d(acc1, (fi_exp_d(t2) + fi_exp_d(t3)));
-        }
-        for (; i < n; i += 4) {
-            fi_v4d v = (n - i >= 4) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
-            fi_add4d(acc0, (fi_exp_d((v - vm) * vs)));
-        }
-        return fi_sum8d(acc0) + fi_sum8d(acc1);
-    }
-    FI_CLONES static double fi_sumexp_d(const double *x, Py_ssize_t n, double m, double s) {
-        return s == (double)1 ? fi_sumexp_body_d(x, n, m, s, 0) : fi_sumexp_body_d(x, n, m, s, 1);
-    }
-
-    /* S = sum e^t and U = sum e^t * t with t = (x - m) * s (softmax entropy = log S - U/S). */
-    FI_CLONES static void fi_sumexp_ent_d(const double *x, Py_ssize_t n, double m, double s, double *S, double *U) {
-        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s), lo = fi_splat_d((double)-708.0);
-        fi_v4d accS[2] = {{0}}, accU[2] = {{0}};
-        Py_ssize_t i = 0;
-        for (; i < n; i += 4) {
-            fi_v4d v = (n - i >= 4) ? fi_load_d(x + i) : fi_load_tail_d(x + i, n - i, -INFINITY);
-            fi_v4d t = (v - vm) * vs;
-            fi_v4d e = fi_exp_d(t);
-            t = fi_select_d(t < lo, lo, t);   /* e = 0 there: 0 * lo, not 0 * -inf */
-            fi_add4d(accS, (e));
-            fi_add4d(accU, (e) * (t));
-        }
-        *S = fi_sum8d(accS);
-        *U = fi_sum8d(accU);
-    }
-
-    /* Sa = sum e^ta, Sb = sum e^tb, U = sum e^ta * (a - b) * s, ta = (a - ma) s, tb = (b - mb) s. */
-    FI_CLONES static void fi_sumexp_kl_d(const double *a, const double *b, Py_ssize_t n, double ma, double mb, double s,
-                                           double *Sa, double *Sb, double *U) {
-        const fi_v4d vma = fi_splat_d(ma), vmb = fi_splat_d(mb), vs = fi_splat_d(s);
-        const fi_v4d lo = fi_splat_d((double)-708.0), zero = fi_splat_d((double)0);
-        fi_v4d accA[2] = {{0}}, accB[2] = {{0}}, accU[2] = {{0}};
-        Py_ssize_t i = 0;
-        for (; i < n; i += 4) {
-            fi_v4d va, vb, ta, ea, eb, d;
-            if (n - i >= 4) { va = fi_load_d(a + i); vb = fi_load_d(b + i); }
-            else { va = fi_load_tail_d(a + i, n - i, -INFINITY); vb = fi_load_tail_d(b + i, n - i, -INFINITY); }
-            ta = (va - vma) * vs;
-            ea = fi_exp_d(ta);
-            eb = fi_exp_d((vb - vmb) * vs);
-            d = fi_select_d(ta < lo, zero, va - vb);  /* p = 0 contributes 0, also where a = b = -inf */
-            fi_add4d(accA, (ea));
-            fi_add4d(accB, (eb));
-            fi_add4d(accU, (ea) * (d));
-        }
-        *Sa = fi_sum8d(accA);
-        *Sb = fi_sum8d(accB);
-        *U = fi_sum8d(accU) * (double)s;
-    }
-
-    /* Store one vector of an output row: streaming when nt (the caller checked alignment). */
-    static inline __attribute__((always_inline)) void fi_store_out_d(double *p, fi_v4d v, int nt) {
-        if (nt) fi_store_nt_d(p, v);
-        else fi_store_d(p, v);
-    }
-
-    /* How many leading elements of y[0:n] to write one by one, and whether to stream the rest. */
-    static inline Py_ssize_t fi_out_head_d(double *y, Py_ssize_t n, int *nt) {
-        Py_ssize_t head = *nt ? fi_nt_head(y, sizeof(double), n) : -1;
-        if (head < 0) { *nt = 0; return 0; }
-        return head;
-    }
-
-    /* y = (x - m) * s - c, computed in double and rounded once. y may be x (in place).
-       0: x * s - (m * s + c) in one FMA, used when m * s + c is small enough that its
-       rounding in double is far below the result's precision. nt: streaming stores. */
-    FI_CLONES static void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c,
-                                                  int nt) {
-        Py_ssize_t i, head = fi_out_head_d(y, n, &nt);
-        for (i = 0; i < head; i++) y[i] = (double)(((double)x[i] - m) * s - c);
-        if (0) {
-            const double mc = m * s + c;
-            for (; i + 4 <= n; i += 4)
-                fi_store_out_d(y + i, ((fi_load_d(x + i)) * s - mc), nt);
-        } else {
-            for (; i + 4 <= n; i += 4)
-                fi_store_out_d(y + i, (((fi_load_d(x + i)) - m) * s - c), nt);
-        }
-        for (; i < n; i++) y[i] = (double)(((double)x[i] - m) * s - c);
-        if (nt) fi_nt_fence();
-    }
-
-    /* y = exp((x - m) * s) * inv_S. y may be x (in place). nt: streaming stores. */
-    FI_CLONES static void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S, int nt) {
-        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
-        Py_ssize_t i, head = fi_out_head_d(y, n, &nt);
-        for (i = 0; i < head; i++) y[i] = (double)(exp(((double)x[i] - (double)m) * (double)s) * inv_S);
-        for (; i + 4 <= n; i += 4) {
-            fi_v4d e = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * inv_S;
-            fi_store_out_d(y + i, (e), nt);
-        }
-        if (i < n) {
-            fi_v4d e = (fi_exp_d((fi_load_tail_d(x + i, n - i, -INFINITY) - vm) * vs)) * inv_S;
-            fi_store_tail_d(y + i, n - i, (e));
-        }
-        if (nt) fi_nt_fence();
-    }
-
-    /* The target weights u_j = (w ? w_j : 1) * (q ? qa * q_j + qb : 1) of one full vector at i. */
-    static inline __attribute__((always_inline)) fi_v4d fi_target_u_d(const double *q, const double *w, Py_ssize_t i,
-                                                                    double qa, double qb) {
-        fi_v4d u = {0};
-        u = u + 1.0;
-        if (w) u = fi_load_v4d(w + i);
-        if (q) u = u * ((fi_load_d(q + i)) * qa + qb);
-        return u;
-    }
-    static inline double fi_target_u1_d(const double *q, const double *w, Py_ssize_t i, double qa, double qb) {
-        double u = w ? w[i] : 1.0;
-        return q ? u * ((double)q[i] * qa + qb) : u;
-    }
-
-    /* g = alpha * exp((x - m) * s) - beta * u (u as in fi_target_u). g may be x. nt: streaming stores. */
-    FI_CLONES static void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
-                                            double m, double s, double alpha, double beta, double qa, double qb, int nt) {
-        const fi_v4d vm = fi_splat_d(m), vs = fi_splat_d(s);
-        Py_ssize_t i, j, head = fi_out_head_d(g, n, &nt);
-        for (i = 0; i < head; i++)
-            g[i] = (double)(alpha * exp(((double)x[i] - (double)m) * (double)s)
-                        - (beta != 0.0 ? beta * fi_target_u1_d(q, w, i, qa, qb) : 0.0));
-        if (beta == 0.0) {
-            for (; i + 4 <= n; i += 4)
-                fi_store_out_d(g + i, ((fi_exp_d((fi_load_d(x + i) - vm) * vs)) * alpha), nt);
-        } else {
-            for (; i + 4 <= n; i += 4) {
-                fi_v4d r = (fi_exp_d((fi_load_d(x + i) - vm) * vs)) * alpha - beta * fi_target_u_d(q, w, i, qa, qb);
-                fi_store_out_d(g + i, (r), nt);
-            }
-        }
-        if (i < n) {
-            double buf[4];
-            fi_store_d(buf, fi_exp_d((fi_load_tail_d(x + i, n - i, -INFINITY) - vm) * vs));
-            for (j = 0; i + j < n; j++)
-                g[i + j] = (double)(alpha * (double)buf[j] - (beta != 0.0 ? beta * fi_target_u1_d(q, w, i + j, qa, qb) : 0.0));
-        }
-        if (nt) fi_nt_fence();
-    }
-
-    /* sum_u = sum u_j and sum_ud = sum u_j * (m - x_j) (u as in fi_target_u). */
-    FI_CLONES static void fi_dots_d(const double *x, const double *q, const double *w, Py_ssize_t n, double m,
-                                      double qa, double qb, double *sum_u, double *sum_ud) {
-        fi_v4d accU[2] = {{0}}, accD[2] = {{0}};
-        Py_ssize_t i = 0;
-        double su, sd;
-        for (; i + 4 <= n; i += 4) {
-            fi_v4d u = fi_target_u_d(q, w, i, qa, qb);
-            fi_add4d(accU, u);
-            fi_add4d(accD, u * (m - (fi_load_d(x + i))));
-        }
-        su = fi_sum8d(accU);
-        sd = fi_sum8d(accD);
-        for (; i < n; i++) {
-            double u = fi_target_u1_d(q, w, i, qa, qb);
-            su += u;
-            sd += u * (m - (double)x[i]);
-        }
-        *sum_u = su;
-        *sum_ud = sd;
-    }
+    /* float: 8 lanes, double accumulators as two 4-lane halves; double: 4 lanes. */
+    FI_DEFINE_ROW_KERNELS(f, float, fi_v8f, fi_v8i, fi_v8d, 8, fi_add8d, fi_load_v8d, FI_TOD_F, FI_FROMD_F,
+                          -87.0f, fabs(m * s) < 1048576.0)
+    FI_DEFINE_ROW_KERNELS(d, double, fi_v4d, fi_v4l, fi_v4d, 4, fi_add4d, fi_load_v4d, FI_ID, FI_ID,
+                          -708.0, 0)
 
     """
     double fi_max_f(const float *x, Py_ssize_t n, int *nan_seen) nogil
@@ -607,6 +448,10 @@ cdef extern from *:
     void fi_write_logsoftmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double c, int nt) nogil
     void fi_write_softmax_f(const float *x, float *y, Py_ssize_t n, float m, float s, double inv_S, int nt) nogil
     void fi_write_softmax_d(const double *x, double *y, Py_ssize_t n, double m, double s, double inv_S, int nt) nogil
+    double fi_sumexp_store_f(const float *x, float *y, Py_ssize_t n, float m, float s) nogil
+    double fi_sumexp_store_d(const double *x, double *y, Py_ssize_t n, double m, double s) nogil
+    void fi_scale_f(const float *e, float *y, Py_ssize_t n, double f, int nt) nogil
+    void fi_scale_d(const double *e, double *y, Py_ssize_t n, double f, int nt) nogil
     void fi_write_grad_f(const float *x, const float *q, const double *w, float *g, Py_ssize_t n,
                          float m, float s, double alpha, double beta, double qa, double qb, int nt) nogil
     void fi_write_grad_d(const double *x, const double *q, const double *w, double *g, Py_ssize_t n,
@@ -742,30 +587,95 @@ def softmax_logsumexp(const floating[:, ::1] x, double[::1] out):
                 out[i] = NAN
 
 
+cdef enum:
+    # softmax rows of up to this many blocks (131072 elements) keep their exps from the sum pass
+    _SOFTMAX_STORE_BLOCKS = 64
+
+
+cdef inline void _row_softmax(const floating *x, floating *y, Py_ssize_t n, double s, floating *scratch,
+                              int stream) noexcept nogil:
+    """y = softmax(x s) for a row of at most _SOFTMAX_STORE_BLOCKS blocks; y may be x.
+    The sum pass writes each block's exps e = exp((x - M_k) s) into a thread's scratch row
+    (which stays in L2, so y is written once, without being read for ownership), M_k the
+    running max when the block was summed; the write pass multiplies block k by
+    exp((M_k - M) s) / S in double: one exp per element instead of two (for the blocks at the
+    final max the factor is 1 / S, as in fi_write_softmax). A block that was all -inf when
+    summed is skipped there and set to 0 here."""
+    cdef double block_m[_SOFTMAX_STORE_BLOCKS]
+    cdef double M = -INFINITY, S = 0.0, bm, inv_S
+    cdef int nan_seen = 0
+    cdef Py_ssize_t start = 0, length, k = 0
+    while start < n:
+        length = _block_len(start, n)
+        bm = _block_max(x + start, length, &nan_seen)
+        if bm > M:
+            if S > 0.0:
+                S = S * exp((M - bm) * s)
+            M = bm
+        if -INFINITY < M < INFINITY:
+            if floating is float:
+                S += fi_sumexp_store_f(x + start, scratch + start, length, <float>M, <float>s)
+            else:
+                S += fi_sumexp_store_d(x + start, scratch + start, length, M, s)
+        block_m[k] = M
+        k += 1
+        start += length
+    if nan_seen or S != S or not (-INFINITY < M < INFINITY):
+        _fill_row(y, n, NAN)
+        return
+    inv_S = 1.0 / S
+    start = 0
+    k = 0
+    while start < n:
+        length = _block_len(start, n)
+        if block_m[k] == -INFINITY:
+            _fill_row(y + start, length, 0.0)
+        elif floating is float:
+            fi_scale_f(scratch + start, y + start, length, exp((block_m[k] - M) * s) * inv_S, stream)
+        else:
+            fi_scale_d(scratch + start, y + start, length, exp((block_m[k] - M) * s) * inv_S, stream)
+        k += 1
+        start += length
+
+
+cdef inline void _row_normalize(const floating *x, floating *y, Py_ssize_t n, double s, bint log_output,
+                                int stream) noexcept nogil:
+    """y = log_softmax(x s) or softmax(x s) of one row (y may be x): the online pass, then one
+    write pass while the row is in cache."""
+    cdef RowLSE r = _row_lse(x, n, s)
+    if r.status != _ROW_FINITE:
+        _fill_row(y, n, NAN)
+    elif floating is float:
+        if log_output:
+            fi_write_logsoftmax_f(x, y, n, r.m, s, r.log_S, stream)
+        else:
+            fi_write_softmax_f(x, y, n, <float>r.m, <float>s, exp(-r.log_S), stream)
+    else:
+        if log_output:
+            fi_write_logsoftmax_d(x, y, n, r.m, s, r.log_S, stream)
+        else:
+            fi_write_softmax_d(x, y, n, r.m, s, exp(-r.log_S), stream)
+
+
 def softmax_normalize(const floating[:, ::1] x, floating[:, ::1] out, double s, bint log_output):
     """out = log_softmax(x * s) (log_output) or softmax(x * s) along rows; out may be x.
     One online pass for (max, sum-exp), then one write pass (the row is then in cache)."""
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1], i
     cdef int nt = _threads_for_rows(n_rows, n)
     cdef int stream = _stream_output(n_rows, n, sizeof(floating))
-    cdef RowLSE r
+    cdef bint keep_exps = not log_output and n <= _SOFTMAX_STORE_BLOCKS * _SOFTMAX_BLOCK
+    cdef floating *scratch = NULL
     if n_rows == 0:
         return
-    with nogil:
-        for i in prange(n_rows, schedule='static', num_threads=nt):
-            r = _row_lse(&x[i, 0], n, s)
-            if r.status != _ROW_FINITE:
-                _fill_row(&out[i, 0], n, NAN)
-            elif floating is float:
-                if log_output:
-                    fi_write_logsoftmax_f(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S, stream)
-                else:
-                    fi_write_softmax_f(&x[i, 0], &out[i, 0], n, <float>r.m, <float>s, exp(-r.log_S), stream)
+    with nogil, parallel(num_threads=nt):
+        # softmax: a scratch row per thread for the exps (without it, the two-exp path)
+        scratch = <floating *>malloc(n * sizeof(floating)) if keep_exps else NULL
+        for i in prange(n_rows, schedule='static'):
+            if scratch != NULL:
+                _row_softmax(&x[i, 0], &out[i, 0], n, s, scratch, stream)
             else:
-                if log_output:
-                    fi_write_logsoftmax_d(&x[i, 0], &out[i, 0], n, r.m, s, r.log_S, stream)
-                else:
-                    fi_write_softmax_d(&x[i, 0], &out[i, 0], n, r.m, s, exp(-r.log_S), stream)
+                _row_normalize(&x[i, 0], &out[i, 0], n, s, log_output, stream)
+        free(scratch)
 
 
 cdef inline double _row_entropy(const floating *x, Py_ssize_t n, double s) noexcept nogil:

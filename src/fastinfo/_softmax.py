@@ -161,8 +161,9 @@ def log_softmax(x, axis=-1, *, temperature=1.0, out=None):
 def softmax(x, axis=-1, *, temperature=1.0, out=None):
     r"""Softmax along an axis: :math:`\operatorname{softmax}(x)_c = e^{x_c/T} / \sum_k e^{x_k/T}`.
 
-    Equal to ``exp(log_softmax(x))``, computed as ``exp(x/T - max) / sum`` in one online pass and
-    one write pass. Matches :func:`scipy.special.softmax`; a slice holding NaN or ``+inf``, or all
+    Equal to ``exp(log_softmax(x))``, computed as ``exp(x/T - max) / sum`` in one online pass
+    (which keeps the exponentials, taken against the running maximum, in a scratch row) and one
+    write pass that rescales them. Matches :func:`scipy.special.softmax`; a slice holding NaN or ``+inf``, or all
     ``-inf``, is NaN in every element. Parameters as :func:`log_softmax`.
 
     Notes
