@@ -1522,9 +1522,42 @@ def test_fuzz_sklearn_dropin(data, fn_name):
             want = theirs(np.array(X), np.array(y), **kwargs)
         except (ValueError, TypeError) as exc:
             raise Bad("n_neighbors", "discrete_features", "X", "y", str(exc)[:20]) from None
-        return Expected(want, dtype=np.dtype(np.float64), rtol=0, atol=1e-10)
+        dont_care = None
+        if n_neighbors >= 1:
+            # Documented deviation (fastinfo/sklearn.py): for a label group so small that scikit-learn's
+            # NearestNeighbors switches to brute force, scikit-learn's distances come from
+            # sqrt(x^2 - 2xy + y^2), whose rounding changes neighbour counts; fastinfo uses exact
+            # differences. Those entries are left out of the comparison (still checked to be finite, >= 0).
+            dont_care = np.zeros(want.shape, bool)
+            mask = _sklearn_discrete_mask(discrete, X.shape[1])
+            for j in range(X.shape[1]):
+                if fn_name == "mutual_info_classif" and not mask[j]:
+                    dont_care[j] = _sklearn_uses_brute_force(y, n_neighbors)
+                elif fn_name == "mutual_info_regression" and mask[j]:
+                    dont_care[j] = _sklearn_uses_brute_force(np.asarray(X)[:, j], n_neighbors)
+        return Expected(want, dtype=np.dtype(np.float64), rtol=0, atol=1e-10, dont_care=dont_care)
 
     check_call(ours, (X, y), kwargs, reference)
+    if n_neighbors >= 1:
+        try:
+            got = ours(np.array(X), np.array(y), **kwargs)
+        except ValueError:
+            return
+        assert np.isfinite(got).all() and (got >= 0).all(), got
+
+
+def _sklearn_discrete_mask(discrete, m):
+    if isinstance(discrete, np.ndarray):
+        return discrete
+    return np.full(m, discrete is True)
+
+
+def _sklearn_uses_brute_force(labels, n_neighbors):
+    """True when scikit-learn's Ross estimator fits NearestNeighbors on some label group with
+    n_neighbors >= group_size // 2, which makes its 'auto' algorithm pick brute force."""
+    _, counts = np.unique(labels, return_counts=True)
+    counts = counts[counts > 1]
+    return bool(np.any(np.minimum(n_neighbors, counts - 1) >= counts // 2))
 
 
 # =============================================================================

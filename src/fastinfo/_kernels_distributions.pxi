@@ -476,6 +476,7 @@ def distribution_entropy_rows(const floating[:, ::1] p, floating[::1] out,
         return (-1, 0) if bad < 0 else (bad, int(status[bad]))
     with nogil:
         for i in prange(n_rows, schedule='static', num_threads=nt):
+            st = 0  # assigned in the loop body, so Cython makes it thread-private (only &st is passed)
             if floating is float:
                 r = fi_entropy_row_f(&p[i, 0], n, &st)
             else:
@@ -514,6 +515,7 @@ def distribution_pq_rows(int kind, const floating[:, ::1] p, const floating[:, :
         for i in prange(n_rows, schedule='static', num_threads=nt):
             ip = i if p_identity else p_index[i]
             iq = i if q_identity else q_index[i]
+            st = 0  # thread-private, as above
             if floating is float:
                 r = fi_pq_row_f(kind, &p[ip, 0], &q[iq, 0], n, eps, &st)
             else:

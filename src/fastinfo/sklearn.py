@@ -16,6 +16,13 @@ What scikit-learn does (``sklearn.feature_selection._mutual_info._estimate_mi``)
 2. each column is paired with ``y``: KSG algorithm 1 (continuous/continuous), Ross (one side
    discrete; samples whose label occurs once are dropped), contingency MI (both discrete);
 3. negative estimates become 0.
+
+One known difference: for a label group so small that scikit-learn's ``NearestNeighbors`` picks
+brute force (``min(n_neighbors, size - 1) >= size // 2``, e.g. groups of 2 to 7 samples at the
+default ``n_neighbors=3``), scikit-learn computes the distances as ``sqrt(x^2 - 2xy + y^2)``, whose
+rounding can change a neighbour count; fastinfo always uses exact differences ``|x - y|``, so its
+Ross estimates for such tiny groups can differ from scikit-learn's. Groups of ordinary size match
+to 1e-10 (the tests check it).
 """
 import numbers
 
@@ -364,29 +371,27 @@ def _estimate_with_discrete_target(X, labels, discrete_mask, n_neighbors, mi):
     continuous = np.flatnonzero(~discrete_mask)
     if not continuous.size:
         return
-    keep = _non_singleton(labels)
-    if keep.sum() < 2:  # scikit-learn's estimate is then NaN or meaningless; it clips to 0
-        mi[continuous] = _ross_degenerate(keep)
-        return
-    mi[continuous] = mutual_info_features(
-        X[keep][:, continuous], labels[keep], k=n_neighbors, discrete_target=True
-    )
+    keep, k = _ross_samples(labels, n_neighbors)
+    mi[continuous] = mutual_info_features(X[keep][:, continuous], labels[keep], k=k, discrete_target=True)
 
 
-def _non_singleton(labels):
+def _ross_samples(labels, n_neighbors):
+    """The samples scikit-learn's Ross estimator keeps (labels occurring more than once) and a ``k``
+    that gives every label scikit-learn's ``min(n_neighbors, count - 1)`` neighbours."""
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    return counts[inverse.reshape(-1)] > 1
+    keep = counts[inverse.reshape(-1)] > 1
+    if not keep.any():
+        # scikit-learn fits its neighbour search on zero samples and fails the same way
+        raise ValueError(
+            "Found array with 0 sample(s) (shape=(0, 1)) while a minimum of 1 is required: every label "
+            "occurs once, so the Ross estimator keeps no sample"
+        )
+    # A label with c <= k samples uses c - 1 neighbours in both; capping k at the largest c - 1
+    # changes no label's neighbour count and keeps k < n for fastinfo's check.
+    return keep, min(n_neighbors, int(counts.max()) - 1)
 
 
 def _ross_like_sklearn(c, labels, n_neighbors):
     """Ross (2014) as scikit-learn computes it: samples whose label occurs once are left out."""
-    keep = _non_singleton(labels)
-    if keep.sum() < 2:
-        return _ross_degenerate(keep)
-    return mutual_info_mixed(c[keep], labels[keep], k=n_neighbors)
-
-
-def _ross_degenerate(keep):
-    # Every label occurs once (or one sample is left): scikit-learn's formula has no neighbours to
-    # count and yields NaN or a value that it clips to 0; numpy's max(0, nan) is nan.
-    return np.nan if keep.sum() == 0 else 0.0
+    keep, k = _ross_samples(labels, n_neighbors)
+    return mutual_info_mixed(c[keep], labels[keep], k=k)
