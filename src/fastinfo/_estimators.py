@@ -516,6 +516,9 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
     need_k = (not mask.all()) or (not discrete_target)
     if need_k and m > 0:
         k = check_k(k, n)
+    elif isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        # plug-in MI does not use k, but a k that no estimator accepts is still an error
+        raise ValueError(f"k must be an integer >= 1; got k={k!r}")
     out = np.empty(m, dtype=np.float64)
     if m == 0:
         return out
