@@ -633,3 +633,104 @@ def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_c
     if fail != 0:
         raise MemoryError("fastinfo: out of memory in the KSG estimator")
     return out
+
+
+cdef enum:
+    RADIX_BITS = 11
+    RADIX_BUCKETS = 2048
+    RADIX_PASSES = 6        # 6 * 11 >= 64
+
+
+cdef int radix_argsort_row(const double *v, Py_ssize_t n, double *sorted_out,
+                           Py_ssize_t *order_out) noexcept nogil:
+    """sorted_out = v sorted ascending, order_out the order (v[order_out] == sorted_out):
+    LSD radix sort of (key, index) pairs on the float64 bit pattern mapped to an unsigned key
+    monotone in the value (negatives: all bits flipped; others: the sign bit set). Passes whose
+    digit is the same for all keys are skipped. Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t i, pos, total
+    cdef int p, shift
+    cdef uint64_t u, mask = RADIX_BUCKETS - 1
+    cdef uint64_t sign = (<uint64_t>1) << 63
+    cdef uint64_t *keys = <uint64_t *>malloc(2 * max(n, 1) * sizeof(uint64_t))
+    cdef Py_ssize_t *idx = <Py_ssize_t *>malloc(2 * max(n, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *hist = <Py_ssize_t *>calloc(RADIX_PASSES * RADIX_BUCKETS, sizeof(Py_ssize_t))
+    cdef uint64_t *ka
+    cdef uint64_t *kb
+    cdef uint64_t *kt
+    cdef Py_ssize_t *ia
+    cdef Py_ssize_t *ib
+    cdef Py_ssize_t *it
+    cdef Py_ssize_t *h
+    if keys == NULL or idx == NULL or hist == NULL:
+        free(keys)
+        free(idx)
+        free(hist)
+        return -1
+    ka = keys
+    kb = keys + n
+    ia = idx
+    ib = idx + n
+    for i in range(n):
+        memcpy(&u, &v[i], sizeof(uint64_t))
+        u = (~u) if (u & sign) else (u | sign)
+        ka[i] = u
+        ia[i] = i
+        for p in range(RADIX_PASSES):
+            hist[p * RADIX_BUCKETS + ((u >> (p * RADIX_BITS)) & mask)] += 1
+    for p in range(RADIX_PASSES):
+        h = hist + p * RADIX_BUCKETS
+        shift = p * RADIX_BITS
+        if h[(ka[0] >> shift) & mask] == n:
+            continue        # one digit value: this pass would not move anything
+        total = 0
+        for i in range(RADIX_BUCKETS):
+            pos = h[i]
+            h[i] = total
+            total += pos
+        for i in range(n):
+            u = ka[i]
+            pos = h[(u >> shift) & mask]
+            h[(u >> shift) & mask] = pos + 1
+            kb[pos] = u
+            ib[pos] = ia[i]
+        kt = ka
+        ka = kb
+        kb = kt
+        it = ia
+        ia = ib
+        ib = it
+    for i in range(n):
+        u = ka[i]
+        u = (u ^ sign) if (u & sign) else (~u)
+        memcpy(&sorted_out[i], &u, sizeof(double))
+        order_out[i] = ia[i]
+    free(keys)
+    free(idx)
+    free(hist)
+    return 0
+
+
+def sort_rows_with_order(const double[:, ::1] rows):
+    """(sorted copies of the rows, the orders that sort them), parallel over rows for many
+    rows; equal values may come in any order (the estimators do not depend on it)."""
+    cdef Py_ssize_t m = rows.shape[0], n = rows.shape[1], r
+    cdef int fail = 0
+    cdef int *failp = &fail
+    sorted_rows = np.empty((m, n), dtype=np.float64)
+    orders = np.empty((m, n), dtype=np.intp)
+    cdef double[:, ::1] sv = sorted_rows
+    cdef Py_ssize_t[:, ::1] ov = orders
+    if m == 0 or n == 0:
+        return sorted_rows, orders
+    with nogil:
+        if m == 1 or est_threads(m * n) == 1:
+            for r in range(m):
+                if radix_argsort_row(&rows[r, 0], n, &sv[r, 0], &ov[r, 0]) != 0:
+                    fail = 1
+        else:
+            for r in prange(m, schedule='dynamic', num_threads=num_threads_for(m)):
+                if radix_argsort_row(&rows[r, 0], n, &sv[r, 0], &ov[r, 0]) != 0:
+                    failp[0] = 1
+    if fail != 0:
+        raise MemoryError("fastinfo: out of memory in the sort")
+    return sorted_rows, orders

@@ -598,7 +598,7 @@ cdef inline void marginal_free(Marginal *m) noexcept nogil:
 #
 # A G x G grid over marginal quantile bins: column c holds the points whose x rank lies in
 # [ceil(c n / G), ceil((c + 1) n / G)) (bin = floor(rank G / n)), rows likewise for y, so any
-# distribution gives about n / G**2 (~2k) points per cell on average. Points are stored
+# distribution gives about n / G**2 (~0.75 k; tuned) points per cell on average. Points are stored
 # cell-contiguous (cell id = row * G + column; a row of cells is one contiguous range). Column c's
 # values lie in [xlo[c], xhi[c]] (the sorted values at its first and last rank).
 # kNN of a point: scan its cell, then grow the window of cells one strip at a time on the side
@@ -647,7 +647,7 @@ cdef inline void grid2_free(Grid2 *g) noexcept nogil:
 
 
 # Target mean points per cell, in units of k (a module variable so that benchmarks can tune it).
-cdef double GRID2_FILL = 2.0
+cdef double GRID2_FILL = 0.75
 
 
 def _set_grid2_fill(double fill):
@@ -712,7 +712,7 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     return 0
 
 
-cdef inline void _grid2_scan(const Grid2 *g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t qs,
+cdef inline void _grid2_scan(const Grid2 *g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t q,
                              double q0, double q1, int k, double *best_d, Py_ssize_t *best_p,
                              Py_ssize_t *best_i) noexcept nogil:
     cdef Py_ssize_t p
@@ -721,7 +721,7 @@ cdef inline void _grid2_scan(const Grid2 *g, Py_ssize_t a, Py_ssize_t b, Py_ssiz
         da = fabs(g.pts[2 * p] - q0)
         db = fabs(g.pts[2 * p + 1] - q1)
         dist = da if da > db else db
-        if dist > best_d[k - 1] or g.pid[p] == qs:
+        if dist > best_d[k - 1] or p == q:
             continue
         _knn_insert(dist, p, g.pid[p], k, best_d, best_p, best_i)
 
@@ -731,7 +731,7 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
     """The k nearest neighbours of the point at storage position ``q`` (itself excluded), in the
     order (distance, sample index): storage positions in best_p, sample indices in best_i.
     Returns the k-th distance. Needs n > k."""
-    cdef Py_ssize_t G = g.G, cell = g.pcell[q], qs = g.pid[q], cl, cr, cb, ct, c
+    cdef Py_ssize_t G = g.G, cell = g.pcell[q], cl, cr, cb, ct, c
     cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1]
     cdef double dl, dr, db, dt, m
     cdef int j, side
@@ -743,7 +743,7 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
     cr = cl
     cb = cell // G
     ct = cb
-    _grid2_scan(g, g.cell_start[cell], g.cell_start[cell + 1], qs, q0, q1, k, best_d, best_p, best_i)
+    _grid2_scan(g, g.cell_start[cell], g.cell_start[cell + 1], q, q0, q1, k, best_d, best_p, best_i)
     while True:
         dl = (q0 - g.xhi[cl - 1]) if cl > 0 else INFINITY
         dr = (g.xlo[cr + 1] - q0) if cr < G - 1 else INFINITY
@@ -765,19 +765,19 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
         if side == 0:
             cl -= 1
             for c in range(cb, ct + 1):
-                _grid2_scan(g, g.cell_start[c * G + cl], g.cell_start[c * G + cl + 1], qs, q0, q1,
+                _grid2_scan(g, g.cell_start[c * G + cl], g.cell_start[c * G + cl + 1], q, q0, q1,
                             k, best_d, best_p, best_i)
         elif side == 1:
             cr += 1
             for c in range(cb, ct + 1):
-                _grid2_scan(g, g.cell_start[c * G + cr], g.cell_start[c * G + cr + 1], qs, q0, q1,
+                _grid2_scan(g, g.cell_start[c * G + cr], g.cell_start[c * G + cr + 1], q, q0, q1,
                             k, best_d, best_p, best_i)
         elif side == 2:
             cb -= 1
-            _grid2_scan(g, g.cell_start[cb * G + cl], g.cell_start[cb * G + cr + 1], qs, q0, q1,
+            _grid2_scan(g, g.cell_start[cb * G + cl], g.cell_start[cb * G + cr + 1], q, q0, q1,
                         k, best_d, best_p, best_i)
         else:
             ct += 1
-            _grid2_scan(g, g.cell_start[ct * G + cl], g.cell_start[ct * G + cr + 1], qs, q0, q1,
+            _grid2_scan(g, g.cell_start[ct * G + cl], g.cell_start[ct * G + cr + 1], q, q0, q1,
                         k, best_d, best_p, best_i)
     return best_d[k - 1]
