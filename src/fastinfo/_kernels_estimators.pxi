@@ -117,6 +117,76 @@ cdef inline double _ksg_term(const Py_ssize_t *counts, const double *signs, int 
     return term
 
 
+cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double *ys,
+                                  Py_ssize_t q, int k, int algorithm, double *best_d,
+                                  Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
+    """The KSG term of the point at grid position q, in one go: its k neighbours, then its two
+    marginal counts by galloping in the sorted values from its ranks (the same integers as
+    marginal_count_all computes, so the same term as ksg_pass with the KD-tree)."""
+    cdef Py_ssize_t n = g.n, cx, cy
+    cdef int j
+    cdef double eps, e0, e1, diff
+    cdef const double *qp
+    cdef const double *pp
+    eps = grid2_knn(g, q, k, best_d, best_p, best_i)
+    if algorithm == 1:
+        cx = sorted_count_from_rank(xs, n, g.prank[2 * q], eps, True)
+        cy = sorted_count_from_rank(ys, n, g.prank[2 * q + 1], eps, True)
+        return digamma_int(cx + 1) + digamma_int(cy + 1)
+    qp = &g.pts[2 * q]
+    e0 = 0.0
+    e1 = 0.0
+    for j in range(k):
+        pp = &g.pts[2 * best_p[j]]
+        diff = fabs(pp[0] - qp[0])
+        if diff > e0:
+            e0 = diff
+        diff = fabs(pp[1] - qp[1])
+        if diff > e1:
+            e1 = diff
+    cx = sorted_count_from_rank(xs, n, g.prank[2 * q], e0, False)
+    cy = sorted_count_from_rank(ys, n, g.prank[2 * q + 1], e1, False)
+    return digamma_int(cx) + digamma_int(cy)
+
+
+cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k, int algorithm,
+                       double *terms, int nt) noexcept nogil:
+    """terms[i] for each sample i of the grid (1-D x and y, sorted values xs and ys), one fused
+    loop over the grid positions (parallel with nt > 1). Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = g.n, q
+    cdef int fail = 0
+    cdef int *failp = &fail
+    cdef double *best_d = NULL
+    cdef Py_ssize_t *best_p = NULL
+    cdef Py_ssize_t *best_i = NULL
+    if nt <= 1:
+        best_d = <double *>malloc(k * sizeof(double))
+        best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+        best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+        if best_d == NULL or best_p == NULL or best_i == NULL:
+            fail = 1
+        else:
+            for q in range(n):
+                terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, q, k, algorithm, best_d, best_p, best_i)
+        free(best_d)
+        free(best_p)
+        free(best_i)
+        return -fail
+    with parallel(num_threads=nt):
+        best_d = <double *>malloc(k * sizeof(double))
+        best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+        best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+        for q in prange(n, schedule='dynamic', chunksize=256):
+            if best_d == NULL or best_p == NULL or best_i == NULL:
+                failp[0] = 1
+                continue
+            terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, q, k, algorithm, best_d, best_p, best_i)
+        free(best_d)
+        free(best_p)
+        free(best_i)
+    return -fail
+
+
 cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const double *signs, int n_marg,
                   const Py_ssize_t *to_joint1, int k, int algorithm, double *terms,
                   int nt) noexcept nogil:
@@ -140,9 +210,14 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const d
     cdef Py_ssize_t *best_i = NULL
     cdef Py_ssize_t *stack = NULL
     cdef double *stack_d = NULL
-    cdef double *radius = <double *>calloc(2 * n, sizeof(double))
-    cdef Py_ssize_t *counts = <Py_ssize_t *>calloc(n_marg * n, sizeof(Py_ssize_t))
+    cdef double *radius = NULL
+    cdef Py_ssize_t *counts = NULL
     cdef bint strict = algorithm == 1
+    if grid != NULL:
+        return grid_ksg_pass(grid, margs[0].sorted_values, margs[1].sorted_values, k, algorithm,
+                             terms, nt)
+    radius = <double *>calloc(2 * n, sizeof(double))
+    counts = <Py_ssize_t *>calloc(n_marg * n, sizeof(Py_ssize_t))
     if radius == NULL or counts == NULL:
         free(radius)
         free(counts)

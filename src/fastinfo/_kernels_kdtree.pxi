@@ -619,6 +619,7 @@ cdef struct Grid2:
     double *pts              # (n, 2) cell-contiguous
     Py_ssize_t *pid          # storage position -> sample index
     Py_ssize_t *pcell        # storage position -> cell id
+    Py_ssize_t *prank        # (n, 2) storage position -> ranks in the sorted x and y values
 
 
 cdef inline void grid2_init(Grid2 *g) noexcept nogil:
@@ -632,6 +633,7 @@ cdef inline void grid2_init(Grid2 *g) noexcept nogil:
     g.pts = NULL
     g.pid = NULL
     g.pcell = NULL
+    g.prank = NULL
 
 
 cdef inline void grid2_free(Grid2 *g) noexcept nogil:
@@ -643,6 +645,7 @@ cdef inline void grid2_free(Grid2 *g) noexcept nogil:
     free(g.pts)
     free(g.pid)
     free(g.pcell)
+    free(g.prank)
     grid2_init(g)
 
 
@@ -678,8 +681,9 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     g.pts = <double *>malloc(max(2 * n, 1) * sizeof(double))
     g.pid = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
     g.pcell = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
+    g.prank = <Py_ssize_t *>malloc(max(2 * n, 1) * sizeof(Py_ssize_t))
     if (g.xlo == NULL or g.xhi == NULL or g.ylo == NULL or g.yhi == NULL or g.cell_start == NULL
-            or g.pts == NULL or g.pid == NULL or g.pcell == NULL):
+            or g.pts == NULL or g.pid == NULL or g.pcell == NULL or g.prank == NULL):
         grid2_free(g)
         return -1
     for c in range(G):
@@ -703,6 +707,8 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
         g.pts[2 * pos] = x[i]
         g.pts[2 * pos + 1] = y[i]
         g.pid[pos] = i
+        g.prank[2 * pos] = rx[i]
+        g.prank[2 * pos + 1] = ry[i]
     for c in range(n_cells, 0, -1):
         g.cell_start[c] = g.cell_start[c - 1]
     g.cell_start[0] = 0
