@@ -50,6 +50,7 @@ cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, Py_ssize_t q, P
     """The k-NN radius (algorithm 1) or the two per-marginal radii (algorithm 2) of the point
     at joint tree (or grid) position q, stored by sample index."""
     cdef Py_ssize_t n, D, i, c
+    cdef Py_ssize_t win[4]
     cdef int j
     cdef double eps, e0, e1, diff
     cdef const double *pts
@@ -59,7 +60,7 @@ cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, Py_ssize_t q, P
         n = grid.n
         D = 2
         pts = grid.pts
-        eps = grid2_knn(grid, q, k, best_d, best_p, best_i)
+        eps = grid2_knn(grid, q, k, best_d, best_p, best_i, win)
         i = grid.pid[q]
     else:
         n = jt.n
@@ -121,17 +122,19 @@ cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double
                                   Py_ssize_t q, int k, int algorithm, double *best_d,
                                   Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
     """The KSG term of the point at grid position q, in one go: its k neighbours, then its two
-    marginal counts by galloping in the sorted values from its ranks (the same integers as
+    marginal counts by bisection in the sorted values, from its ranks, within the ranks of the
+    final search window (the same integers as
     marginal_count_all computes, so the same term as ksg_pass with the KD-tree)."""
     cdef Py_ssize_t n = g.n, cx, cy
+    cdef Py_ssize_t win[4]
     cdef int j
     cdef double eps, e0, e1, diff
     cdef const double *qp
     cdef const double *pp
-    eps = grid2_knn(g, q, k, best_d, best_p, best_i)
+    eps = grid2_knn(g, q, k, best_d, best_p, best_i, win)
     if algorithm == 1:
-        cx = sorted_count_from_rank(xs, n, g.prank[2 * q], eps, True)
-        cy = sorted_count_from_rank(ys, n, g.prank[2 * q + 1], eps, True)
+        cx = sorted_count_in_window(xs, win[0], win[1], g.prank[2 * q], eps, True)
+        cy = sorted_count_in_window(ys, win[2], win[3], g.prank[2 * q + 1], eps, True)
         return digamma_int(cx + 1) + digamma_int(cy + 1)
     qp = &g.pts[2 * q]
     e0 = 0.0
@@ -144,8 +147,8 @@ cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double
         diff = fabs(pp[1] - qp[1])
         if diff > e1:
             e1 = diff
-    cx = sorted_count_from_rank(xs, n, g.prank[2 * q], e0, False)
-    cy = sorted_count_from_rank(ys, n, g.prank[2 * q + 1], e1, False)
+    cx = sorted_count_in_window(xs, win[0], win[1], g.prank[2 * q], e0, False)
+    cy = sorted_count_in_window(ys, win[2], win[3], g.prank[2 * q + 1], e1, False)
     return digamma_int(cx) + digamma_int(cy)
 
 
