@@ -119,11 +119,11 @@ cdef inline double _ksg_term(const Py_ssize_t *counts, const double *signs, int 
 
 
 cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double *ys,
-                                  Py_ssize_t q, int k, int algorithm, double *best_d,
+                                  const double *cxs, const double *cys, Py_ssize_t q, int k, int algorithm, double *best_d,
                                   Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
     """The KSG term of the point at grid position q, in one go: its k neighbours, then its two
-    marginal counts by bisection in the sorted values, from its ranks, within the ranks of the
-    final search window (the same integers as
+    marginal counts in the sorted values from its ranks, via their coarse samples (the same
+    integers as
     marginal_count_all computes, so the same term as ksg_pass with the KD-tree)."""
     cdef Py_ssize_t n = g.n, cx, cy
     cdef Py_ssize_t win[4]
@@ -133,8 +133,8 @@ cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double
     cdef const double *pp
     eps = grid2_knn(g, q, k, best_d, best_p, best_i, win)
     if algorithm == 1:
-        cx = sorted_count_in_window(xs, win[0], win[1], g.prank[2 * q], eps, True)
-        cy = sorted_count_in_window(ys, win[2], win[3], g.prank[2 * q + 1], eps, True)
+        cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], eps, True)
+        cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], eps, True)
         return digamma_int(cx + 1) + digamma_int(cy + 1)
     qp = &g.pts[2 * q]
     e0 = 0.0
@@ -147,8 +147,8 @@ cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double
         diff = fabs(pp[1] - qp[1])
         if diff > e1:
             e1 = diff
-    cx = sorted_count_in_window(xs, win[0], win[1], g.prank[2 * q], e0, False)
-    cy = sorted_count_in_window(ys, win[2], win[3], g.prank[2 * q + 1], e1, False)
+    cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], e0, False)
+    cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], e1, False)
     return digamma_int(cx) + digamma_int(cy)
 
 
@@ -162,6 +162,12 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
     cdef double *best_d = NULL
     cdef Py_ssize_t *best_p = NULL
     cdef Py_ssize_t *best_i = NULL
+    cdef double *cxs = coarse_sample(xs, n)
+    cdef double *cys = coarse_sample(ys, n)
+    if cxs == NULL or cys == NULL:
+        free(cxs)
+        free(cys)
+        return -1
     if nt <= 1:
         best_d = <double *>malloc(k * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
@@ -170,10 +176,13 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
             fail = 1
         else:
             for q in range(n):
-                terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, q, k, algorithm, best_d, best_p, best_i)
+                terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
+                                                 best_p, best_i)
         free(best_d)
         free(best_p)
         free(best_i)
+        free(cxs)
+        free(cys)
         return -fail
     with parallel(num_threads=nt):
         best_d = <double *>malloc(k * sizeof(double))
@@ -183,10 +192,13 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
             if best_d == NULL or best_p == NULL or best_i == NULL:
                 failp[0] = 1
                 continue
-            terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, q, k, algorithm, best_d, best_p, best_i)
+            terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
+                                             best_p, best_i)
         free(best_d)
         free(best_p)
         free(best_i)
+    free(cxs)
+    free(cys)
     return -fail
 
 

@@ -825,3 +825,67 @@ cdef inline Py_ssize_t sorted_count_in_window(const double *s, Py_ssize_t lo, Py
         base = base if p else base + half
         length = half if p else length - half
     return right - base
+
+
+
+cdef enum:
+    COARSE_STRIDE = 32      # sorted_count_coarse: one sampled value per 32 (small, cache-resident)
+
+
+cdef inline Py_ssize_t sorted_count_coarse(const double *s, const double *coarse, Py_ssize_t n,
+                                           Py_ssize_t rank, double r, bint strict) noexcept nogil:
+    """sorted_count_from_rank using ``coarse[t] = s[32 t]``: bisection on the small sampled
+    array (its cache lines stay hot), then one branch-free count over a 32-value block of s per
+    end. The same monotone predicates, so the same count."""
+    cdef double v = s[rank]
+    cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE
+    cdef Py_ssize_t base, length, half, mid, j, stop, right, first
+    cdef bint p
+    if strict and r <= 0.0:
+        return 0
+    # right end: last coarse t >= rank // 32 with (coarse[t] - v) within r (true at the first)
+    base = rank // COARSE_STRIDE
+    length = nc - base
+    while length > 1:
+        half = length >> 1
+        mid = base + half
+        p = (coarse[mid] - v < r) if strict else (coarse[mid] - v <= r)
+        base = mid if p else base
+        length = (length - half) if p else half
+    right = base * COARSE_STRIDE
+    stop = right + COARSE_STRIDE
+    if stop > n:
+        stop = n
+    base = right
+    for j in range(base + 1, stop):
+        right += ((s[j] - v < r) if strict else (s[j] - v <= r))
+    # left end: t_false = number of coarse t <= rank // 32 with (v - coarse[t]) NOT within r
+    base = 0
+    length = rank // COARSE_STRIDE + 1
+    while length > 0:
+        half = length >> 1
+        mid = base + half
+        p = (v - coarse[mid] < r) if strict else (v - coarse[mid] <= r)
+        base = base if p else mid + 1
+        length = half if p else length - half - 1
+    if base == 0:
+        first = 0
+    else:
+        base = (base - 1) * COARSE_STRIDE + 1
+        stop = base + COARSE_STRIDE - 1
+        if stop > rank:
+            stop = rank
+        first = base
+        for j in range(base, stop):
+            first += not ((v - s[j] < r) if strict else (v - s[j] <= r))
+    return right - first
+
+
+cdef double *coarse_sample(const double *s, Py_ssize_t n) noexcept nogil:
+    """coarse[t] = s[32 t] (malloc'd; NULL when out of memory)."""
+    cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE, t
+    cdef double *c = <double *>malloc(max(nc, 1) * sizeof(double))
+    if c != NULL:
+        for t in range(nc):
+            c[t] = s[t * COARSE_STRIDE]
+    return c
