@@ -420,3 +420,19 @@ def test_radix_sort_rows_sorts_and_orders():
         assert fi.mutual_info_ksg(x, y) == want
     finally:
         est._RADIX_SORT_MIN = old
+
+
+def test_general_path_parallel_region_multidimensional_marginal():
+    # above the serial threshold: the fused parallel KSG pass with a KD-tree marginal (2-D x)
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(seed("fused-2d"))
+    x, y = gaussian_pair(rng, 40_000, 2, 1)
+    x = np.round(4 * x) / 4  # ties
+
+    def run():
+        return [fi.mutual_info_ksg(x, y), fi.mutual_info_ksg(x, y, algorithm=2)]
+
+    default = run()
+    with threadpool_limits(1, "openmp"):
+        assert run() == default
