@@ -50,7 +50,6 @@ cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, Py_ssize_t q, P
     """The k-NN radius (algorithm 1) or the two per-marginal radii (algorithm 2) of the point
     at joint tree (or grid) position q, stored by sample index."""
     cdef Py_ssize_t n, D, i, c
-    cdef Py_ssize_t win[4]
     cdef int j
     cdef double eps, e0, e1, diff
     cdef const double *pts
@@ -60,7 +59,7 @@ cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, Py_ssize_t q, P
         n = grid.n
         D = 2
         pts = grid.pts
-        eps = grid2_knn(grid, q, k, best_d, best_p, best_i, win)
+        eps = grid2_knn(grid, q, k, best_d, best_p, best_i)
         i = grid.pid[q]
     else:
         n = jt.n
@@ -126,12 +125,11 @@ cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double
     integers as
     marginal_count_all computes, so the same term as ksg_pass with the KD-tree)."""
     cdef Py_ssize_t n = g.n, cx, cy
-    cdef Py_ssize_t win[4]
     cdef int j
     cdef double eps, e0, e1, diff
     cdef const double *qp
     cdef const double *pp
-    eps = grid2_knn(g, q, k, best_d, best_p, best_i, win)
+    eps = grid2_knn(g, q, k, best_d, best_p, best_i)
     if algorithm == 1:
         cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], eps, True)
         cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], eps, True)

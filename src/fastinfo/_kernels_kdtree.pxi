@@ -733,12 +733,10 @@ cdef inline void _grid2_scan(const Grid2 *g, Py_ssize_t a, Py_ssize_t b, Py_ssiz
 
 
 cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ssize_t *best_p,
-                      Py_ssize_t *best_i, Py_ssize_t *rank_window) noexcept nogil:
+                      Py_ssize_t *best_i) noexcept nogil:
     """The k nearest neighbours of the point at storage position ``q`` (itself excluded), in the
     order (distance, sample index): storage positions in best_p, sample indices in best_i.
-    Returns the k-th distance. Needs n > k. rank_window (4 values): the x ranks [0], [1]) and
-    the y ranks [2], [3]) of the final window; every point whose x (or y) is within the k-th
-    distance of the query's (strict or not) has its x (y) rank in that range."""
+    Returns the k-th distance. Needs n > k."""
     cdef Py_ssize_t G = g.G, cell = g.pcell[q], cl, cr, cb, ct, c
     cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1]
     cdef double dl, dr, db, dt, m
@@ -788,44 +786,7 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
             ct += 1
             _grid2_scan(g, g.cell_start[ct * G + cl], g.cell_start[ct * G + cr + 1], q, q0, q1,
                         k, best_d, best_p, best_i)
-    rank_window[0] = (cl * g.n + G - 1) // G
-    rank_window[1] = ((cr + 1) * g.n + G - 1) // G
-    rank_window[2] = (cb * g.n + G - 1) // G
-    rank_window[3] = ((ct + 1) * g.n + G - 1) // G
     return best_d[k - 1]
-
-
-cdef inline Py_ssize_t sorted_count_in_window(const double *s, Py_ssize_t lo, Py_ssize_t hi,
-                                              Py_ssize_t rank, double r, bint strict) noexcept nogil:
-    """sorted_count_from_rank when every j within r of s[rank] is known to lie in [lo, hi):
-    two branch-free bisections of that window (same predicates, so the same count)."""
-    cdef double v = s[rank]
-    cdef Py_ssize_t base, length, half, mid
-    cdef bint p
-    cdef Py_ssize_t right
-    if strict and r <= 0.0:
-        return 0
-    # last j in [rank, hi) with (s[j] - v) within r (true at rank, monotone decreasing)
-    base = rank
-    length = hi - rank
-    while length > 1:
-        half = length >> 1
-        mid = base + half
-        p = (s[mid] - v < r) if strict else (s[mid] - v <= r)
-        base = mid if p else base
-        length = (length - half) if p else half
-    right = base
-    # first j in [lo, rank] with (v - s[j]) within r (true at rank, monotone increasing)
-    base = lo
-    length = rank - lo + 1
-    while length > 1:
-        half = length >> 1
-        mid = base + half - 1
-        p = (v - s[mid] < r) if strict else (v - s[mid] <= r)
-        base = base if p else base + half
-        length = half if p else length - half
-    return right - base
-
 
 
 cdef enum:
