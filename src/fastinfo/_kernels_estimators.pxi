@@ -351,6 +351,12 @@ cdef inline int est_threads(Py_ssize_t n) noexcept nogil:
     return 1 if n < EST_PARALLEL_MIN else num_threads_for(n)
 
 
+cdef inline int est_threads_d(Py_ssize_t n, Py_ssize_t d) noexcept nogil:
+    """est_threads for k-NN work in d dimensions: a point costs ~8x more above 2 dimensions,
+    so those go parallel from 4096 points."""
+    return est_threads(n if d <= 2 else 8 * n)
+
+
 cdef double ordered_sum(const double *v, Py_ssize_t n) noexcept nogil:
     cdef double s = 0.0
     cdef Py_ssize_t i
@@ -375,7 +381,7 @@ def ksg_mean_terms(const double[:, ::1] joint,
     cdef Marginal *margs[2]
     cdef double signs[2]
     cdef int status = 0
-    cdef int nt = est_threads(n)
+    cdef int nt = est_threads_d(n, joint.shape[1])
     terms = np.empty(n, dtype=np.float64)
     cdef double[::1] tv = terms
     cdef double total
@@ -504,7 +510,7 @@ def cmi_mean_terms(const double[:, ::1] joint,
     cdef Marginal *margs[3]
     cdef double signs[3]
     cdef int status = 0
-    cdef int nt = est_threads(n)
+    cdef int nt = est_threads_d(n, joint.shape[1])
     cdef double[::1] empty_d = np.empty(0, dtype=np.float64)
     cdef Py_ssize_t[::1] empty_i = np.empty(0, dtype=np.intp)
     terms = np.empty(n, dtype=np.float64)
@@ -574,7 +580,7 @@ def knn_radius(const double[:, ::1] points, int k):
     cdef Py_ssize_t n = points.shape[0]
     cdef KDTree t
     cdef int status
-    cdef int nt = est_threads(n)
+    cdef int nt = est_threads_d(n, points.shape[1])
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] ov = out
     with nogil:
@@ -605,9 +611,9 @@ def knn_radius_grouped(const double[:, ::1] points, const Py_ssize_t[::1] offset
                 for i in range(s, e):
                     ov[i] = NAN
                 continue
-            status = kdtree_build(&t, &points[s, 0], e - s, d, KD_LEAF_SIZE, est_threads(e - s))
+            status = kdtree_build(&t, &points[s, 0], e - s, d, KD_LEAF_SIZE, est_threads_d(e - s, d))
             if status == 0:
-                status = knn_radius_pass(&t, <int>ks[g], &ov[0], s, est_threads(e - s))
+                status = knn_radius_pass(&t, <int>ks[g], &ov[0], s, est_threads_d(e - s, d))
             kdtree_free(&t)
             if status != 0:
                 break
