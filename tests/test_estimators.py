@@ -318,3 +318,121 @@ def test_permutation_test_batches_match_one_batch(monkeypatch):
     got = fi.mutual_info_test(x, y, n_permutations=25, random_state=5)
     assert got == want
     assert calls == [7, 7, 7, 4]
+
+
+# ----------------------------------------------------------------------------- 2-D grid path
+# Two 1-D marginals use a quantile-bin grid for the joint k-NN search instead of the KD-tree;
+# the private switch fastinfo._kernels._set_grid2 forces the KD-tree. Both must find the same
+# neighbours (tie-break by (distance, sample index)), so every result is bitwise the same.
+
+
+def _general_path(f):
+    from fastinfo import _kernels
+
+    old = _kernels._set_grid2(False)
+    try:
+        return f()
+    finally:
+        _kernels._set_grid2(old)
+
+
+def _pair_1d(kind, rng, n):
+    x = rng.normal(size=n)
+    y = 0.6 * x + 0.8 * rng.normal(size=n)
+    if kind == "ties":  # integer-valued: many exact distance ties
+        x, y = np.round(2 * x), np.round(2 * y)
+    elif kind == "duplicates":  # repeated rows
+        idx = rng.integers(0, n // 4 + 1, size=n)
+        x, y = x[idx], y[idx]
+    elif kind == "few_levels":  # x with 3 values, heavy-tailed y
+        x = rng.integers(0, 3, size=n).astype(np.float64)
+        y = rng.standard_cauchy(size=n)
+    elif kind == "identical":  # y == x: every point on the diagonal cells
+        y = x.copy()
+    return x, y
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "ties", "duplicates", "few_levels", "identical"])
+@pytest.mark.parametrize("algorithm", [1, 2])
+def test_grid_path_equals_general_path_bitwise(kind, algorithm):
+    rng = np.random.default_rng(seed("grid", kind, algorithm))
+    for n in (7, 60, 1000, 5000):
+        x, y = _pair_1d(kind, rng, n)
+        for k in (1, 3, 6):
+            got = fi.mutual_info_ksg(x, y, k=k, algorithm=algorithm)
+            want = _general_path(lambda: fi.mutual_info_ksg(x, y, k=k, algorithm=algorithm))
+            assert got == want or (np.isnan(got) and np.isnan(want)), (n, k, got, want)
+            if n <= 60:
+                assert close(got, ref.mutual_info_ksg_ref(x, y, k=k, algorithm=algorithm))
+
+
+def test_grid_path_large_parallel_equals_general_path():
+    # above the serial threshold (32768 points): the parallel region
+    rng = np.random.default_rng(seed("grid-large"))
+    x, y = _pair_1d("ties", rng, 40_000)
+    for algorithm in (1, 2):
+        got = fi.mutual_info_ksg(x, y, algorithm=algorithm)
+        assert got == _general_path(lambda: fi.mutual_info_ksg(x, y, algorithm=algorithm))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_grid_path_matrix_features_and_test_equal_general_path(ties):
+    rng = np.random.default_rng(seed("grid-multi", ties))
+    X = rng.normal(size=(800, 4))
+    X[:, 1] += X[:, 0]
+    if ties:
+        X = np.round(X)
+    y = X[:, 0] + rng.normal(size=800)
+    runs = [
+        lambda: fi.mutual_info_matrix(X, k=3),
+        lambda: fi.mutual_info_features(X, y, k=3),
+        lambda: np.array(fi.mutual_info_test(X[:, 0], X[:, 1], n_permutations=30, random_state=2)),
+    ]
+    for run in runs:
+        assert np.array_equal(run(), _general_path(run), equal_nan=True)
+
+
+def test_radix_sort_rows_sorts_and_orders():
+    from fastinfo import _kernels
+
+    rng = np.random.default_rng(seed("radix"))
+    rows = np.stack([
+        rng.normal(size=5000) * 10.0 ** rng.integers(-300, 300, size=5000),
+        np.round(rng.normal(size=5000)),  # ties, -0.0 and 0.0
+        np.concatenate([[-0.0, 0.0, -np.finfo(float).max, np.finfo(float).max, -5e-324, 5e-324],
+                        rng.exponential(size=4994)]),
+        np.full(5000, 3.5),
+    ])
+    sorted_rows, orders = _kernels.sort_rows_with_order(rows)
+    assert orders.dtype == np.intp and sorted_rows.shape == rows.shape
+    for r in range(rows.shape[0]):
+        assert np.array_equal(sorted_rows[r], np.sort(rows[r]))
+        assert np.array_equal(np.sort(orders[r]), np.arange(5000))
+        assert np.array_equal(rows[r][orders[r]], sorted_rows[r])
+    # the estimators do not depend on the order of tied values: radix (long rows) vs argsort
+    import fastinfo._estimators as est
+
+    x, y = _pair_1d("ties", rng, 3000)
+    want = fi.mutual_info_ksg(x, y)
+    old = est._RADIX_SORT_MIN
+    try:
+        est._RADIX_SORT_MIN = 10**9
+        assert fi.mutual_info_ksg(x, y) == want
+    finally:
+        est._RADIX_SORT_MIN = old
+
+
+def test_general_path_parallel_region_multidimensional_marginal():
+    # above the serial threshold: the fused parallel KSG pass with a KD-tree marginal (2-D x)
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(seed("fused-2d"))
+    x, y = gaussian_pair(rng, 40_000, 2, 1)
+    x = np.round(4 * x) / 4  # ties
+
+    def run():
+        return [fi.mutual_info_ksg(x, y), fi.mutual_info_ksg(x, y, algorithm=2)]
+
+    default = run()
+    with threadpool_limits(1, "openmp"):
+        assert run() == default

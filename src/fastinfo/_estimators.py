@@ -36,12 +36,19 @@ def _digamma(m):
     return _kernels.digamma_integer(int(m))
 
 
+_RADIX_SORT_MIN = 2048
+
+
 def _sorted_with_order(columns):
     """Sorted copies of the rows of ``columns`` (m, n) and the orders that sort them (the
-    kernels count neighbours in sorted order, galloping from each sample's position)."""
-    order = np.ascontiguousarray(np.argsort(columns, axis=1), dtype=np.intp)
-    sorted_columns = np.take_along_axis(columns, order, axis=1)
-    return sorted_columns, order
+    kernels count neighbours in sorted order, galloping from each sample's position). Short
+    rows: NumPy's argsort; long ones: the kernels' radix sort (faster; the order of equal values
+    differs, which no estimator depends on)."""
+    if columns.shape[1] < _RADIX_SORT_MIN:
+        order = np.ascontiguousarray(np.argsort(columns, axis=1), dtype=np.intp)
+        sorted_columns = np.take_along_axis(columns, order, axis=1)
+        return sorted_columns, order
+    return _kernels.sort_rows_with_order(np.ascontiguousarray(columns, dtype=np.float64))
 
 
 def _marginal(samples):

@@ -43,7 +43,164 @@ def digamma_integer(Py_ssize_t m):
     return digamma_int(m)
 
 
-cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n_marg,
+cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, Py_ssize_t q, Py_ssize_t d0,
+                            int k, int algorithm, double *radius, double *best_d,
+                            Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
+                            double *stack_d) noexcept nogil:
+    """The k-NN radius (algorithm 1) or the two per-marginal radii (algorithm 2) of the point
+    at joint tree (or grid) position q, stored by sample index."""
+    cdef Py_ssize_t n, D, i, c
+    cdef int j
+    cdef double eps, e0, e1, diff
+    cdef const double *pts
+    cdef const double *qp
+    cdef const double *pp
+    if grid != NULL:
+        n = grid.n
+        D = 2
+        pts = grid.pts
+        eps = grid2_knn(grid, q, k, best_d, best_p, best_i)
+        i = grid.pid[q]
+    else:
+        n = jt.n
+        D = jt.d
+        pts = jt.points
+        eps = kdtree_knn(jt, q, k, best_d, best_p, best_i, stack, stack_d)
+        i = jt.index[q]
+    if algorithm == 1:
+        radius[i] = eps
+        return
+    qp = &pts[q * D]
+    e0 = 0.0
+    e1 = 0.0
+    for j in range(k):
+        pp = &pts[best_p[j] * D]
+        for c in range(d0):
+            diff = fabs(pp[c] - qp[c])
+            if diff > e0:
+                e0 = diff
+        for c in range(d0, D):
+            diff = fabs(pp[c] - qp[c])
+            if diff > e1:
+                e1 = diff
+    radius[i] = e0
+    radius[n + i] = e1
+
+
+cdef inline void _marginal_count_one(const Marginal *m, Py_ssize_t q, const double *radius,
+                                     bint strict, const Py_ssize_t *to_joint, Py_ssize_t *out,
+                                     Py_ssize_t *stack) noexcept nogil:
+    """out[i] for the marginal's q-th point in its own order (sorted rank, or tree position)."""
+    cdef Py_ssize_t sample, i, c
+    if m.d == 1:
+        sample = m.order[q]
+        i = to_joint[sample] if to_joint != NULL else sample
+        out[i] = sorted_count_from_rank(m.sorted_values, m.n, q, radius[i], strict)
+        return
+    sample = m.tree.index[q]
+    i = to_joint[sample] if to_joint != NULL else sample
+    c = kdtree_count(&m.tree, &m.tree.points[q * m.d], radius[i], strict, stack)
+    # the sample itself is at distance 0
+    if (0.0 < radius[i]) if strict else True:
+        c = c - 1
+    out[i] = c
+
+
+cdef inline double _ksg_term(const Py_ssize_t *counts, const double *signs, int n_marg,
+                             Py_ssize_t n, Py_ssize_t i, int algorithm) noexcept nogil:
+    cdef double term = 0.0
+    cdef int mi
+    if algorithm != 1:
+        return digamma_int(counts[i]) + digamma_int(counts[n + i])
+    for mi in range(n_marg):
+        term = term + signs[mi] * digamma_int(counts[mi * n + i] + 1)
+    return term
+
+
+cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double *ys,
+                                  const double *cxs, const double *cys, Py_ssize_t q, int k, int algorithm, double *best_d,
+                                  Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
+    """The KSG term of the point at grid position q, in one go: its k neighbours, then its two
+    marginal counts in the sorted values from its ranks, via their coarse samples (the same
+    integers as
+    marginal_count_all computes, so the same term as ksg_pass with the KD-tree)."""
+    cdef Py_ssize_t n = g.n, cx, cy
+    cdef int j
+    cdef double eps, e0, e1, diff
+    cdef const double *qp
+    cdef const double *pp
+    eps = grid2_knn(g, q, k, best_d, best_p, best_i)
+    if algorithm == 1:
+        cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], eps, True)
+        cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], eps, True)
+        return digamma_int(cx + 1) + digamma_int(cy + 1)
+    qp = &g.pts[2 * q]
+    e0 = 0.0
+    e1 = 0.0
+    for j in range(k):
+        pp = &g.pts[2 * best_p[j]]
+        diff = fabs(pp[0] - qp[0])
+        if diff > e0:
+            e0 = diff
+        diff = fabs(pp[1] - qp[1])
+        if diff > e1:
+            e1 = diff
+    cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], e0, False)
+    cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], e1, False)
+    return digamma_int(cx) + digamma_int(cy)
+
+
+cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k, int algorithm,
+                       double *terms, int nt) noexcept nogil:
+    """terms[i] for each sample i of the grid (1-D x and y, sorted values xs and ys), one fused
+    loop over the grid positions (parallel with nt > 1). Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = g.n, q
+    cdef int fail = 0
+    cdef int *failp = &fail
+    cdef double *best_d = NULL
+    cdef Py_ssize_t *best_p = NULL
+    cdef Py_ssize_t *best_i = NULL
+    cdef double *cxs = coarse_sample(xs, n)
+    cdef double *cys = coarse_sample(ys, n)
+    if cxs == NULL or cys == NULL:
+        free(cxs)
+        free(cys)
+        return -1
+    if nt <= 1:
+        best_d = <double *>malloc(k * sizeof(double))
+        best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+        best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+        if best_d == NULL or best_p == NULL or best_i == NULL:
+            fail = 1
+        else:
+            for q in range(n):
+                terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
+                                                 best_p, best_i)
+        free(best_d)
+        free(best_p)
+        free(best_i)
+        free(cxs)
+        free(cys)
+        return -fail
+    with parallel(num_threads=nt):
+        best_d = <double *>malloc(k * sizeof(double))
+        best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+        best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+        for q in prange(n, schedule='dynamic', chunksize=256):
+            if best_d == NULL or best_p == NULL or best_i == NULL:
+                failp[0] = 1
+                continue
+            terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
+                                             best_p, best_i)
+        free(best_d)
+        free(best_p)
+        free(best_i)
+    free(cxs)
+    free(cys)
+    return -fail
+
+
+cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const double *signs, int n_marg,
                   const Py_ssize_t *to_joint1, int k, int algorithm, double *terms,
                   int nt) noexcept nogil:
     """terms[i] for each sample i (stored by sample index, so that the fixed-order sum does not
@@ -51,90 +208,153 @@ cdef int ksg_pass(const KDTree *jt, Marginal **margs, const double *signs, int n
     algorithm 1: sum_m signs[m] * psi(n_m(i) + 1), n_m strict counts within eps_i;
     algorithm 2 (two marginals, the joint holding marginal 0's coordinates first):
     psi(n_0(i)) + psi(n_1(i)), non-strict counts within the largest per-marginal distance among
-    the k neighbours. Marginal 1's sample s belongs to joint sample to_joint1[s] (NULL: s).
+    the k neighbours. The joint k-NN search uses ``grid`` when not NULL (two 1-D marginals),
+    else the KD-tree ``jt``: the same neighbours, so bitwise the same terms. Marginal 1's sample s belongs to joint sample to_joint1[s] (NULL: s).
     Three phases: the k-NN radii (joint tree order), the counts of each marginal (in its own
-    order), the digamma terms (sample order). Returns 0, or -1 when out of memory."""
-    cdef Py_ssize_t n = jt.n, D = jt.d, q, i, c
+    order), the digamma terms (sample order). With nt > 1 the phases are loops of ONE parallel
+    region (a region start costs a full thread wake-up, which a loaded machine makes slow);
+    with nt == 1 plain loops. Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = grid.n if grid != NULL else jt.n, q, i
     cdef Py_ssize_t d0 = margs[0].d
-    cdef int fail = 0, j, mi, status = 0
+    cdef int fail = 0, mi
     cdef int *failp = &fail
     cdef double *best_d = NULL
     cdef Py_ssize_t *best_p = NULL
     cdef Py_ssize_t *best_i = NULL
     cdef Py_ssize_t *stack = NULL
     cdef double *stack_d = NULL
-    cdef double eps, e0, e1, diff, term
-    cdef const double *qp
-    cdef const double *pp
-    cdef double *radius = <double *>malloc(2 * n * sizeof(double))
-    cdef Py_ssize_t *counts = <Py_ssize_t *>malloc(n_marg * n * sizeof(Py_ssize_t))
+    cdef double *radius = NULL
+    cdef Py_ssize_t *counts = NULL
+    cdef bint strict = algorithm == 1
+    if grid != NULL:
+        return grid_ksg_pass(grid, margs[0].sorted_values, margs[1].sorted_values, k, algorithm,
+                             terms, nt)
+    radius = <double *>calloc(2 * n, sizeof(double))
+    counts = <Py_ssize_t *>calloc(n_marg * n, sizeof(Py_ssize_t))
     if radius == NULL or counts == NULL:
         free(radius)
         free(counts)
         return -1
-    with parallel(num_threads=nt):
+    if nt <= 1:
         best_d = <double *>malloc(k * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
         best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
         stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
         stack_d = <double *>malloc(KD_STACK * sizeof(double))
-        for q in prange(n, schedule='dynamic', chunksize=256):
-            if best_d == NULL or best_p == NULL or best_i == NULL or stack == NULL or stack_d == NULL:
-                failp[0] = 1
-                continue
-            eps = kdtree_knn(jt, q, k, best_d, best_p, best_i, stack, stack_d)
-            i = jt.index[q]
-            if algorithm == 1:
-                radius[i] = eps
-            else:
-                qp = &jt.points[q * D]
-                e0 = 0.0
-                e1 = 0.0
-                for j in range(k):
-                    pp = &jt.points[best_p[j] * D]
-                    for c in range(d0):
-                        diff = fabs(pp[c] - qp[c])
-                        if diff > e0:
-                            e0 = diff
-                    for c in range(d0, D):
-                        diff = fabs(pp[c] - qp[c])
-                        if diff > e1:
-                            e1 = diff
-                radius[i] = e0
-                radius[n + i] = e1
+        if best_d == NULL or best_p == NULL or best_i == NULL or stack == NULL or stack_d == NULL:
+            fail = 1
+        else:
+            for q in range(n):
+                _ksg_query(jt, grid, q, d0, k, algorithm, radius, best_d, best_p, best_i, stack, stack_d)
+            for mi in range(n_marg):
+                for q in range(n):
+                    _marginal_count_one(margs[mi], q, radius + (n if (algorithm == 2 and mi == 1) else 0),
+                                        strict, to_joint1 if mi == 1 else NULL, counts + mi * n, stack)
+            for i in range(n):
+                terms[i] = _ksg_term(counts, signs, n_marg, n, i, algorithm)
         free(best_d)
         free(best_p)
         free(best_i)
         free(stack)
         free(stack_d)
-    if fail == 0:
-        for mi in range(n_marg):
-            status = marginal_count_all(margs[mi], radius + (n if (algorithm == 2 and mi == 1) else 0),
-                                        algorithm == 1, to_joint1 if mi == 1 else NULL,
-                                        counts + mi * n, nt)
-            if status != 0:
-                fail = 1
-                break
-    if fail == 0:
-        for i in prange(n, schedule='dynamic', chunksize=1024, num_threads=nt):
-            if algorithm == 1:
-                term = 0.0
-                for mi in range(n_marg):
-                    term = term + signs[mi] * digamma_int(counts[mi * n + i] + 1)
-                terms[i] = term
-            else:
-                terms[i] = digamma_int(counts[i]) + digamma_int(counts[n + i])
+    else:
+        with parallel(num_threads=nt):
+            best_d = <double *>malloc(k * sizeof(double))
+            best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+            best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
+            stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
+            stack_d = <double *>malloc(KD_STACK * sizeof(double))
+            if best_d == NULL or best_p == NULL or best_i == NULL or stack == NULL or stack_d == NULL:
+                failp[0] = 1
+            for q in prange(n, schedule='dynamic', chunksize=256):
+                if best_d == NULL or best_p == NULL or best_i == NULL or stack == NULL or stack_d == NULL:
+                    continue
+                _ksg_query(jt, grid, q, d0, k, algorithm, radius, best_d, best_p, best_i, stack, stack_d)
+            for q in prange(n_marg * n, schedule='dynamic', chunksize=512):
+                if stack == NULL:
+                    continue
+                mi = <int>(q // n)
+                _marginal_count_one(margs[mi], q - mi * n,
+                                    radius + (n if (algorithm == 2 and mi == 1) else 0),
+                                    strict, to_joint1 if mi == 1 else NULL, counts + mi * n, stack)
+            for i in prange(n, schedule='static'):
+                terms[i] = _ksg_term(counts, signs, n_marg, n, i, algorithm)
+            free(best_d)
+            free(best_p)
+            free(best_i)
+            free(stack)
+            free(stack_d)
     free(radius)
     free(counts)
     return -fail
 
+# Two 1-D marginals: the joint k-NN search on a Grid2 (see _kernels_kdtree.pxi) instead of a
+# KD-tree (same neighbours, so bitwise the same results); a private switch forces the KD-tree.
+cdef bint EST_USE_GRID2 = True
+
+
+def _set_grid2(bint on):
+    """Private: use (True) or bypass (False) the 2-D grid path; returns the previous setting."""
+    global EST_USE_GRID2
+    cdef bint old = EST_USE_GRID2
+    EST_USE_GRID2 = on
+    return old
+
+
+cdef int grid2_from_marginals(Grid2 *g, const double *x, const double *y, const Py_ssize_t *xo,
+                              const Py_ssize_t *yo, const double *xs, const double *ys,
+                              Py_ssize_t n, int k, const Py_ssize_t *perm) noexcept nogil:
+    """The grid over (x_i, y_i), or (x_i, y_perm[i]) when perm is not NULL; xo, yo: the orders
+    that sort x and y (xs, ys: the sorted values). Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t r, i
+    cdef int status
+    cdef Py_ssize_t *rx = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *ry = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *inv = NULL
+    cdef double *yv = NULL
+    grid2_init(g)
+    if perm != NULL:
+        inv = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
+        yv = <double *>malloc(max(n, 1) * sizeof(double))
+    if rx == NULL or ry == NULL or (perm != NULL and (inv == NULL or yv == NULL)):
+        free(rx)
+        free(ry)
+        free(inv)
+        free(yv)
+        return -1
+    for r in range(n):
+        rx[xo[r]] = r
+    if perm == NULL:
+        for r in range(n):
+            ry[yo[r]] = r
+        status = grid2_build(g, x, y, rx, ry, xs, ys, n, k)
+    else:
+        for r in range(n):
+            inv[yo[r]] = r
+        for i in range(n):
+            ry[i] = inv[perm[i]]
+            yv[i] = y[perm[i]]
+        status = grid2_build(g, x, yv, rx, ry, xs, ys, n, k)
+    free(rx)
+    free(ry)
+    free(inv)
+    free(yv)
+    return status
+
 
 cdef enum:
-    EST_PARALLEL_MIN = 4096   # fewer points: one thread (a parallel region costs more than it saves)
+    EST_PARALLEL_MIN = 32768  # fewer points: one thread (tuned on a loaded 2-core machine, where a
+                              # parallel region waiting for a descheduled thread costs ~10-100 ms)
 
 
 cdef inline int est_threads(Py_ssize_t n) noexcept nogil:
     return 1 if n < EST_PARALLEL_MIN else num_threads_for(n)
+
+
+cdef inline int est_threads_d(Py_ssize_t n, Py_ssize_t d) noexcept nogil:
+    """est_threads for k-NN work in d dimensions: a point costs ~8x more above 2 dimensions,
+    so those go parallel from 4096 points."""
+    return est_threads(n if d <= 2 else 8 * n)
 
 
 cdef double ordered_sum(const double *v, Py_ssize_t n) noexcept nogil:
@@ -155,11 +375,13 @@ def ksg_mean_terms(const double[:, ::1] joint,
     (algorithm 2); ``joint`` is ``[x | y]``."""
     cdef Py_ssize_t n = joint.shape[0]
     cdef KDTree jt
+    cdef Grid2 grid
+    cdef bint use_grid = EST_USE_GRID2 and x.shape[1] == 1 and y.shape[1] == 1
     cdef Marginal mx, my
     cdef Marginal *margs[2]
     cdef double signs[2]
     cdef int status = 0
-    cdef int nt = est_threads(n)
+    cdef int nt = est_threads_d(n, joint.shape[1])
     terms = np.empty(n, dtype=np.float64)
     cdef double[::1] tv = terms
     cdef double total
@@ -169,15 +391,23 @@ def ksg_mean_terms(const double[:, ::1] joint,
     margs[1] = &my
     kdtree_init(&mx.tree)
     kdtree_init(&my.tree)
+    kdtree_init(&jt)
+    grid2_init(&grid)
     with nogil:
-        status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], KD_LEAF_SIZE, nt)
+        if use_grid:
+            status = grid2_from_marginals(&grid, &x[0, 0], &y[0, 0], &x_order[0], &y_order[0],
+                                          &x_sorted[0], &y_sorted[0], n, k, NULL)
+        else:
+            status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], KD_LEAF_SIZE, nt)
         if status == 0:
             status = marginal_setup(&mx, x, x_sorted, x_order, nt)
         if status == 0:
             status = marginal_setup(&my, y, y_sorted, y_order, nt)
         if status == 0:
-            status = ksg_pass(&jt, margs, signs, 2, NULL, k, algorithm, &tv[0], nt)
+            status = ksg_pass(&jt, &grid if use_grid else NULL, margs, signs, 2, NULL, k,
+                              algorithm, &tv[0], nt)
         kdtree_free(&jt)
+        grid2_free(&grid)
         marginal_free(&mx)
         marginal_free(&my)
         total = ordered_sum(&tv[0], n)
@@ -206,6 +436,8 @@ def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorte
     cdef double *joint = NULL
     cdef double *terms = NULL
     cdef KDTree *jt = NULL
+    cdef Grid2 *grid = NULL
+    cdef bint use_grid = EST_USE_GRID2 and dx == 1 and dy == 1
     cdef Py_ssize_t *inverse = NULL
     out = np.empty(n_perm, dtype=np.float64)
     cdef double[::1] ov = out
@@ -224,27 +456,39 @@ def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorte
                 joint = <double *>malloc(n * D * sizeof(double))
                 terms = <double *>malloc(n * sizeof(double))
                 jt = <KDTree *>malloc(sizeof(KDTree))
+                grid = <Grid2 *>malloc(sizeof(Grid2))
                 inverse = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
                 for p in prange(n_perm, schedule='dynamic'):
-                    if joint == NULL or terms == NULL or jt == NULL or inverse == NULL:
+                    if joint == NULL or terms == NULL or jt == NULL or grid == NULL or inverse == NULL:
                         failp[0] = 1
                         continue
                     for i in range(n):
-                        for c in range(dx):
-                            joint[i * D + c] = x[i, c]
-                        for c in range(dy):
-                            joint[i * D + dx + c] = y[perms[p, i], c]
                         inverse[perms[p, i]] = i
-                    if kdtree_build(jt, joint, n, D, KD_LEAF_SIZE, 1) != 0:
-                        failp[0] = 1
-                        continue
-                    if ksg_pass(jt, margs, signs, 2, inverse, k, 1, terms, 1) != 0:
-                        failp[0] = 1
-                    kdtree_free(jt)
+                    if use_grid:
+                        if grid2_from_marginals(grid, &x[0, 0], &y[0, 0], &x_order[0], &y_order[0],
+                                                &x_sorted[0], &y_sorted[0], n, k, &perms[p, 0]) != 0:
+                            failp[0] = 1
+                            continue
+                        if ksg_pass(NULL, grid, margs, signs, 2, inverse, k, 1, terms, 1) != 0:
+                            failp[0] = 1
+                        grid2_free(grid)
+                    else:
+                        for i in range(n):
+                            for c in range(dx):
+                                joint[i * D + c] = x[i, c]
+                            for c in range(dy):
+                                joint[i * D + dx + c] = y[perms[p, i], c]
+                        if kdtree_build(jt, joint, n, D, KD_LEAF_SIZE, 1) != 0:
+                            failp[0] = 1
+                            continue
+                        if ksg_pass(jt, NULL, margs, signs, 2, inverse, k, 1, terms, 1) != 0:
+                            failp[0] = 1
+                        kdtree_free(jt)
                     ov[p] = ordered_sum(terms, n) / n
                 free(joint)
                 free(terms)
                 free(jt)
+                free(grid)
                 free(inverse)
         marginal_free(&mx)
         marginal_free(&my)
@@ -266,7 +510,7 @@ def cmi_mean_terms(const double[:, ::1] joint,
     cdef Marginal *margs[3]
     cdef double signs[3]
     cdef int status = 0
-    cdef int nt = est_threads(n)
+    cdef int nt = est_threads_d(n, joint.shape[1])
     cdef double[::1] empty_d = np.empty(0, dtype=np.float64)
     cdef Py_ssize_t[::1] empty_i = np.empty(0, dtype=np.intp)
     terms = np.empty(n, dtype=np.float64)
@@ -290,7 +534,7 @@ def cmi_mean_terms(const double[:, ::1] joint,
         if status == 0:
             status = marginal_setup(&mz, z, z_sorted, z_order, nt)
         if status == 0:
-            status = ksg_pass(&jt, margs, signs, 3, NULL, k, 1, &tv[0], nt)
+            status = ksg_pass(&jt, NULL, margs, signs, 3, NULL, k, 1, &tv[0], nt)
         kdtree_free(&jt)
         marginal_free(&mxz)
         marginal_free(&myz)
@@ -336,7 +580,7 @@ def knn_radius(const double[:, ::1] points, int k):
     cdef Py_ssize_t n = points.shape[0]
     cdef KDTree t
     cdef int status
-    cdef int nt = est_threads(n)
+    cdef int nt = est_threads_d(n, points.shape[1])
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] ov = out
     with nogil:
@@ -367,9 +611,9 @@ def knn_radius_grouped(const double[:, ::1] points, const Py_ssize_t[::1] offset
                 for i in range(s, e):
                     ov[i] = NAN
                 continue
-            status = kdtree_build(&t, &points[s, 0], e - s, d, KD_LEAF_SIZE, est_threads(e - s))
+            status = kdtree_build(&t, &points[s, 0], e - s, d, KD_LEAF_SIZE, est_threads_d(e - s, d))
             if status == 0:
-                status = knn_radius_pass(&t, <int>ks[g], &ov[0], s, est_threads(e - s))
+                status = knn_radius_pass(&t, <int>ks[g], &ov[0], s, est_threads_d(e - s, d))
             kdtree_free(&t)
             if status != 0:
                 break
@@ -412,6 +656,8 @@ def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_c
     cdef double *joint = NULL
     cdef double *terms = NULL
     cdef KDTree *jt = NULL
+    cdef Grid2 *grid = NULL
+    cdef bint use_grid = EST_USE_GRID2
     cdef Marginal *mx = NULL
     cdef Marginal *my = NULL
     cdef Marginal **margs = NULL
@@ -425,21 +671,32 @@ def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_c
         joint = <double *>malloc(2 * n * sizeof(double))
         terms = <double *>malloc(n * sizeof(double))
         jt = <KDTree *>malloc(sizeof(KDTree))
+        grid = <Grid2 *>malloc(sizeof(Grid2))
         mx = <Marginal *>malloc(sizeof(Marginal))
         my = <Marginal *>malloc(sizeof(Marginal))
         margs = <Marginal **>malloc(2 * sizeof(Marginal *))
         for p in prange(n_pairs, schedule='dynamic'):
-            if joint == NULL or terms == NULL or jt == NULL or mx == NULL or my == NULL or margs == NULL:
+            if (joint == NULL or terms == NULL or jt == NULL or grid == NULL or mx == NULL
+                    or my == NULL or margs == NULL):
                 failp[0] = 1
                 continue
             a = pairs[p, 0]
             b = pairs[p, 1]
-            for i in range(n):
-                joint[2 * i] = columns[a, i]
-                joint[2 * i + 1] = columns[b, i]
-            if kdtree_build(jt, joint, n, 2, KD_LEAF_SIZE, 1) != 0:
-                failp[0] = 1
-                continue
+            kdtree_init(jt)
+            grid2_init(grid)
+            if use_grid:
+                if grid2_from_marginals(grid, &columns[a, 0], &columns[b, 0], &orders[a, 0],
+                                        &orders[b, 0], &sorted_columns[a, 0],
+                                        &sorted_columns[b, 0], n, k, NULL) != 0:
+                    failp[0] = 1
+                    continue
+            else:
+                for i in range(n):
+                    joint[2 * i] = columns[a, i]
+                    joint[2 * i + 1] = columns[b, i]
+                if kdtree_build(jt, joint, n, 2, KD_LEAF_SIZE, 1) != 0:
+                    failp[0] = 1
+                    continue
             mx.n = n
             mx.d = 1
             mx.data = &columns[a, 0]
@@ -454,16 +711,120 @@ def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_c
             kdtree_init(&my.tree)
             margs[0] = mx
             margs[1] = my
-            if ksg_pass(jt, margs, signs, 2, NULL, k, 1, terms, 1) != 0:
+            if ksg_pass(jt if not use_grid else NULL, grid if use_grid else NULL, margs, signs, 2,
+                        NULL, k, 1, terms, 1) != 0:
                 failp[0] = 1
             kdtree_free(jt)
+            grid2_free(grid)
             ov[p] = ordered_sum(terms, n) / n
         free(joint)
         free(terms)
         free(jt)
+        free(grid)
         free(mx)
         free(my)
         free(margs)
     if fail != 0:
         raise MemoryError("fastinfo: out of memory in the KSG estimator")
     return out
+
+
+cdef enum:
+    RADIX_BITS = 11
+    RADIX_BUCKETS = 2048
+    RADIX_PASSES = 6        # 6 * 11 >= 64
+
+
+cdef int radix_argsort_row(const double *v, Py_ssize_t n, double *sorted_out,
+                           Py_ssize_t *order_out) noexcept nogil:
+    """sorted_out = v sorted ascending, order_out the order (v[order_out] == sorted_out):
+    LSD radix sort of (key, index) pairs on the float64 bit pattern mapped to an unsigned key
+    monotone in the value (negatives: all bits flipped; others: the sign bit set). Passes whose
+    digit is the same for all keys are skipped. Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t i, pos, total
+    cdef int p, shift
+    cdef uint64_t u, mask = RADIX_BUCKETS - 1
+    cdef uint64_t sign = (<uint64_t>1) << 63
+    cdef uint64_t *keys = <uint64_t *>malloc(2 * max(n, 1) * sizeof(uint64_t))
+    cdef Py_ssize_t *idx = <Py_ssize_t *>malloc(2 * max(n, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *hist = <Py_ssize_t *>calloc(RADIX_PASSES * RADIX_BUCKETS, sizeof(Py_ssize_t))
+    cdef uint64_t *ka
+    cdef uint64_t *kb
+    cdef uint64_t *kt
+    cdef Py_ssize_t *ia
+    cdef Py_ssize_t *ib
+    cdef Py_ssize_t *it
+    cdef Py_ssize_t *h
+    if keys == NULL or idx == NULL or hist == NULL:
+        free(keys)
+        free(idx)
+        free(hist)
+        return -1
+    ka = keys
+    kb = keys + n
+    ia = idx
+    ib = idx + n
+    for i in range(n):
+        memcpy(&u, &v[i], sizeof(uint64_t))
+        u = (~u) if (u & sign) else (u | sign)
+        ka[i] = u
+        ia[i] = i
+        for p in range(RADIX_PASSES):
+            hist[p * RADIX_BUCKETS + ((u >> (p * RADIX_BITS)) & mask)] += 1
+    for p in range(RADIX_PASSES):
+        h = hist + p * RADIX_BUCKETS
+        shift = p * RADIX_BITS
+        if h[(ka[0] >> shift) & mask] == n:
+            continue        # one digit value: this pass would not move anything
+        total = 0
+        for i in range(RADIX_BUCKETS):
+            pos = h[i]
+            h[i] = total
+            total += pos
+        for i in range(n):
+            u = ka[i]
+            pos = h[(u >> shift) & mask]
+            h[(u >> shift) & mask] = pos + 1
+            kb[pos] = u
+            ib[pos] = ia[i]
+        kt = ka
+        ka = kb
+        kb = kt
+        it = ia
+        ia = ib
+        ib = it
+    for i in range(n):
+        u = ka[i]
+        u = (u ^ sign) if (u & sign) else (~u)
+        memcpy(&sorted_out[i], &u, sizeof(double))
+        order_out[i] = ia[i]
+    free(keys)
+    free(idx)
+    free(hist)
+    return 0
+
+
+def sort_rows_with_order(const double[:, ::1] rows):
+    """(sorted copies of the rows, the orders that sort them), parallel over rows for many
+    rows; equal values may come in any order (the estimators do not depend on it)."""
+    cdef Py_ssize_t m = rows.shape[0], n = rows.shape[1], r
+    cdef int fail = 0
+    cdef int *failp = &fail
+    sorted_rows = np.empty((m, n), dtype=np.float64)
+    orders = np.empty((m, n), dtype=np.intp)
+    cdef double[:, ::1] sv = sorted_rows
+    cdef Py_ssize_t[:, ::1] ov = orders
+    if m == 0 or n == 0:
+        return sorted_rows, orders
+    with nogil:
+        if m == 1 or est_threads(m * n) == 1:
+            for r in range(m):
+                if radix_argsort_row(&rows[r, 0], n, &sv[r, 0], &ov[r, 0]) != 0:
+                    fail = 1
+        else:
+            for r in prange(m, schedule='dynamic', num_threads=num_threads_for(m)):
+                if radix_argsort_row(&rows[r, 0], n, &sv[r, 0], &ov[r, 0]) != 0:
+                    failp[0] = 1
+    if fail != 0:
+        raise MemoryError("fastinfo: out of memory in the sort")
+    return sorted_rows, orders

@@ -591,3 +591,262 @@ cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1
 
 cdef inline void marginal_free(Marginal *m) noexcept nogil:
     kdtree_free(&m.tree)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grid2: k-NN (max-norm) for a 2-D joint space of two 1-D marginals (the common KSG case).
+#
+# A G x G grid over marginal quantile bins: column c holds the points whose x rank lies in
+# [ceil(c n / G), ceil((c + 1) n / G)) (bin = floor(rank G / n)), rows likewise for y, so any
+# distribution gives about n / G**2 (~0.75 k; tuned) points per cell on average. Points are stored
+# cell-contiguous (cell id = row * G + column; a row of cells is one contiguous range). Column c's
+# values lie in [xlo[c], xhi[c]] (the sorted values at its first and last rank).
+# kNN of a point: scan its cell, then grow the window of cells one strip at a time on the side
+# whose outside is nearest, while that side's lower bound (e.g. fl(qx - xhi[left - 1]), exact
+# as a bound since fl(a - b) is monotone) is <= the current k-th distance. The neighbour buffer is
+# ordered by (distance, sample index) as in kdtree_knn, and every point within the final k-th
+# distance is scanned, so the k neighbours (hence every count built on them) are exactly
+# those of the KD-tree search.
+
+cdef struct Grid2:
+    Py_ssize_t n
+    Py_ssize_t G
+    double *xlo
+    double *xhi
+    double *ylo
+    double *yhi
+    Py_ssize_t *cell_start   # (G*G + 1,)
+    double *pts              # (n, 2) cell-contiguous
+    Py_ssize_t *pid          # storage position -> sample index
+    Py_ssize_t *pcell        # storage position -> cell id
+    Py_ssize_t *prank        # (n, 2) storage position -> ranks in the sorted x and y values
+
+
+cdef inline void grid2_init(Grid2 *g) noexcept nogil:
+    g.n = 0
+    g.G = 0
+    g.xlo = NULL
+    g.xhi = NULL
+    g.ylo = NULL
+    g.yhi = NULL
+    g.cell_start = NULL
+    g.pts = NULL
+    g.pid = NULL
+    g.pcell = NULL
+    g.prank = NULL
+
+
+cdef inline void grid2_free(Grid2 *g) noexcept nogil:
+    free(g.xlo)
+    free(g.xhi)
+    free(g.ylo)
+    free(g.yhi)
+    free(g.cell_start)
+    free(g.pts)
+    free(g.pid)
+    free(g.pcell)
+    free(g.prank)
+    grid2_init(g)
+
+
+# Target mean points per cell, in units of k (a module variable so that benchmarks can tune it).
+cdef double GRID2_FILL = 0.75
+
+
+def _set_grid2_fill(double fill):
+    global GRID2_FILL
+    GRID2_FILL = max(fill, 0.1)
+
+
+cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_t *rx,
+                     const Py_ssize_t *ry, const double *xs, const double *ys, Py_ssize_t n,
+                     int k) noexcept nogil:
+    """x, y: values in (joint) sample order; rx, ry: their ranks in the sorted copies xs, ys.
+    Returns 0, or -1 when out of memory (the grid is then freed)."""
+    cdef Py_ssize_t G, c, i, cell, pos, lo, hi, n_cells
+    grid2_init(g)
+    G = <Py_ssize_t>sqrt(<double>n / (GRID2_FILL * k))
+    if G < 1:
+        G = 1
+    if G > 2048:
+        G = 2048
+    n_cells = G * G
+    g.n = n
+    g.G = G
+    g.xlo = <double *>malloc(G * sizeof(double))
+    g.xhi = <double *>malloc(G * sizeof(double))
+    g.ylo = <double *>malloc(G * sizeof(double))
+    g.yhi = <double *>malloc(G * sizeof(double))
+    g.cell_start = <Py_ssize_t *>calloc(n_cells + 1, sizeof(Py_ssize_t))
+    g.pts = <double *>malloc(max(2 * n, 1) * sizeof(double))
+    g.pid = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
+    g.pcell = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
+    g.prank = <Py_ssize_t *>malloc(max(2 * n, 1) * sizeof(Py_ssize_t))
+    if (g.xlo == NULL or g.xhi == NULL or g.ylo == NULL or g.yhi == NULL or g.cell_start == NULL
+            or g.pts == NULL or g.pid == NULL or g.pcell == NULL or g.prank == NULL):
+        grid2_free(g)
+        return -1
+    for c in range(G):
+        lo = (c * n + G - 1) // G
+        hi = ((c + 1) * n + G - 1) // G - 1
+        g.xlo[c] = xs[lo]
+        g.xhi[c] = xs[hi]
+        g.ylo[c] = ys[lo]
+        g.yhi[c] = ys[hi]
+    # counting sort by cell (stable: sample order within a cell); pcell temporarily by sample
+    for i in range(n):
+        cell = (ry[i] * G // n) * G + rx[i] * G // n
+        g.pcell[i] = cell
+        g.cell_start[cell + 1] += 1
+    for c in range(n_cells):
+        g.cell_start[c + 1] += g.cell_start[c]
+    for i in range(n):
+        cell = g.pcell[i]
+        pos = g.cell_start[cell]
+        g.cell_start[cell] = pos + 1
+        g.pts[2 * pos] = x[i]
+        g.pts[2 * pos + 1] = y[i]
+        g.pid[pos] = i
+        g.prank[2 * pos] = rx[i]
+        g.prank[2 * pos + 1] = ry[i]
+    for c in range(n_cells, 0, -1):
+        g.cell_start[c] = g.cell_start[c - 1]
+    g.cell_start[0] = 0
+    for c in range(n_cells):
+        for pos in range(g.cell_start[c], g.cell_start[c + 1]):
+            g.pcell[pos] = c
+    return 0
+
+
+cdef inline void _grid2_scan(const Grid2 *g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t q,
+                             double q0, double q1, int k, double *best_d, Py_ssize_t *best_p,
+                             Py_ssize_t *best_i) noexcept nogil:
+    cdef Py_ssize_t p
+    cdef double da, db, dist
+    for p in range(a, b):
+        da = fabs(g.pts[2 * p] - q0)
+        db = fabs(g.pts[2 * p + 1] - q1)
+        dist = da if da > db else db
+        if dist > best_d[k - 1] or p == q:
+            continue
+        _knn_insert(dist, p, g.pid[p], k, best_d, best_p, best_i)
+
+
+cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ssize_t *best_p,
+                      Py_ssize_t *best_i) noexcept nogil:
+    """The k nearest neighbours of the point at storage position ``q`` (itself excluded), in the
+    order (distance, sample index): storage positions in best_p, sample indices in best_i.
+    Returns the k-th distance. Needs n > k."""
+    cdef Py_ssize_t G = g.G, cell = g.pcell[q], cl, cr, cb, ct, c
+    cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1]
+    cdef double dl, dr, db, dt, m
+    cdef int j, side
+    for j in range(k):
+        best_d[j] = INFINITY
+        best_p[j] = -1
+        best_i[j] = PY_SSIZE_T_MAX
+    cl = cell % G
+    cr = cl
+    cb = cell // G
+    ct = cb
+    _grid2_scan(g, g.cell_start[cell], g.cell_start[cell + 1], q, q0, q1, k, best_d, best_p, best_i)
+    while True:
+        dl = (q0 - g.xhi[cl - 1]) if cl > 0 else INFINITY
+        dr = (g.xlo[cr + 1] - q0) if cr < G - 1 else INFINITY
+        db = (q1 - g.yhi[cb - 1]) if cb > 0 else INFINITY
+        dt = (g.ylo[ct + 1] - q1) if ct < G - 1 else INFINITY
+        m = dl
+        side = 0
+        if dr < m:
+            m = dr
+            side = 1
+        if db < m:
+            m = db
+            side = 2
+        if dt < m:
+            m = dt
+            side = 3
+        if m > best_d[k - 1] or m == INFINITY:
+            break
+        if side == 0:
+            cl -= 1
+            for c in range(cb, ct + 1):
+                _grid2_scan(g, g.cell_start[c * G + cl], g.cell_start[c * G + cl + 1], q, q0, q1,
+                            k, best_d, best_p, best_i)
+        elif side == 1:
+            cr += 1
+            for c in range(cb, ct + 1):
+                _grid2_scan(g, g.cell_start[c * G + cr], g.cell_start[c * G + cr + 1], q, q0, q1,
+                            k, best_d, best_p, best_i)
+        elif side == 2:
+            cb -= 1
+            _grid2_scan(g, g.cell_start[cb * G + cl], g.cell_start[cb * G + cr + 1], q, q0, q1,
+                        k, best_d, best_p, best_i)
+        else:
+            ct += 1
+            _grid2_scan(g, g.cell_start[ct * G + cl], g.cell_start[ct * G + cr + 1], q, q0, q1,
+                        k, best_d, best_p, best_i)
+    return best_d[k - 1]
+
+
+cdef enum:
+    COARSE_STRIDE = 32      # sorted_count_coarse: one sampled value per 32 (small, cache-resident)
+
+
+cdef inline Py_ssize_t sorted_count_coarse(const double *s, const double *coarse, Py_ssize_t n,
+                                           Py_ssize_t rank, double r, bint strict) noexcept nogil:
+    """sorted_count_from_rank using ``coarse[t] = s[32 t]``: bisection on the small sampled
+    array (its cache lines stay hot), then one branch-free count over a 32-value block of s per
+    end. The same monotone predicates, so the same count."""
+    cdef double v = s[rank]
+    cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE
+    cdef Py_ssize_t base, length, half, mid, j, stop, right, first
+    cdef bint p
+    if strict and r <= 0.0:
+        return 0
+    # right end: last coarse t >= rank // 32 with (coarse[t] - v) within r (true at the first)
+    base = rank // COARSE_STRIDE
+    length = nc - base
+    while length > 1:
+        half = length >> 1
+        mid = base + half
+        p = (coarse[mid] - v < r) if strict else (coarse[mid] - v <= r)
+        base = mid if p else base
+        length = (length - half) if p else half
+    right = base * COARSE_STRIDE
+    stop = right + COARSE_STRIDE
+    if stop > n:
+        stop = n
+    base = right
+    for j in range(base + 1, stop):
+        right += ((s[j] - v < r) if strict else (s[j] - v <= r))
+    # left end: t_false = number of coarse t <= rank // 32 with (v - coarse[t]) NOT within r
+    base = 0
+    length = rank // COARSE_STRIDE + 1
+    while length > 0:
+        half = length >> 1
+        mid = base + half
+        p = (v - coarse[mid] < r) if strict else (v - coarse[mid] <= r)
+        base = base if p else mid + 1
+        length = half if p else length - half - 1
+    if base == 0:
+        first = 0
+    else:
+        base = (base - 1) * COARSE_STRIDE + 1
+        stop = base + COARSE_STRIDE - 1
+        if stop > rank:
+            stop = rank
+        first = base
+        for j in range(base, stop):
+            first += not ((v - s[j] < r) if strict else (v - s[j] <= r))
+    return right - first
+
+
+cdef double *coarse_sample(const double *s, Py_ssize_t n) noexcept nogil:
+    """coarse[t] = s[32 t] (malloc'd; NULL when out of memory)."""
+    cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE, t
+    cdef double *c = <double *>malloc(max(nc, 1) * sizeof(double))
+    if c != NULL:
+        for t in range(nc):
+            c[t] = s[t * COARSE_STRIDE]
+    return c
