@@ -36,6 +36,7 @@ import sys
 
 import numpy as np
 
+from ._estimators import check_features_args
 from ._validation import as_float_array, check_k, log_base_divisor, normalize_axis
 
 __all__ = ["dask_dispatch", "is_dask_array"]
@@ -657,17 +658,6 @@ def _stack_values(*values):
     return np.array(values, dtype=np.float64).reshape(len(values))
 
 
-def _discrete_mask(discrete_features, m):
-    """Per-column flags from a bool or a boolean mask of shape ``(m,)`` (as in memory)."""
-    if isinstance(discrete_features, (bool, np.bool_)):
-        return [bool(discrete_features)] * m
-    mask = discrete_features.compute() if is_dask_array(discrete_features) else np.asarray(discrete_features)
-    if mask.dtype != np.bool_ or mask.shape != (m,):
-        raise ValueError(f"discrete_features must be a bool or a boolean mask of shape ({m},); "
-                         f"got {discrete_features!r}")
-    return [bool(v) for v in mask]
-
-
 def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=False, base=None):
     import dask
 
@@ -679,23 +669,16 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n, m); got shape {X.shape}")
     n, m = X.shape
-    flags = _discrete_mask(discrete_features, m)
-    if not isinstance(discrete_target, (bool, np.bool_)):
-        raise ValueError(f"discrete_target must be a bool; got {discrete_target!r}")
-    discrete_target = bool(discrete_target)
     yd = _as_dask(y, "y")
-    if yd.ndim == 2 and yd.shape[1] == 1:
+    if is_dask_array(discrete_features):
+        discrete_features = discrete_features.compute()
+    flags, discrete_target, k = check_features_args(n, m, yd.shape, discrete_features, discrete_target, k)
+    if yd.ndim == 2:
         yd = yd[:, 0]
-    if yd.ndim != 1:
-        raise ValueError(f"y must be 1-D (n,); got shape {yd.shape}")
-    if yd.shape[0] != n:
-        raise ValueError(f"samples must have the same length: X has {n}, y has {yd.shape[0]}")
-    if m and not (all(flags) and discrete_target):  # k is used by every estimator but the plug-in
-        k = check_k(k, n)
     y_task = yd.rechunk(yd.shape).to_delayed().ravel()[0]
     columns = _column_tasks(X)
     feature_mi = dask.delayed(_feature_mutual_info, pure=True)
-    values = [feature_mi(columns[j], y_task, k, flags[j], discrete_target, base) for j in range(m)]
+    values = [feature_mi(columns[j], y_task, k, bool(flags[j]), discrete_target, base) for j in range(m)]
     vector = dask.delayed(_stack_values, pure=True)(*values)
     return da.from_delayed(vector, shape=(m,), dtype=np.float64)
 

@@ -470,6 +470,30 @@ def _discrete_mask(flag, m, name):
     return mask
 
 
+def check_features_args(n, m, y_shape, discrete_features, discrete_target, k):
+    """Checks of :func:`mutual_info_features` shared with its Dask front-end.
+
+    Returns ``(mask, discrete_target, k)``: the boolean mask of discrete columns, the target flag as a
+    bool and ``k`` as an int. ``y`` may be ``(n,)`` or ``(n, 1)``.
+    """
+    mask = _discrete_mask(discrete_features, m, "discrete_features")
+    if not isinstance(discrete_target, (bool, np.bool_)):
+        raise ValueError(f"discrete_target must be a bool; got {discrete_target!r}")
+    discrete_target = bool(discrete_target)
+    if len(y_shape) == 2 and y_shape[1] == 1:
+        y_shape = y_shape[:1]
+    if len(y_shape) != 1:
+        raise ValueError(f"y must be 1-D (n,); got shape {tuple(y_shape)}")
+    if y_shape[0] != n:
+        raise ValueError(f"samples must have the same length: X has {n}, y has {y_shape[0]}")
+    if m > 0 and not (mask.all() and discrete_target):
+        k = check_k(k, n)
+    elif isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        # plug-in MI does not use k, but a k that no estimator accepts is still an error
+        raise ValueError(f"k must be an integer >= 1; got k={k!r}")
+    return mask, discrete_target, k
+
+
 def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=False, base=None):
     r"""Mutual information of each column of ``X`` with the target ``y``.
 
@@ -509,23 +533,10 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
     if X_arr.ndim != 2:
         raise ValueError(f"X must be 2-D (n, m); got shape {X_arr.shape}")
     n, m = X_arr.shape
-    mask = _discrete_mask(discrete_features, m, "discrete_features")
-    if not isinstance(discrete_target, (bool, np.bool_)):
-        raise ValueError(f"discrete_target must be a bool; got {discrete_target!r}")
-    discrete_target = bool(discrete_target)
     y_arr = np.asarray(y)
-    if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+    mask, discrete_target, k = check_features_args(n, m, y_arr.shape, discrete_features, discrete_target, k)
+    if y_arr.ndim == 2:
         y_arr = y_arr[:, 0]
-    if y_arr.ndim != 1:
-        raise ValueError(f"y must be 1-D (n,); got shape {y_arr.shape}")
-    if y_arr.shape[0] != n:
-        raise ValueError(f"samples must have the same length: X has {n}, y has {y_arr.shape[0]}")
-    need_k = (not mask.all()) or (not discrete_target)
-    if need_k and m > 0:
-        k = check_k(k, n)
-    elif isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-        # plug-in MI does not use k, but a k that no estimator accepts is still an error
-        raise ValueError(f"k must be an integer >= 1; got k={k!r}")
     out = np.empty(m, dtype=np.float64)
     if m == 0:
         return out
