@@ -275,3 +275,42 @@ def test_sanitized_extension_is_the_one_imported():
     root = os.environ["FASTINFO_SANITIZE_PKGROOT"]
     assert os.path.abspath(kernels.__file__).startswith(os.path.abspath(root)), kernels.__file__
     assert hasattr(ctypes.CDLL(None), "__asan_init")
+
+
+def _unaligned(values):
+    """A copy of ``values`` whose data starts one byte past an aligned address (as a buffer
+    unpickled at an odd offset can): legal for NumPy, but the kernels must not load from it."""
+    values = np.ascontiguousarray(values)
+    raw = np.zeros(values.nbytes + 1, dtype=np.uint8)
+    out = raw[1:].view(values.dtype).reshape(values.shape)
+    out[...] = values
+    assert not out.flags.aligned
+    return out
+
+
+def test_unaligned_inputs_and_out_give_the_aligned_results():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((7, 13))
+    target = rng.integers(0, 13, 7)
+    p = rng.random((7, 13))
+    x, y = rng.standard_normal((2, 300))
+    pairs = [
+        (fi.logsumexp(_unaligned(logits)), fi.logsumexp(logits)),
+        (fi.log_softmax(_unaligned(logits)), fi.log_softmax(logits)),
+        (fi.softmax_cross_entropy(_unaligned(logits), _unaligned(target), reduction="none"),
+         fi.softmax_cross_entropy(logits, target, reduction="none")),
+        (fi.softmax_kl_divergence(_unaligned(logits), _unaligned(logits[::-1])),
+         fi.softmax_kl_divergence(logits, logits[::-1])),
+        (fi.entropy(_unaligned(p)), fi.entropy(p)),
+        (fi.kl_divergence(_unaligned(p), _unaligned(p[::-1])), fi.kl_divergence(p, p[::-1])),
+        (fi.mutual_info_ksg(_unaligned(x), _unaligned(x + y)), fi.mutual_info_ksg(x, x + y)),
+        (fi.entropy_knn(_unaligned(x)), fi.entropy_knn(x)),
+    ]
+    for got, want in pairs:
+        np.testing.assert_array_equal(got, want)
+    out = _unaligned(np.zeros_like(logits))
+    assert fi.softmax(logits, out=out) is out
+    np.testing.assert_array_equal(out, fi.softmax(logits))
+    inplace = _unaligned(logits)
+    fi.log_softmax(inplace, out=inplace)
+    np.testing.assert_array_equal(inplace, fi.log_softmax(logits))

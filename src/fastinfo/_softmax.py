@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _kernels
 from ._validation import (
+    aligned,
     as_float_array,
     as_rows,
     check_reduction,
@@ -107,7 +108,7 @@ def _normalize(x, axis, temperature, out, log_output):
     if out is not None:
         _check_out(out, arr)
         moved = np.moveaxis(out, ax, -1)
-        if moved.flags.c_contiguous:
+        if moved.flags.c_contiguous and moved.flags.aligned:  # else: computed aside, then copied in
             out_rows = moved.reshape(rows.shape)
             same = (out_rows.__array_interface__["data"][0] == rows.__array_interface__["data"][0]
                     and out_rows.strides == rows.strides)
@@ -309,7 +310,7 @@ def _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothin
                              f"{arr.shape} without axis {ax}); got {tgt.shape}")
         if kind == "u" and tgt.dtype.itemsize == 8 and tgt.size and tgt.max() > np.iinfo(np.int64).max:
             raise ValueError(f"target holds {int(tgt.max())}, outside [0, {n_classes}) (the classes of logits)")
-        t64 = np.ascontiguousarray(tgt, dtype=np.int64).reshape(-1)
+        t64 = aligned(np.ascontiguousarray(tgt, dtype=np.int64).reshape(-1))
         row_weight = np.empty(n_rows, dtype=np.float64)
         bad = _kernels.softmax_ce_check_targets(t64, n_classes, has_ignore, ignore_value, w,
                                                 weight is not None, row_weight)

@@ -14,6 +14,7 @@ from numpy.exceptions import AxisError
 __all__ = [
     "AxisError",
     "as_float_array",
+    "aligned",
     "normalize_axis",
     "as_rows",
     "from_rows",
@@ -45,7 +46,7 @@ def as_float_array(x, name):
         raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
     if kind == "f":
         if arr.dtype == np.float32 or arr.dtype == np.float64:
-            return arr
+            return aligned(arr)
         if arr.dtype == np.float16:
             return arr.astype(np.float32)
         return arr.astype(np.float64)
@@ -58,6 +59,12 @@ def as_float_array(x, name):
             raise TypeError(f"{name} must hold real numbers; got an object array that is not numeric") from None
         return out
     raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+
+
+def aligned(arr):
+    """``arr``, or an aligned copy when its data is not aligned for its dtype (e.g. a buffer
+    unpickled at an odd offset): the kernels load whole elements, which C requires aligned."""
+    return arr if arr.flags.aligned else arr.copy()
 
 
 def normalize_axis(axis, ndim, name="axis"):
