@@ -150,12 +150,11 @@ def mutual_info_classif(
 
 
 def _check_params(func_name, discrete_features, n_neighbors, copy, n_jobs):
-    if isinstance(n_neighbors, (bool, np.bool_)) or not isinstance(n_neighbors, numbers.Integral):
-        raise InvalidParameterError(
-            f"The 'n_neighbors' parameter of {func_name} must be an int in the range [1, inf). "
-            f"Got {n_neighbors!r} instead."
-        )
-    if n_neighbors < 1:
+    if (
+        isinstance(n_neighbors, (bool, np.bool_))
+        or not isinstance(n_neighbors, numbers.Integral)
+        or n_neighbors < 1
+    ):
         raise InvalidParameterError(
             f"The 'n_neighbors' parameter of {func_name} must be an int in the range [1, inf). "
             f"Got {n_neighbors!r} instead."
