@@ -494,6 +494,20 @@ def check_features_args(n, m, y_shape, discrete_features, discrete_target, k):
     return mask, discrete_target, k
 
 
+def ksg_rows_against_last(columns, k):
+    """KSG (algorithm 1, nats) of each row of ``columns[:-1]`` with the last row ``columns[-1]``:
+    ``columns`` is a validated C-contiguous float64 ``(m + 1, n)`` array (finite, ``1 <= k < n``).
+    One sort of every row, then one kernel call parallel over the rows: bitwise the values
+    ``mutual_info_ksg(columns[j], columns[-1], k=k)`` returns."""
+    m, n = columns.shape[0] - 1, columns.shape[1]
+    sorted_columns, orders = _sorted_with_order(columns)
+    pairs = np.empty((m, 2), dtype=np.intp)
+    pairs[:, 0] = np.arange(m)
+    pairs[:, 1] = m
+    mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, orders, pairs, k)
+    return (_digamma(k) + _digamma(n)) - mean_terms
+
+
 def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=False, base=None):
     r"""Mutual information of each column of ``X`` with the target ``y``.
 
@@ -552,15 +566,9 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
                 column = np.ascontiguousarray(X_cont[:, [pos]])
                 out[j] = _mixed_from_codes(column, y_codes, y_n_labels, k) / divisor
         else:
-            # one kernel call, parallel over the columns; the same terms as mutual_info_ksg
             columns = np.ascontiguousarray(np.concatenate([X_cont.T, y_samples.T], axis=0))
-            sorted_columns, orders = _sorted_with_order(columns)
-            n_cont = continuous_cols.size
-            pairs = np.stack([np.arange(n_cont), np.full(n_cont, n_cont)], axis=1).astype(np.intp)
-            mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, orders, pairs, k)
-            constant = _digamma(k) + _digamma(n)
-            for j, t in zip(continuous_cols.tolist(), mean_terms.tolist()):
-                out[j] = float((constant - t) / divisor)
+            for j, value in zip(continuous_cols.tolist(), ksg_rows_against_last(columns, k).tolist()):
+                out[j] = float(value / divisor)
     for j in np.flatnonzero(mask):
         codes, n_labels = _label_codes(X_arr[:, j], "X")
         if discrete_target:
