@@ -299,25 +299,40 @@ def test_infonce_matches_reference():
     assert fi.infonce_bound(np.eye(8) * 1e3) == pytest.approx(np.log(8), abs=1e-12)
 
 
-def test_permutation_test_batches_match_one_batch(monkeypatch):
-    # permutations are drawn and evaluated in batches; the batch size must not change anything
-    import fastinfo._estimators as est
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.MT19937, np.random.Philox, np.random.SFC64])
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 1000, 65537])
+def test_permutations_drawn_like_numpy(bit_generator, n):
+    # the kernels draw mutual_info_test's permutations themselves: the same permutations as
+    # Generator.permutation(n) and the same generator state afterwards
+    from fastinfo import _kernels
 
-    rng = np.random.default_rng(16)
-    x, y = gaussian_pair(rng, 300, 1, 1, rho=0.1)
-    want = fi.mutual_info_test(x, y, n_permutations=25, random_state=5)
-    calls = []
-    original = est._kernels.ksg_permutation_mean_terms
+    ours, theirs = np.random.Generator(bit_generator(n)), np.random.Generator(bit_generator(n))
+    got = _kernels.draw_permutations(ours, np.empty((4, n), dtype=np.intp))
+    want = np.stack([theirs.permutation(n) for _ in range(4)])
+    assert np.array_equal(got, want)
+    assert ours.integers(0, 2**62, size=3).tolist() == theirs.integers(0, 2**62, size=3).tolist()
 
-    def spy(*args):
-        calls.append(args[-2].shape[0])
-        return original(*args)
 
-    monkeypatch.setattr(est._kernels, "ksg_permutation_mean_terms", spy, raising=False)
-    monkeypatch.setattr(est, "_PERMUTATION_BATCH_INDICES", 7 * 300, raising=False)
-    got = fi.mutual_info_test(x, y, n_permutations=25, random_state=5)
-    assert got == want
-    assert calls == [7, 7, 7, 4]
+@pytest.mark.parametrize("dims", [(1, 1), (2, 1)])
+def test_permutation_null_matches_a_loop_and_thread_counts(dims):
+    # entry p of the null is the estimate on the p-th permutation drawn, whichever thread drew it;
+    # a Generator passed as random_state is advanced exactly as the same loop would advance it
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(17)
+    x, y = gaussian_pair(rng, 400, *dims, rho=0.2)
+    n_perm = 37
+    est_1 = {}
+    for threads in (1, 2):
+        gen = np.random.default_rng(9)
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            est_1[threads] = fi.mutual_info_test(x, y, n_permutations=n_perm, random_state=gen)
+        est_1[threads] += (gen.integers(0, 2**62),)
+    loop_gen = np.random.default_rng(9)
+    estimate = fi.mutual_info_ksg(x, y)
+    null = np.array([fi.mutual_info_ksg(x, y[loop_gen.permutation(400)]) for _ in range(n_perm)])
+    p_value = (1 + np.count_nonzero(null >= estimate)) / (1 + n_perm)
+    assert est_1[1] == est_1[2] == (estimate, p_value, loop_gen.integers(0, 2**62))
 
 
 # ----------------------------------------------------------------------------- 2-D grid path

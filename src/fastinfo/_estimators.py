@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
-_PERMUTATION_BATCH_INDICES = 1 << 22   # mutual_info_test: permutation indices held at a time
 _EMPTY_I = np.empty(0, dtype=np.intp)
 
 
@@ -588,8 +587,9 @@ def mutual_info_test(x, y, *, k=3, n_permutations=999, random_state=None, base=N
     permutation, in order. The p-value is
     :math:`(1 + \#\{\text{null} \ge \text{estimate}\}) / (1 + \text{n\_permutations})`.
     The marginal structures of ``x`` and ``y`` are built once (a permutation of ``y``'s rows does
-    not change its point set); only the joint tree is rebuilt per permutation, and the
-    permutations run in parallel (in batches, so memory stays bounded for large ``n``).
+    not change its point set); only the joint search structure is rebuilt per permutation. The
+    permutations run in parallel, each drawn (in order, under the generator's lock) just before
+    it is used, so memory stays at a few arrays of length ``n`` per thread.
 
     Parameters
     ----------
@@ -629,15 +629,7 @@ def mutual_info_test(x, y, *, k=3, n_permutations=999, random_state=None, base=N
     my = _marginal(y)
     estimate = float(_ksg_from_marginals(mx, my, k, 1, n) / divisor)
     rng = np.random.default_rng(random_state)
-    # batches of permutations (about 2**22 indices, 32 MiB, at a time), drawn in order
-    batch = max(1, min(n_permutations, _PERMUTATION_BATCH_INDICES // n))
-    mean_terms = []
-    for first in range(0, n_permutations, batch):
-        count = min(batch, n_permutations - first)
-        perms = np.empty((count, n), dtype=np.intp)
-        for p in range(count):
-            perms[p] = rng.permutation(n)
-        mean_terms.extend(_kernels.ksg_permutation_mean_terms(*mx, *my, perms, k).tolist())
+    mean_terms = _kernels.ksg_permutation_null(*mx, *my, rng, n_permutations, k).tolist()
     constant = _digamma(k) + _digamma(n)
     null = np.array([float((constant - t) / divisor) for t in mean_terms])
     p_value = (1.0 + float(np.count_nonzero(null >= estimate))) / (1.0 + n_permutations)

@@ -103,6 +103,85 @@ def compiler():
 
 
 # =============================================================================
+# Permutations drawn exactly as numpy.random.Generator.permutation(n) draws them
+# =============================================================================
+# Generator.permutation(n) shuffles arange(n) in place by Fisher-Yates from the last position
+# down to position 1, position i swapping with j uniform on [0, i] drawn by masked rejection
+# (the smallest all-ones mask >= i; 32-bit draws while i fits in 32 bits). Drawing through the
+# Generator's own bit generator (its C interface, under its lock) gives the same permutations
+# and leaves the Generator in the same state as calling rng.permutation(n) once per row.
+
+cdef extern from "numpy/random/bitgen.h":
+    ctypedef struct bitgen_t:
+        pass
+
+cdef extern from *:
+    """
+    static uint64_t fi_uniform_upto(bitgen_t *bg, uint64_t top) {
+        /* a uniform integer on [0, top] by masked rejection */
+        uint64_t mask = top, value;
+        if (top == 0) return 0;
+        mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4;
+        mask |= mask >> 8; mask |= mask >> 16; mask |= mask >> 32;
+        if (top <= 0xFFFFFFFFULL) {
+            do { value = bg->next_uint32(bg->state) & mask; } while (value > top);
+        } else {
+            do { value = bg->next_uint64(bg->state) & mask; } while (value > top);
+        }
+        return value;
+    }
+    static void fi_fill_permutation(bitgen_t *bg, Py_ssize_t n, Py_ssize_t *perm) {
+        Py_ssize_t i, j, t;
+        for (i = 0; i < n; i++) perm[i] = i;
+        for (i = n - 1; i > 0; i--) {
+            j = (Py_ssize_t)fi_uniform_upto(bg, (uint64_t)i);
+            t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+        }
+    }
+    /* The next permutation in draw order, for loops that draw inside a parallel region: the
+       draw and its index are taken together under one lock, so permutation number p is always
+       the p-th draw whichever thread takes it. */
+    static Py_ssize_t fi_next_permutation(bitgen_t *bg, Py_ssize_t *counter, Py_ssize_t n,
+                                          Py_ssize_t *perm) {
+        Py_ssize_t p;
+    #ifdef _OPENMP
+    #pragma omp critical(fi_permutation_draw)
+    #endif
+        {
+            p = (*counter)++;
+            fi_fill_permutation(bg, n, perm);
+        }
+        return p;
+    }
+    """
+    void fi_fill_permutation(bitgen_t *bg, Py_ssize_t n, Py_ssize_t *perm) nogil
+    Py_ssize_t fi_next_permutation(bitgen_t *bg, Py_ssize_t *counter, Py_ssize_t n,
+                                   Py_ssize_t *perm) nogil
+
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+
+
+cdef bitgen_t *generator_bitgen(bit_generator) except NULL:
+    """The C interface of a numpy BitGenerator (hold ``bit_generator.lock`` while drawing)."""
+    capsule = bit_generator.capsule
+    if not PyCapsule_IsValid(capsule, b"BitGenerator"):
+        raise TypeError("rng: a numpy.random.Generator is required")
+    return <bitgen_t *>PyCapsule_GetPointer(capsule, b"BitGenerator")
+
+
+def draw_permutations(rng, Py_ssize_t[:, ::1] out):
+    """Fill each row of ``out`` (m, n) with ``rng.permutation(n)``, row after row, drawing from the
+    numpy Generator ``rng``'s bit generator as Generator.permutation does."""
+    cdef Py_ssize_t m = out.shape[0], n = out.shape[1], p
+    bit_generator = rng.bit_generator
+    cdef bitgen_t *bg = generator_bitgen(bit_generator)
+    with bit_generator.lock, nogil:
+        for p in range(m):
+            fi_fill_permutation(bg, n, &out[p, 0])
+    return out
+
+
+# =============================================================================
 # Softmax family (logits)
 # =============================================================================
 include "_kernels_softmax.pxi"

@@ -416,80 +416,134 @@ def ksg_mean_terms(const double[:, ::1] joint,
     return total / n
 
 
-def ksg_permutation_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
-                               const Py_ssize_t[::1] x_order,
-                               const double[:, ::1] y, const double[::1] y_sorted,
-                               const Py_ssize_t[::1] y_order,
-                               const Py_ssize_t[:, ::1] perms, int k):
-    """For each row ``perm`` of ``perms``: the algorithm-1 mean term of the KSG estimator on
-    ``(x, y[perm])``, computed exactly as ``ksg_mean_terms`` would (same tree, same order).
-    The marginal structures of x and y are built once (a permutation of y's rows leaves
-    y's point set unchanged); only the joint tree is rebuilt. Parallel over permutations."""
-    cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], D = dx + dy
-    cdef Py_ssize_t n_perm = perms.shape[0], p, i, c
+cdef double permutation_mean_term(const double[:, ::1] x, const double[:, ::1] y,
+                                  const double *xs, const double *ys, const Py_ssize_t *rank_x,
+                                  const Py_ssize_t *rank_y, Marginal **margs,
+                                  const Py_ssize_t *perm, Py_ssize_t *inverse, double *joint,
+                                  double *yv, Py_ssize_t *ry, double *terms, int k,
+                                  bint use_grid) noexcept nogil:
+    """The algorithm-1 mean term of the KSG estimator on (x, y[perm]), bitwise what
+    ksg_mean_terms returns for those samples; NaN when out of memory. rank_x[i]: rank of x[i] in
+    xs; rank_y[s]: rank of y[s] in ys (both fixed across permutations). Scratch: inverse, ry (n),
+    yv (n), joint (n * (dx + dy), KD-tree path only), terms (n)."""
+    cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], D = dx + dy, i, c
+    cdef double signs[2]
+    cdef KDTree jt
+    cdef Grid2 grid
+    cdef int status
+    signs[0] = 1.0
+    signs[1] = 1.0
+    if use_grid:
+        for i in range(n):
+            yv[i] = y[perm[i], 0]
+            ry[i] = rank_y[perm[i]]
+        if grid2_build(&grid, &x[0, 0], yv, rank_x, ry, xs, ys, n, k) != 0:
+            return NAN
+        status = grid_ksg_pass(&grid, xs, ys, k, 1, terms, 1)
+        grid2_free(&grid)
+    else:
+        for i in range(n):
+            inverse[perm[i]] = i
+            for c in range(dx):
+                joint[i * D + c] = x[i, c]
+            for c in range(dy):
+                joint[i * D + dx + c] = y[perm[i], c]
+        if kdtree_build(&jt, joint, n, D, KD_LEAF_SIZE, 1) != 0:
+            return NAN
+        status = ksg_pass(&jt, NULL, margs, signs, 2, inverse, k, 1, terms, 1)
+        kdtree_free(&jt)
+    if status != 0:
+        return NAN
+    return ordered_sum(terms, n) / n
+
+
+def ksg_permutation_null(const double[:, ::1] x, const double[::1] x_sorted,
+                         const Py_ssize_t[::1] x_order,
+                         const double[:, ::1] y, const double[::1] y_sorted,
+                         const Py_ssize_t[::1] y_order,
+                         rng, Py_ssize_t n_perm, int k):
+    """The algorithm-1 KSG mean terms on (x, y[perm]) for n_perm permutations drawn from the numpy
+    Generator ``rng`` exactly as ``[rng.permutation(n) for _ in range(n_perm)]`` draws them
+    (entry p belongs to the p-th draw; rng ends in the same state). Each term is bitwise what
+    ``ksg_mean_terms`` gives on (x, y[perm]). The structures that a permutation of y's rows does
+    not change (sorted marginals, ranks, the marginal trees) are built once; the permutations
+    run in parallel, one per thread at a time, each drawn under a lock just before its use."""
+    cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], D = dx + dy, r, p
     cdef Marginal mx, my
     cdef Marginal *margs[2]
-    cdef double signs[2]
     cdef int status = 0, fail = 0
     cdef int *failp = &fail
     cdef int nt = num_threads_for(n_perm)
-    cdef double *joint = NULL
-    cdef double *terms = NULL
-    cdef KDTree *jt = NULL
-    cdef Grid2 *grid = NULL
     cdef bint use_grid = EST_USE_GRID2 and dx == 1 and dy == 1
+    cdef Py_ssize_t counter = 0
+    cdef Py_ssize_t *counterp = &counter
+    cdef Py_ssize_t *rank_x = NULL
+    cdef Py_ssize_t *rank_y = NULL
+    cdef Py_ssize_t *perm = NULL
     cdef Py_ssize_t *inverse = NULL
+    cdef Py_ssize_t *ry = NULL
+    cdef double *joint = NULL
+    cdef double *yv = NULL
+    cdef double *terms = NULL
+    cdef double value
+    cdef const double *xs = NULL
+    cdef const double *ys = NULL
     out = np.empty(n_perm, dtype=np.float64)
     cdef double[::1] ov = out
-    signs[0] = 1.0
-    signs[1] = 1.0
+    if n_perm == 0:
+        return out
+    bit_generator = rng.bit_generator
+    cdef bitgen_t *bg = generator_bitgen(bit_generator)
     margs[0] = &mx
     margs[1] = &my
     kdtree_init(&mx.tree)
     kdtree_init(&my.tree)
-    with nogil:
-        status = marginal_setup(&mx, x, x_sorted, x_order, est_threads(n))
-        if status == 0:
-            status = marginal_setup(&my, y, y_sorted, y_order, est_threads(n))
+    with bit_generator.lock, nogil:
+        if use_grid:
+            xs = &x_sorted[0]
+            ys = &y_sorted[0]
+            rank_x = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+            rank_y = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+            if rank_x == NULL or rank_y == NULL:
+                status = -1
+            else:
+                for r in range(n):
+                    rank_x[x_order[r]] = r
+                    rank_y[y_order[r]] = r
+        else:
+            status = marginal_setup(&mx, x, x_sorted, x_order, est_threads(n))
+            if status == 0:
+                status = marginal_setup(&my, y, y_sorted, y_order, est_threads(n))
         if status == 0:
             with parallel(num_threads=nt):
-                joint = <double *>malloc(n * D * sizeof(double))
-                terms = <double *>malloc(n * sizeof(double))
-                jt = <KDTree *>malloc(sizeof(KDTree))
-                grid = <Grid2 *>malloc(sizeof(Grid2))
+                perm = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
                 inverse = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
-                for p in prange(n_perm, schedule='dynamic'):
-                    if joint == NULL or terms == NULL or jt == NULL or grid == NULL or inverse == NULL:
+                ry = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+                yv = <double *>malloc(n * sizeof(double))
+                terms = <double *>malloc(n * sizeof(double))
+                joint = <double *>malloc((1 if use_grid else n * D) * sizeof(double))
+                for r in prange(n_perm, schedule='dynamic', chunksize=1):
+                    # every iteration draws, so draw number p always exists exactly once
+                    if perm == NULL:
                         failp[0] = 1
                         continue
-                    for i in range(n):
-                        inverse[perms[p, i]] = i
-                    if use_grid:
-                        if grid2_from_marginals(grid, &x[0, 0], &y[0, 0], &x_order[0], &y_order[0],
-                                                &x_sorted[0], &y_sorted[0], n, k, &perms[p, 0]) != 0:
-                            failp[0] = 1
-                            continue
-                        if ksg_pass(NULL, grid, margs, signs, 2, inverse, k, 1, terms, 1) != 0:
-                            failp[0] = 1
-                        grid2_free(grid)
-                    else:
-                        for i in range(n):
-                            for c in range(dx):
-                                joint[i * D + c] = x[i, c]
-                            for c in range(dy):
-                                joint[i * D + dx + c] = y[perms[p, i], c]
-                        if kdtree_build(jt, joint, n, D, KD_LEAF_SIZE, 1) != 0:
-                            failp[0] = 1
-                            continue
-                        if ksg_pass(jt, NULL, margs, signs, 2, inverse, k, 1, terms, 1) != 0:
-                            failp[0] = 1
-                        kdtree_free(jt)
-                    ov[p] = ordered_sum(terms, n) / n
-                free(joint)
-                free(terms)
-                free(jt)
-                free(grid)
+                    p = fi_next_permutation(bg, counterp, n, perm)
+                    if inverse == NULL or ry == NULL or yv == NULL or terms == NULL or joint == NULL:
+                        failp[0] = 1
+                        continue
+                    value = permutation_mean_term(x, y, xs, ys, rank_x, rank_y, margs, perm,
+                                                  inverse, joint, yv, ry, terms, k, use_grid)
+                    if isnan(value):
+                        failp[0] = 1
+                    ov[p] = value
+                free(perm)
                 free(inverse)
+                free(ry)
+                free(yv)
+                free(terms)
+                free(joint)
+        free(rank_x)
+        free(rank_y)
         marginal_free(&mx)
         marginal_free(&my)
     if status != 0 or fail != 0:
