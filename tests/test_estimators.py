@@ -439,6 +439,29 @@ def test_radix_sort_rows_sorts_and_orders():
         est._RADIX_SORT_MIN = old
 
 
+@pytest.mark.parametrize("kind", ["wide exponents", "ties", "cauchy", "constant", "narrow", "mixed signs"])
+def test_radix_sort_long_rows(kind):
+    # rows of 131072 values or more take the MSD-then-LSD path: the same sorted values and a
+    # valid order, for spreads that put everything in one MSD bucket or in thousands
+    from fastinfo import _kernels
+
+    rng = np.random.default_rng(seed("radix-long" + kind))
+    n = 140_000
+    row = {
+        "wide exponents": lambda: rng.normal(size=n) * 10.0 ** rng.integers(-300, 300, size=n),
+        "ties": lambda: np.round(rng.normal(size=n) * 3),       # ties, -0.0 and 0.0
+        "cauchy": lambda: rng.standard_cauchy(size=n),
+        "constant": lambda: np.full(n, -2.25),
+        "narrow": lambda: 1.0 + rng.uniform(0, 1e-12, size=n),  # keys differ only in low bits
+        "mixed signs": lambda: np.concatenate([[-np.finfo(float).max, 5e-324, -5e-324, -0.0, 0.0],
+                                               rng.exponential(size=n - 5) * rng.choice([-1, 1], n - 5)]),
+    }[kind]()
+    sorted_rows, orders = _kernels.sort_rows_with_order(row[None, :])
+    assert np.array_equal(sorted_rows[0], np.sort(row))
+    assert np.array_equal(np.sort(orders[0]), np.arange(n))
+    assert np.array_equal(row[orders[0]], sorted_rows[0])
+
+
 def test_general_path_parallel_region_multidimensional_marginal():
     # above the serial threshold: the fused parallel KSG pass with a KD-tree marginal (2-D x)
     from threadpoolctl import threadpool_limits

@@ -789,19 +789,168 @@ cdef enum:
     RADIX_PASSES = 6        # 6 * 11 >= 64
 
 
+cdef enum:
+    MSD_MIN = 131072        # rows this long: one MSD pass, then cache-resident LSD per bucket (measured:
+                            # 1.7x faster at 1e6, 1.4x at 3e5, 1.2x slower at 1e5)
+    MSD_BITS = 16
+    MSD_BUCKETS = 65536
+    LSD_BITS = 8
+    LSD_BUCKETS = 256
+    LSD_MAX_PASSES = 6      # 6 * 8 >= 48, the most bits left below a 16-bit MSD digit
+    SMALL_SORT = 48         # buckets this small: insertion sort
+
+
+cdef inline uint64_t _monotone_key(double x) noexcept nogil:
+    """The float64 bit pattern as an unsigned key monotone in the value (negatives: all bits
+    flipped; others: the sign bit set)."""
+    cdef uint64_t u
+    memcpy(&u, &x, sizeof(uint64_t))
+    return (~u) if (u >> 63) else (u | ((<uint64_t>1) << 63))
+
+
+cdef inline double _key_value(uint64_t u) noexcept nogil:
+    cdef double x
+    u = (u ^ ((<uint64_t>1) << 63)) if (u >> 63) else (~u)
+    memcpy(&x, &u, sizeof(double))
+    return x
+
+
+cdef void _bucket_sort_low_bits(uint64_t *ka, Py_ssize_t *ia, uint64_t *kb, Py_ssize_t *ib,
+                                Py_ssize_t m, int bits, double *sorted_out,
+                                Py_ssize_t *order_out, Py_ssize_t *hist) noexcept nogil:
+    """Sort the m pairs (ka, ia), whose keys agree above their low ``bits`` bits, by those bits
+    (LSD, 8-bit digits, constant digits skipped; insertion sort when small; kb, ib: scratch of
+    m; hist: LSD_MAX_PASSES * LSD_BUCKETS counters) and write the values and indices out."""
+    cdef Py_ssize_t i, j, pos, total
+    cdef int p, passes = (bits + LSD_BITS - 1) // LSD_BITS, shift
+    cdef uint64_t u, mask = LSD_BUCKETS - 1
+    cdef Py_ssize_t t
+    cdef uint64_t *kt
+    cdef Py_ssize_t *it
+    cdef Py_ssize_t *h
+    if m <= SMALL_SORT:
+        for i in range(1, m):
+            u = ka[i]
+            t = ia[i]
+            j = i
+            while j > 0 and ka[j - 1] > u:
+                ka[j] = ka[j - 1]
+                ia[j] = ia[j - 1]
+                j -= 1
+            ka[j] = u
+            ia[j] = t
+    else:
+        memset(hist, 0, passes * LSD_BUCKETS * sizeof(Py_ssize_t))
+        for i in range(m):
+            u = ka[i]
+            for p in range(passes):
+                hist[p * LSD_BUCKETS + ((u >> (p * LSD_BITS)) & mask)] += 1
+        for p in range(passes):
+            h = hist + p * LSD_BUCKETS
+            shift = p * LSD_BITS
+            if h[(ka[0] >> shift) & mask] == m:
+                continue
+            total = 0
+            for i in range(LSD_BUCKETS):
+                pos = h[i]
+                h[i] = total
+                total += pos
+            for i in range(m):
+                u = ka[i]
+                pos = h[(u >> shift) & mask]
+                h[(u >> shift) & mask] = pos + 1
+                kb[pos] = u
+                ib[pos] = ia[i]
+            kt = ka
+            ka = kb
+            kb = kt
+            it = ia
+            ia = ib
+            ib = it
+    for i in range(m):
+        sorted_out[i] = _key_value(ka[i])
+        order_out[i] = ia[i]
+
+
+cdef int radix_argsort_large(const double *v, Py_ssize_t n, double *sorted_out,
+                             Py_ssize_t *order_out) noexcept nogil:
+    """radix_argsort_row for long rows: one MSD pass on the 11 highest bits in which the keys
+    differ (a monotone bucket number), then each bucket (cache-resident for spread-out data)
+    sorted by its remaining low bits. The LSD passes over the whole row each scatter 16-byte
+    pairs to 2048 places in memory; here only the first does. Returns 0, or -1 when out of
+    memory."""
+    cdef Py_ssize_t i, pos, total, b, start, m
+    cdef int top, shift, low_bits
+    cdef uint64_t u, kmin, kmax, mask = MSD_BUCKETS - 1
+    cdef uint64_t *keys = <uint64_t *>malloc(2 * n * sizeof(uint64_t))
+    cdef Py_ssize_t *idx = <Py_ssize_t *>malloc(2 * n * sizeof(Py_ssize_t))
+    cdef Py_ssize_t *hist = <Py_ssize_t *>calloc(MSD_BUCKETS + 1, sizeof(Py_ssize_t))
+    cdef Py_ssize_t *lsd_hist = <Py_ssize_t *>malloc(LSD_MAX_PASSES * LSD_BUCKETS * sizeof(Py_ssize_t))
+    cdef uint64_t *ka
+    cdef uint64_t *kb
+    if keys == NULL or idx == NULL or hist == NULL or lsd_hist == NULL:
+        free(keys)
+        free(idx)
+        free(hist)
+        free(lsd_hist)
+        return -1
+    ka = keys
+    kb = keys + n
+    kmin = _monotone_key(v[0])
+    kmax = kmin
+    for i in range(n):
+        u = _monotone_key(v[i])
+        kb[i] = u
+        kmin = u if u < kmin else kmin
+        kmax = u if u > kmax else kmax
+    # the bits above `top` are the same in every key
+    top = 0
+    u = kmin ^ kmax
+    while u != 0:
+        top += 1
+        u >>= 1
+    shift = top - MSD_BITS if top > MSD_BITS else 0
+    low_bits = shift
+    for i in range(n):
+        hist[((kb[i] >> shift) & mask) + 1] += 1
+    total = 0
+    for b in range(MSD_BUCKETS + 1):
+        total += hist[b]
+        hist[b] = total
+    # hist[b] is now the start of bucket b; scatter, then hist[b] is the end of bucket b
+    for i in range(n):
+        u = kb[i]
+        pos = hist[(u >> shift) & mask]
+        hist[(u >> shift) & mask] = pos + 1
+        ka[pos] = u
+        idx[pos] = i
+    start = 0
+    for b in range(MSD_BUCKETS):
+        m = hist[b] - start
+        if m > 0:
+            _bucket_sort_low_bits(ka + start, idx + start, kb + start, idx + n + start, m,
+                                  low_bits, sorted_out + start, order_out + start, lsd_hist)
+        start = hist[b]
+    free(keys)
+    free(idx)
+    free(hist)
+    free(lsd_hist)
+    return 0
+
+
 cdef int radix_argsort_row(const double *v, Py_ssize_t n, double *sorted_out,
                            Py_ssize_t *order_out) noexcept nogil:
     """sorted_out = v sorted ascending, order_out the order (v[order_out] == sorted_out):
-    LSD radix sort of (key, index) pairs on the float64 bit pattern mapped to an unsigned key
+    rows of MSD_MIN values or more go to radix_argsort_large; shorter ones: LSD radix sort of (key, index) pairs on the float64 bit pattern mapped to an unsigned key
     monotone in the value (negatives: all bits flipped; others: the sign bit set). Passes whose
     digit is the same for all keys are skipped. Returns 0, or -1 when out of memory."""
     cdef Py_ssize_t i, pos, total
     cdef int p, shift
     cdef uint64_t u, mask = RADIX_BUCKETS - 1
     cdef uint64_t sign = (<uint64_t>1) << 63
-    cdef uint64_t *keys = <uint64_t *>malloc(2 * max(n, 1) * sizeof(uint64_t))
-    cdef Py_ssize_t *idx = <Py_ssize_t *>malloc(2 * max(n, 1) * sizeof(Py_ssize_t))
-    cdef Py_ssize_t *hist = <Py_ssize_t *>calloc(RADIX_PASSES * RADIX_BUCKETS, sizeof(Py_ssize_t))
+    cdef uint64_t *keys
+    cdef Py_ssize_t *idx
+    cdef Py_ssize_t *hist
     cdef uint64_t *ka
     cdef uint64_t *kb
     cdef uint64_t *kt
@@ -809,6 +958,11 @@ cdef int radix_argsort_row(const double *v, Py_ssize_t n, double *sorted_out,
     cdef Py_ssize_t *ib
     cdef Py_ssize_t *it
     cdef Py_ssize_t *h
+    if n >= MSD_MIN:
+        return radix_argsort_large(v, n, sorted_out, order_out)
+    keys = <uint64_t *>malloc(2 * max(n, 1) * sizeof(uint64_t))
+    idx = <Py_ssize_t *>malloc(2 * max(n, 1) * sizeof(Py_ssize_t))
+    hist = <Py_ssize_t *>calloc(RADIX_PASSES * RADIX_BUCKETS, sizeof(Py_ssize_t))
     if keys == NULL or idx == NULL or hist == NULL:
         free(keys)
         free(idx)
