@@ -59,6 +59,14 @@ def _marginal(samples):
     return samples, sorted_values[0], order[0]
 
 
+def _marginal_pair(x, y):
+    """``(_marginal(x), _marginal(y))``; two 1-D marginals are sorted by one call (in parallel)."""
+    if x.shape[1] != 1 or y.shape[1] != 1:
+        return _marginal(x), _marginal(y)
+    sorted_values, order = _sorted_with_order(np.concatenate([x.T, y.T], axis=0))
+    return (x, sorted_values[0], order[0]), (y, sorted_values[1], order[1])
+
+
 def _check_algorithm(algorithm):
     if isinstance(algorithm, (bool, np.bool_)) or not isinstance(algorithm, (numbers.Integral, np.integer)) \
             or int(algorithm) not in (1, 2):
@@ -123,7 +131,7 @@ def mutual_info_ksg(x, y, *, k=3, algorithm=1, base=None):
     check_same_length(x=x, y=y)
     n = x.shape[0]
     k = check_k(k, n)
-    value = _ksg_from_marginals(_marginal(x), _marginal(y), k, algorithm, n)
+    value = _ksg_from_marginals(*_marginal_pair(x, y), k, algorithm, n)
     return float(value / divisor)
 
 
@@ -625,8 +633,7 @@ def mutual_info_test(x, y, *, k=3, n_permutations=999, random_state=None, base=N
     check_same_length(x=x, y=y)
     n = x.shape[0]
     k = check_k(k, n)
-    mx = _marginal(x)
-    my = _marginal(y)
+    mx, my = _marginal_pair(x, y)
     estimate = float(_ksg_from_marginals(mx, my, k, 1, n) / divisor)
     rng = np.random.default_rng(random_state)
     mean_terms = _kernels.ksg_permutation_null(*mx, *my, rng, n_permutations, k).tolist()
