@@ -15,7 +15,8 @@ W3    mean ``softmax_kl_divergence`` of two float32 (2048, 32000)
 W4    ``entropy`` of float64 probabilities (4096, 32000)
 W5    ``mutual_info_ksg`` 1-D x 1-D, n = 10,000 / 100,000 / 1,000,000, k = 3, Gaussian rho = 0.6
 W6    ``mutual_info_ksg`` 4-D x 4-D, n = 20,000, k = 3, Gaussian rho = 0.6 per coordinate pair
-W7    ``mutual_info_features`` (and the ``fastinfo.sklearn`` drop-in) on X of shape (10,000, 50)
+W7    ``mutual_info_features`` (and the ``fastinfo.sklearn`` drop-in) on X of shape (10,000, 50);
+      the drop-in also on (100,000, 20)
 ====  ===========================================================================
 
 Every peer computes the same quantity as fastinfo on the same data; the largest absolute
@@ -64,6 +65,7 @@ DENSE_SHAPES = {
 KSG_1D_SIZES = {"full": (10_000, 100_000, 1_000_000), "quick": (10_000, 100_000), "tiny": (500,)}
 KSG_4D_SIZE = {"full": 20_000, "quick": 5_000, "tiny": 300}
 FEATURES_SHAPE = {"full": (10_000, 50), "quick": (2_000, 10), "tiny": (300, 3)}
+DROPIN_LONG_SHAPE = {"full": (100_000, 20), "quick": (10_000, 5), "tiny": (400, 2)}  # the drop-in only
 REPEATS = {"full": (7, 3), "quick": (3, 2), "tiny": (1, 1)}  # (dense, estimators)
 
 
@@ -441,6 +443,7 @@ def workloads(preset="full"):
     out.append(_w6(KSG_4D_SIZE[preset]))
     out.append(_w7(FEATURES_SHAPE[preset]))
     out.append(_w7_dropin(FEATURES_SHAPE[preset]))
+    out.append(_w7_dropin(DROPIN_LONG_SHAPE[preset]))
     return out
 
 
