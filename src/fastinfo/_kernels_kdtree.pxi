@@ -30,6 +30,7 @@
 #   marginal_count_all  counts for every sample, queried in the marginal's own order.
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc.math cimport nextafter
 
 cdef enum:
     KD_STACK = 256          # explicit DFS stack; the depth of a tree over 2**62 points is < 64
@@ -39,9 +40,13 @@ cdef enum:
 cdef Py_ssize_t KD_LEAF_SIZE = 16
 
 
-def _set_leaf_size(Py_ssize_t leaf_size):
-    global KD_LEAF_SIZE
+cdef Py_ssize_t KD_COUNT_LEAF_SIZE = 16
+
+
+def _set_leaf_size(Py_ssize_t leaf_size, Py_ssize_t count_leaf_size=0):
+    global KD_LEAF_SIZE, KD_COUNT_LEAF_SIZE
     KD_LEAF_SIZE = max(leaf_size, 2)
+    KD_COUNT_LEAF_SIZE = max(count_leaf_size if count_leaf_size > 0 else leaf_size, 2)
 
 
 cdef struct KDTree:
@@ -282,29 +287,18 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
 
 cdef inline double _box_min_dist(const double *q, const double *lo, const double *hi,
                                  Py_ssize_t d) noexcept nogil:
-    cdef double r = 0.0, t, a, b
+    """max-norm distance from q to the box: max(0, max_c max(fl(lo_c - q_c), fl(q_c - hi_c))),
+    branch-free (at most one of the two differences is positive, and it is the one the
+    brute-force distance to the box's nearest point rounds to)."""
+    cdef double r = 0.0, a, b
     cdef Py_ssize_t c
-    if d == 2:
-        a = lo[0] - q[0]
-        t = q[0] - hi[0]
-        if t > a:
-            a = t
-        b = lo[1] - q[1]
-        t = q[1] - hi[1]
-        if t > b:
-            b = t
+    for c in range(d):
+        a = lo[c] - q[c]
+        b = q[c] - hi[c]
         if b > a:
             a = b
-        return a if a > 0.0 else 0.0
-    for c in range(d):
-        if q[c] < lo[c]:
-            t = lo[c] - q[c]
-            if t > r:
-                r = t
-        elif q[c] > hi[c]:
-            t = q[c] - hi[c]
-            if t > r:
-                r = t
+        if a > r:
+            r = a
     return r
 
 
@@ -442,38 +436,65 @@ cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_
 
 cdef Py_ssize_t kdtree_count(const KDTree *t, const double *qp, double r, bint strict,
                              Py_ssize_t *stack) noexcept nogil:
-    """Number of tree points p with max_c |p_c - q_c| < r (strict) or <= r (non-strict)."""
-    cdef Py_ssize_t d = t.d, node, top, p, c, count = 0
-    cdef double mn, mx, dist, diff
+    """Number of tree points p with max_c |p_c - q_c| < r (strict) or <= r (non-strict).
+
+    A non-strict count is the strict count with radius nextafter(r, +inf) (for doubles,
+    x <= r exactly when x < the next double above r), so one strict loop serves both. Each node
+    costs one pass over its box: skipped when its nearest point is not within r, counted whole
+    when its farthest corner is within r (exact: fl(a - q) is monotone in a), else split; leaves
+    are scanned branch-free."""
+    cdef Py_ssize_t d = t.d, node, top, p, c, count = 0, s, e
+    cdef double mn, mx, dist, a, b
     cdef const double *pp
-    if strict and r <= 0.0:
+    cdef const double *lo_
+    cdef const double *hi_
+    cdef const double *pts = t.points
+    if not strict:
+        r = nextafter(r, INFINITY)
+    if r <= 0.0:
         return 0
     stack[0] = 0
     top = 1
     while top > 0:
         top -= 1
         node = stack[top]
-        mn = _box_min_dist(qp, &t.lo[node * d], &t.hi[node * d], d)
-        if (mn >= r) if strict else (mn > r):
+        lo_ = &t.lo[node * d]
+        hi_ = &t.hi[node * d]
+        mn = 0.0
+        mx = 0.0
+        for c in range(d):
+            a = lo_[c] - qp[c]
+            b = qp[c] - hi_[c]
+            # nearest point of the box along c: max(a, b) (if positive); farthest: max(-a, -b)
+            # (fl(q - lo) == -fl(lo - q) exactly)
+            if a > mn:
+                mn = a
+            if b > mn:
+                mn = b
+            if -a > mx:
+                mx = -a
+            if -b > mx:
+                mx = -b
+        if mn >= r:
             continue
-        mx = _box_max_dist(qp, &t.lo[node * d], &t.hi[node * d], d)
-        if (mx < r) if strict else (mx <= r):
-            count += t.end[node] - t.start[node]
+        s = t.start[node]
+        e = t.end[node]
+        if mx < r:
+            count += e - s
             continue
         if 2 * node + 1 < t.n_nodes:
             stack[top] = 2 * node + 1
             stack[top + 1] = 2 * node + 2
             top += 2
             continue
-        for p in range(t.start[node], t.end[node]):
-            pp = &t.points[p * d]
+        for p in range(s, e):
+            pp = &pts[p * d]
             dist = 0.0
             for c in range(d):
-                diff = fabs(pp[c] - qp[c])
-                if diff > dist:
-                    dist = diff
-            if (dist < r) if strict else (dist <= r):
-                count += 1
+                a = fabs(pp[c] - qp[c])
+                if a > dist:
+                    dist = a
+            count += dist < r
     return count
 
 
@@ -586,7 +607,7 @@ cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1
         m.sorted_values = &sorted_values[0]
         m.order = &order[0]
         return 0
-    return kdtree_build(&m.tree, m.data, m.n, m.d, KD_LEAF_SIZE, nt)
+    return kdtree_build(&m.tree, m.data, m.n, m.d, KD_COUNT_LEAF_SIZE, nt)
 
 
 cdef inline void marginal_free(Marginal *m) noexcept nogil:
