@@ -317,8 +317,8 @@ cdef extern from *:
        their |differences| A, B are folded to [max(A0,A2), max(A1,A3), max(B0,B2), max(B1,B3)],
        then to [maxA, maxA, maxB, maxB] (max is exact in any order), compared with r; each
        passing point sets two lanes, so the lane total is twice the count. */
-    FI_KD_CLONES static Py_ssize_t fi_kd_count_leaf4(const double *pts, Py_ssize_t s, Py_ssize_t e,
-                                                     const double *q, double r) {
+    static inline Py_ssize_t fi_kd_count_leaf4(const double *pts, Py_ssize_t s, Py_ssize_t e,
+                                               const double *q, double r) {
         const fi_kd_v4l absmask = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL,
                                    0x7fffffffffffffffLL, 0x7fffffffffffffffLL};
         fi_kd_v4d qv, a, b, lo, hi, x, y, rv = {r, r, r, r};
@@ -350,6 +350,43 @@ cdef extern from *:
             db = fabs(pts[4 * p + 3] - q[3]);
             if (db > da) da = db;
             count += da < r;
+        }
+        return count;
+    }
+
+    /* kdtree_count for 4-D trees (see there), box tests four lanes at a time: with r > 0, the
+       box's nearest point is at distance >= r iff some fl(lo_c - q_c) or fl(q_c - hi_c) is >= r,
+       and its farthest corner is within r iff every negation of those is < r. */
+    FI_KD_CLONES static Py_ssize_t fi_kd_count4(const double *pts, const double *lo,
+                                                const double *hi, const Py_ssize_t *start,
+                                                const Py_ssize_t *end, Py_ssize_t n_nodes,
+                                                const double *q, double r, Py_ssize_t *stack) {
+        fi_kd_v4d qv, a, b, rv = {r, r, r, r};
+        fi_kd_v4l m;
+        Py_ssize_t node, top = 1, count = 0;
+        memcpy(&qv, q, sizeof qv);
+        stack[0] = 0;
+        while (top > 0) {
+            node = stack[--top];
+            memcpy(&a, lo + 4 * node, sizeof a);
+            memcpy(&b, hi + 4 * node, sizeof b);
+            a = a - qv;
+            b = qv - b;
+            m = (a >= rv) | (b >= rv);
+            if ((m[0] | m[1] | m[2] | m[3]) != 0)
+                continue;
+            m = (-a < rv) & (-b < rv);
+            if ((m[0] & m[1] & m[2] & m[3]) != 0) {
+                count += end[node] - start[node];
+                continue;
+            }
+            if (2 * node + 1 < n_nodes) {
+                stack[top] = 2 * node + 1;
+                stack[top + 1] = 2 * node + 2;
+                top += 2;
+                continue;
+            }
+            count += fi_kd_count_leaf4(pts, start[node], end[node], q, r);
         }
         return count;
     }
@@ -405,8 +442,9 @@ cdef extern from *:
         }
     }
     """
-    Py_ssize_t fi_kd_count_leaf4(const double *pts, Py_ssize_t s, Py_ssize_t e,
-                                 const double *q, double r) noexcept nogil
+    Py_ssize_t fi_kd_count4(const double *pts, const double *lo, const double *hi,
+                            const Py_ssize_t *start, const Py_ssize_t *end, Py_ssize_t n_nodes,
+                            const double *q, double r, Py_ssize_t *stack) noexcept nogil
     void fi_kd_knn_leaf8(const double *pts, const Py_ssize_t *index, Py_ssize_t s, Py_ssize_t e,
                          Py_ssize_t q, const double *qp, int k, double *best_d,
                          Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil
@@ -599,6 +637,8 @@ cdef Py_ssize_t kdtree_count(const KDTree *t, const double *qp, double r, bint s
         r = nextafter(r, INFINITY)
     if r <= 0.0:
         return 0
+    if d == 4:
+        return fi_kd_count4(pts, t.lo, t.hi, t.start, t.end, t.n_nodes, qp, r, stack)
     stack[0] = 0
     top = 1
     while top > 0:
@@ -632,9 +672,6 @@ cdef Py_ssize_t kdtree_count(const KDTree *t, const double *qp, double r, bint s
             stack[top] = 2 * node + 1
             stack[top + 1] = 2 * node + 2
             top += 2
-            continue
-        if d == 4:
-            count += fi_kd_count_leaf4(pts, s, e, qp, r)
             continue
         for p in range(s, e):
             pp = &pts[p * d]
