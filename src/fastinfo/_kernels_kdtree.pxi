@@ -41,10 +41,10 @@ cdef Py_ssize_t KD_LEAF_SIZE = 16
 
 
 # The shapes with vectorised leaf scans take larger leaves (fewer nodes to visit, the scan being
-# cheap): 8-D trees 3x (the k-NN scan), 4-D range-count trees 2x (tuned on 4-D x 4-D KSG).
+# cheap): 8-D trees 3x (the k-NN scan), 4-D range-count trees 4x (tuned on 4-D x 4-D KSG).
 cdef enum:
     KD_LEAF_MULT_8D = 3
-    KD_LEAF_MULT_COUNT_4D = 2
+    KD_LEAF_MULT_COUNT_4D = 4
 
 
 def _set_leaf_size(Py_ssize_t leaf_size):
