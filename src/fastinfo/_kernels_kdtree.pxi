@@ -441,6 +441,105 @@ cdef extern from *:
             fi_kd_insert(dist, p, index[p], k, best_d, best_p, best_i);
         }
     }
+
+    /* Hand-written AVX2 versions of fi_kd_count4 and fi_kd_knn_leaf8 (movemask tests and
+       vmaxpd, which the generic vector code cannot express), chosen at run time when the CPU
+       has AVX2 (fi_kd_init_dispatch, called once at import). Same predicates, same results. */
+    #if defined(__x86_64__) && defined(__GNUC__) && !defined(FI_NO_CLONES) && (defined(__clang__) ? (__clang_major__ >= 14) : (__GNUC__ >= 11))
+    #define FI_KD_AVX2 1
+    #include <immintrin.h>
+    static int fi_kd_use_avx2 = 0;
+    static void fi_kd_init_dispatch(void) {
+        __builtin_cpu_init();
+        fi_kd_use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+
+    __attribute__((target("avx2")))
+    static Py_ssize_t fi_kd_count4_avx2(const double *pts, const double *lo, const double *hi,
+                                        const Py_ssize_t *start, const Py_ssize_t *end,
+                                        Py_ssize_t n_nodes, const double *q, double r,
+                                        Py_ssize_t *stack) {
+        const __m256d qv = _mm256_loadu_pd(q), rv = _mm256_set1_pd(r);
+        const __m256d nrv = _mm256_set1_pd(-r), sign = _mm256_set1_pd(-0.0);
+        __m256d a, b;
+        Py_ssize_t node, top = 1, count = 0, p, e;
+        stack[0] = 0;
+        while (top > 0) {
+            node = stack[--top];
+            a = _mm256_sub_pd(_mm256_loadu_pd(lo + 4 * node), qv);     /* fl(lo - q) */
+            b = _mm256_sub_pd(qv, _mm256_loadu_pd(hi + 4 * node));     /* fl(q - hi) */
+            if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_max_pd(a, b), rv, _CMP_GE_OQ)))
+                continue;
+            /* farthest corner: -a < r and -b < r, i.e. min(a, b) > -r (negation is exact) */
+            if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_min_pd(a, b), nrv, _CMP_GT_OQ)) == 15) {
+                count += end[node] - start[node];
+                continue;
+            }
+            if (2 * node + 1 < n_nodes) {
+                stack[top] = 2 * node + 1;
+                stack[top + 1] = 2 * node + 2;
+                top += 2;
+                continue;
+            }
+            e = end[node];
+            for (p = start[node]; p < e; p++) {
+                a = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p), qv));
+                count += _mm256_movemask_pd(_mm256_cmp_pd(a, rv, _CMP_LT_OQ)) == 15;
+            }
+        }
+        return count;
+    }
+
+    __attribute__((target("avx2")))
+    static void fi_kd_knn_leaf8_avx2(const double *pts, const Py_ssize_t *index, Py_ssize_t s,
+                                     Py_ssize_t e, Py_ssize_t q, const double *qp, int k,
+                                     double *best_d, Py_ssize_t *best_p, Py_ssize_t *best_i) {
+        const __m256d q0 = _mm256_loadu_pd(qp), q1 = _mm256_loadu_pd(qp + 4);
+        const __m256d sign = _mm256_set1_pd(-0.0);
+        __m256d a, b, w = _mm256_set1_pd(best_d[k - 1]);
+        __m128d h;
+        double dist;
+        Py_ssize_t p;
+        for (p = s; p < e; p++) {
+            a = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 8 * p), q0));
+            b = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 8 * p + 4), q1));
+            a = _mm256_max_pd(a, b);
+            if (_mm256_movemask_pd(_mm256_cmp_pd(a, w, _CMP_GT_OQ)) || p == q)
+                continue;
+            h = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+            h = _mm_max_sd(h, _mm_unpackhi_pd(h, h));
+            dist = _mm_cvtsd_f64(h);
+            fi_kd_insert(dist, p, index[p], k, best_d, best_p, best_i);
+            w = _mm256_set1_pd(best_d[k - 1]);
+        }
+    }
+    #else
+    static void fi_kd_init_dispatch(void) {}
+    #endif
+
+    static inline Py_ssize_t fi_kd_count4_any(const double *pts, const double *lo,
+                                              const double *hi, const Py_ssize_t *start,
+                                              const Py_ssize_t *end, Py_ssize_t n_nodes,
+                                              const double *q, double r, Py_ssize_t *stack) {
+    #ifdef FI_KD_AVX2
+        if (fi_kd_use_avx2)
+            return fi_kd_count4_avx2(pts, lo, hi, start, end, n_nodes, q, r, stack);
+    #endif
+        return fi_kd_count4(pts, lo, hi, start, end, n_nodes, q, r, stack);
+    }
+
+    static inline void fi_kd_knn_leaf8_any(const double *pts, const Py_ssize_t *index,
+                                           Py_ssize_t s, Py_ssize_t e, Py_ssize_t q,
+                                           const double *qp, int k, double *best_d,
+                                           Py_ssize_t *best_p, Py_ssize_t *best_i) {
+    #ifdef FI_KD_AVX2
+        if (fi_kd_use_avx2) {
+            fi_kd_knn_leaf8_avx2(pts, index, s, e, q, qp, k, best_d, best_p, best_i);
+            return;
+        }
+    #endif
+        fi_kd_knn_leaf8(pts, index, s, e, q, qp, k, best_d, best_p, best_i);
+    }
     """
     Py_ssize_t fi_kd_count4(const double *pts, const double *lo, const double *hi,
                             const Py_ssize_t *start, const Py_ssize_t *end, Py_ssize_t n_nodes,
@@ -448,6 +547,17 @@ cdef extern from *:
     void fi_kd_knn_leaf8(const double *pts, const Py_ssize_t *index, Py_ssize_t s, Py_ssize_t e,
                          Py_ssize_t q, const double *qp, int k, double *best_d,
                          Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil
+    Py_ssize_t fi_kd_count4_any(const double *pts, const double *lo, const double *hi,
+                                const Py_ssize_t *start, const Py_ssize_t *end,
+                                Py_ssize_t n_nodes, const double *q, double r,
+                                Py_ssize_t *stack) noexcept nogil
+    void fi_kd_knn_leaf8_any(const double *pts, const Py_ssize_t *index, Py_ssize_t s,
+                             Py_ssize_t e, Py_ssize_t q, const double *qp, int k, double *best_d,
+                             Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil
+    void fi_kd_init_dispatch() noexcept nogil
+
+
+fi_kd_init_dispatch()
 
 
 cdef inline double _box_min_dist(const double *q, const double *lo, const double *hi,
@@ -531,7 +641,7 @@ cdef inline void _knn_scan_leaf(const KDTree *t, Py_ssize_t node, Py_ssize_t q, 
             _knn_insert(dist, p, t.index[p], k, best_d, best_p, best_i)
         return
     if d == 8:
-        fi_kd_knn_leaf8(t.points, t.index, t.start[node], t.end[node], q, qp, k, best_d, best_p,
+        fi_kd_knn_leaf8_any(t.points, t.index, t.start[node], t.end[node], q, qp, k, best_d, best_p,
                         best_i)
         return
     for p in range(t.start[node], t.end[node]):
@@ -638,7 +748,7 @@ cdef Py_ssize_t kdtree_count(const KDTree *t, const double *qp, double r, bint s
     if r <= 0.0:
         return 0
     if d == 4:
-        return fi_kd_count4(pts, t.lo, t.hi, t.start, t.end, t.n_nodes, qp, r, stack)
+        return fi_kd_count4_any(pts, t.lo, t.hi, t.start, t.end, t.n_nodes, qp, r, stack)
     stack[0] = 0
     top = 1
     while top > 0:
