@@ -491,7 +491,7 @@ cdef extern from *:
     }
 
     __attribute__((target("avx2")))
-    static void fi_kd_knn_leaf8_avx2(const double *pts, const Py_ssize_t *index, Py_ssize_t s,
+    static inline void fi_kd_knn_leaf8_avx2(const double *pts, const Py_ssize_t *index, Py_ssize_t s,
                                      Py_ssize_t e, Py_ssize_t q, const double *qp, int k,
                                      double *best_d, Py_ssize_t *best_p, Py_ssize_t *best_i) {
         const __m256d q0 = _mm256_loadu_pd(qp), q1 = _mm256_loadu_pd(qp + 4);
@@ -513,8 +513,98 @@ cdef extern from *:
             w = _mm256_set1_pd(best_d[k - 1]);
         }
     }
+
+    /* max-norm distance from q (q0 = q[0:4], q1 = q[4:8]) to an 8-D box, as _box_min_dist. */
+    __attribute__((target("avx2")))
+    static inline double fi_kd_box_min8_avx2(__m256d q0, __m256d q1, const double *lo,
+                                             const double *hi) {
+        __m256d m = _mm256_max_pd(
+            _mm256_max_pd(_mm256_sub_pd(_mm256_loadu_pd(lo), q0), _mm256_sub_pd(q0, _mm256_loadu_pd(hi))),
+            _mm256_max_pd(_mm256_sub_pd(_mm256_loadu_pd(lo + 4), q1), _mm256_sub_pd(q1, _mm256_loadu_pd(hi + 4))));
+        __m128d h = _mm_max_pd(_mm256_castpd256_pd128(m), _mm256_extractf128_pd(m, 1));
+        h = _mm_max_sd(h, _mm_unpackhi_pd(h, h));
+        h = _mm_max_sd(h, _mm_setzero_pd());
+        return _mm_cvtsd_f64(h);
+    }
+
+    /* kdtree_knn for 8-D trees (the same search, node order and results; see there). */
+    __attribute__((target("avx2")))
+    static double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
+                                  const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
+                                  Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
+                                  Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
+                                  double *stack_d) {
+        const double *qp = pts + 8 * q;
+        const __m256d q0 = _mm256_loadu_pd(qp), q1 = _mm256_loadu_pd(qp + 4);
+        Py_ssize_t node, sibling, top, child;
+        double bd, bd2;
+        int j;
+        for (j = 0; j < k; j++) {
+            best_d[j] = INFINITY;
+            best_p[j] = -1;
+            best_i[j] = PY_SSIZE_T_MAX;
+        }
+        node = 0;
+        while (2 * node + 1 < n_nodes)
+            node = q < start[2 * node + 2] ? 2 * node + 1 : 2 * node + 2;
+        fi_kd_knn_leaf8_avx2(pts, index, start[node], end[node], q, qp, k, best_d, best_p, best_i);
+        while (node > 0) {
+            sibling = (node & 1) ? node + 1 : node - 1;
+            node = (node - 1) / 2;
+            if (fi_kd_box_min8_avx2(q0, q1, lo + 8 * sibling, hi + 8 * sibling) > best_d[k - 1])
+                continue;
+            /* depth-first search of the sibling's subtree, nearer child first */
+            stack[0] = sibling;
+            stack_d[0] = 0.0;
+            top = 1;
+            while (top > 0) {
+                top--;
+                if (stack_d[top] > best_d[k - 1])
+                    continue;
+                child = 2 * stack[top] + 1;
+                if (child >= n_nodes) {
+                    fi_kd_knn_leaf8_avx2(pts, index, start[stack[top]], end[stack[top]], q, qp, k,
+                                         best_d, best_p, best_i);
+                    continue;
+                }
+                bd = fi_kd_box_min8_avx2(q0, q1, lo + 8 * child, hi + 8 * child);
+                bd2 = fi_kd_box_min8_avx2(q0, q1, lo + 8 * (child + 1), hi + 8 * (child + 1));
+                if (bd <= bd2) {
+                    if (bd2 <= best_d[k - 1]) {
+                        stack[top] = child + 1;
+                        stack_d[top] = bd2;
+                        top++;
+                    }
+                    if (bd <= best_d[k - 1]) {
+                        stack[top] = child;
+                        stack_d[top] = bd;
+                        top++;
+                    }
+                } else {
+                    if (bd <= best_d[k - 1]) {
+                        stack[top] = child;
+                        stack_d[top] = bd;
+                        top++;
+                    }
+                    if (bd2 <= best_d[k - 1]) {
+                        stack[top] = child + 1;
+                        stack_d[top] = bd2;
+                        top++;
+                    }
+                }
+            }
+        }
+        return best_d[k - 1];
+    }
+    static inline int fi_kd_avx2(void) { return fi_kd_use_avx2; }
     #else
     static void fi_kd_init_dispatch(void) {}
+    static inline int fi_kd_avx2(void) { return 0; }
+    static double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
+                                  const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
+                                  Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
+                                  Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
+                                  double *stack_d) { return 0.0; }   /* never called */
     #endif
 
     static inline Py_ssize_t fi_kd_count4_any(const double *pts, const double *lo,
@@ -555,6 +645,12 @@ cdef extern from *:
                              Py_ssize_t e, Py_ssize_t q, const double *qp, int k, double *best_d,
                              Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil
     void fi_kd_init_dispatch() noexcept nogil
+    int fi_kd_avx2() noexcept nogil
+    double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
+                           const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
+                           Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
+                           Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
+                           double *stack_d) noexcept nogil
 
 
 fi_kd_init_dispatch()
@@ -712,6 +808,9 @@ cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_
     cdef Py_ssize_t d = t.d, node, sibling
     cdef const double *qp = &t.points[q * d]
     cdef int j
+    if d == 8 and fi_kd_avx2():
+        return fi_kd_knn8_avx2(t.points, t.index, t.lo, t.hi, t.start, t.end, t.n_nodes, q, k,
+                               best_d, best_p, best_i, stack, stack_d)
     for j in range(k):
         best_d[j] = INFINITY
         best_p[j] = -1
