@@ -597,9 +597,18 @@ cdef extern from *:
         return best_d[k - 1];
     }
     static inline int fi_kd_avx2(void) { return fi_kd_use_avx2; }
+    /* Private switch for tests: off forces the generic paths; on only if the CPU has AVX2. */
+    static int fi_kd_set_avx2(int on) {
+        int old = fi_kd_use_avx2;
+        fi_kd_init_dispatch();
+        if (!on)
+            fi_kd_use_avx2 = 0;
+        return old;
+    }
     #else
     static void fi_kd_init_dispatch(void) {}
     static inline int fi_kd_avx2(void) { return 0; }
+    static int fi_kd_set_avx2(int on) { return 0; }
     static double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
                                   const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
                                   Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
@@ -646,6 +655,7 @@ cdef extern from *:
                              Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil
     void fi_kd_init_dispatch() noexcept nogil
     int fi_kd_avx2() noexcept nogil
+    int fi_kd_set_avx2(int on) noexcept nogil
     double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
                            const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
                            Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
@@ -654,6 +664,12 @@ cdef extern from *:
 
 
 fi_kd_init_dispatch()
+
+
+def _set_kd_avx2(bint on):
+    """Private (tests): use the AVX2 KD-tree paths when the CPU has AVX2 (True) or the generic
+    vector code (False); returns the previous setting."""
+    return bool(fi_kd_set_avx2(on))
 
 
 cdef inline double _box_min_dist(const double *q, const double *lo, const double *hi,
