@@ -28,6 +28,11 @@
 #                     in it, galloping + bisection on the predicates fl(s[j] - v) < r and
 #                     fl(v - s[j]) < r (monotone in j, so exact).
 #   marginal_count_all  counts for every sample, queried in the marginal's own order.
+#
+# Vectorised paths (C below, same predicates and same search order, so the same results): 4-D
+# range counts (traversal and leaf scan) and the 8-D k-NN search (leaf scan; with AVX2 the whole
+# search), the marginals and joint of 4-D x 4-D KSG. AVX2 intrinsics when the CPU has AVX2
+# (checked once at import), else generic GCC/Clang vector code. Those trees take larger leaves.
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.math cimport nextafter
@@ -291,10 +296,11 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
     return 0
 
 
-# Leaf scans for the two hottest shapes (4-D range counts, 8-D k-NN: the marginals and joint of
-# 4-D x 4-D KSG) in C with GCC/Clang vector extensions, compiled also for x86-64-v3 (AVX2) and
-# picked at load time. They test exactly what the scalar scans test: |fl(p_c - q_c)| < r is
-# -r < fl(p_c - q_c) < r, and "max_c |fl(p_c - q_c)| > worst" is "some |fl(p_c - q_c)| > worst".
+# The two hottest shapes (4-D range counts, 8-D k-NN: the marginals and joint of 4-D x 4-D KSG)
+# in C: generic GCC/Clang vector code (also compiled for x86-64-v3 and picked at load time), and
+# AVX2 intrinsics used when the CPU has AVX2. They test exactly what the scalar code tests:
+# |fl(p_c - q_c)| < r is -r < fl(p_c - q_c) < r, "max_c |fl(p_c - q_c)| > worst" is "some
+# |fl(p_c - q_c)| > worst", and maxima are exact in any order.
 cdef extern from *:
     r"""
     #include <string.h>
