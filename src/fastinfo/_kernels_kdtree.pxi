@@ -29,10 +29,10 @@
 #                     fl(v - s[j]) < r (monotone in j, so exact).
 #   marginal_count_all  counts for every sample, queried in the marginal's own order.
 #
-# Vectorised paths (C below, same predicates and same search order, so the same results): 4-D
-# range counts (traversal and leaf scan) and the 8-D k-NN search (leaf scan; with AVX2 the whole
-# search), the marginals and joint of 4-D x 4-D KSG. AVX2 intrinsics when the CPU has AVX2
-# (checked once at import), else generic GCC/Clang vector code. Those trees take larger leaves.
+# Vectorised paths (C below, same predicates and same search order, so the same results): the
+# 4-D range count and the 8-D k-NN search (the marginals and joint of 4-D x 4-D KSG) in AVX2
+# intrinsics when the CPU has AVX2 (checked once at import), else the scalar code. Those trees
+# take larger leaves (KD_LEAF_MULT_*).
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.math cimport nextafter
@@ -297,105 +297,15 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
 
 
 # The two hottest shapes (4-D range counts, 8-D k-NN: the marginals and joint of 4-D x 4-D KSG)
-# in C: generic GCC/Clang vector code (also compiled for x86-64-v3 and picked at load time), and
-# AVX2 intrinsics used when the CPU has AVX2. They test exactly what the scalar code tests:
-# |fl(p_c - q_c)| < r is -r < fl(p_c - q_c) < r, "max_c |fl(p_c - q_c)| > worst" is "some
-# |fl(p_c - q_c)| > worst", and maxima are exact in any order.
+# with AVX2 intrinsics when the CPU has AVX2 (x86-64 GCC >= 11 / Clang >= 14 builds; elsewhere,
+# or with -DFI_NO_CLONES, the scalar code below serves every shape). They test exactly what the
+# scalar code tests, in the same search order: |fl(p_c - q_c)| < r, "max_c |fl(p_c - q_c)| >
+# worst" is "some |fl(p_c - q_c)| > worst", box bounds from the same rounded differences, and
+# maxima are exact in any order.
 cdef extern from *:
     r"""
     #include <string.h>
     #include <math.h>
-    #if defined(__x86_64__) && defined(__linux__) && !defined(FI_NO_CLONES) && (defined(__clang__) ? (__clang_major__ >= 14) : (__GNUC__ >= 11))
-    #define FI_KD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-    #else
-    #define FI_KD_CLONES
-    #endif
-    typedef double fi_kd_v4d __attribute__((vector_size(32)));
-    typedef long long fi_kd_v4l __attribute__((vector_size(32)));
-
-    #if defined(__clang__)
-    #define FI_KD_SHUF(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
-    #else
-    #define FI_KD_SHUF(a, b, i, j, k, l) __builtin_shuffle(a, b, (fi_kd_v4l){i, j, k, l})
-    #endif
-
-    /* #{p in [s, e) : max_c |fl(pts[4p + c] - q[c])| < r} for 4-D rows. Two points per step:
-       their |differences| A, B are folded to [max(A0,A2), max(A1,A3), max(B0,B2), max(B1,B3)],
-       then to [maxA, maxA, maxB, maxB] (max is exact in any order), compared with r; each
-       passing point sets two lanes, so the lane total is twice the count. */
-    static inline Py_ssize_t fi_kd_count_leaf4(const double *pts, Py_ssize_t s, Py_ssize_t e,
-                                               const double *q, double r) {
-        const fi_kd_v4l absmask = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL,
-                                   0x7fffffffffffffffLL, 0x7fffffffffffffffLL};
-        fi_kd_v4d qv, a, b, lo, hi, x, y, rv = {r, r, r, r};
-        fi_kd_v4l m, acc = {0, 0, 0, 0};
-        Py_ssize_t p = s, count;
-        double da, db;
-        memcpy(&qv, q, sizeof qv);
-        for (; p + 2 <= e; p += 2) {
-            memcpy(&a, pts + 4 * p, sizeof a);
-            memcpy(&b, pts + 4 * p + 4, sizeof b);
-            a = (fi_kd_v4d)((fi_kd_v4l)(a - qv) & absmask);
-            b = (fi_kd_v4d)((fi_kd_v4l)(b - qv) & absmask);
-            lo = FI_KD_SHUF(a, b, 0, 1, 4, 5);
-            hi = FI_KD_SHUF(a, b, 2, 3, 6, 7);
-            m = lo > hi;
-            x = (fi_kd_v4d)(((fi_kd_v4l)lo & m) | ((fi_kd_v4l)hi & ~m));
-            y = FI_KD_SHUF(x, x, 1, 0, 3, 2);
-            m = x > y;
-            x = (fi_kd_v4d)(((fi_kd_v4l)x & m) | ((fi_kd_v4l)y & ~m));
-            acc -= x < rv;
-        }
-        count = (acc[0] + acc[1] + acc[2] + acc[3]) / 2;
-        if (p < e) {
-            da = fabs(pts[4 * p] - q[0]);
-            db = fabs(pts[4 * p + 1] - q[1]);
-            if (db > da) da = db;
-            db = fabs(pts[4 * p + 2] - q[2]);
-            if (db > da) da = db;
-            db = fabs(pts[4 * p + 3] - q[3]);
-            if (db > da) da = db;
-            count += da < r;
-        }
-        return count;
-    }
-
-    /* kdtree_count for 4-D trees (see there), box tests four lanes at a time: with r > 0, the
-       box's nearest point is at distance >= r iff some fl(lo_c - q_c) or fl(q_c - hi_c) is >= r,
-       and its farthest corner is within r iff every negation of those is < r. */
-    FI_KD_CLONES static Py_ssize_t fi_kd_count4(const double *pts, const double *lo,
-                                                const double *hi, const Py_ssize_t *start,
-                                                const Py_ssize_t *end, Py_ssize_t n_nodes,
-                                                const double *q, double r, Py_ssize_t *stack) {
-        fi_kd_v4d qv, a, b, rv = {r, r, r, r};
-        fi_kd_v4l m;
-        Py_ssize_t node, top = 1, count = 0;
-        memcpy(&qv, q, sizeof qv);
-        stack[0] = 0;
-        while (top > 0) {
-            node = stack[--top];
-            memcpy(&a, lo + 4 * node, sizeof a);
-            memcpy(&b, hi + 4 * node, sizeof b);
-            a = a - qv;
-            b = qv - b;
-            m = (a >= rv) | (b >= rv);
-            if ((m[0] | m[1] | m[2] | m[3]) != 0)
-                continue;
-            m = (-a < rv) & (-b < rv);
-            if ((m[0] & m[1] & m[2] & m[3]) != 0) {
-                count += end[node] - start[node];
-                continue;
-            }
-            if (2 * node + 1 < n_nodes) {
-                stack[top] = 2 * node + 1;
-                stack[top + 1] = 2 * node + 2;
-                top += 2;
-                continue;
-            }
-            count += fi_kd_count_leaf4(pts, start[node], end[node], q, r);
-        }
-        return count;
-    }
 
     /* Insert (dist, sample) into the k-buffer ordered by (distance, sample index). */
     static inline void fi_kd_insert(double dist, Py_ssize_t p, Py_ssize_t sample, int k,
@@ -415,42 +325,8 @@ cdef extern from *:
         best_i[j] = sample;
     }
 
-    /* k-NN leaf scan for 8-D rows: tree positions [s, e) except q. */
-    FI_KD_CLONES static void fi_kd_knn_leaf8(const double *pts, const Py_ssize_t *index,
-                                             Py_ssize_t s, Py_ssize_t e, Py_ssize_t q,
-                                             const double *qp, int k, double *best_d,
-                                             Py_ssize_t *best_p, Py_ssize_t *best_i) {
-        const fi_kd_v4l absmask = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL,
-                                   0x7fffffffffffffffLL, 0x7fffffffffffffffLL};
-        fi_kd_v4d q0, q1, a, b, w;
-        fi_kd_v4l m;
-        double worst, dist;
-        Py_ssize_t p;
-        int c;
-        memcpy(&q0, qp, sizeof q0);
-        memcpy(&q1, qp + 4, sizeof q1);
-        for (p = s; p < e; p++) {
-            worst = best_d[k - 1];
-            w = (fi_kd_v4d){worst, worst, worst, worst};
-            memcpy(&a, pts + 8 * p, sizeof a);
-            memcpy(&b, pts + 8 * p + 4, sizeof b);
-            a = (fi_kd_v4d)((fi_kd_v4l)(a - q0) & absmask);
-            b = (fi_kd_v4d)((fi_kd_v4l)(b - q1) & absmask);
-            m = (a > w) | (b > w);
-            if ((m[0] | m[1] | m[2] | m[3]) != 0 || p == q)
-                continue;
-            dist = 0.0;
-            for (c = 0; c < 4; c++) {
-                if (a[c] > dist) dist = a[c];
-                if (b[c] > dist) dist = b[c];
-            }
-            fi_kd_insert(dist, p, index[p], k, best_d, best_p, best_i);
-        }
-    }
-
-    /* Hand-written AVX2 versions of fi_kd_count4 and fi_kd_knn_leaf8 (movemask tests and
-       vmaxpd, which the generic vector code cannot express), chosen at run time when the CPU
-       has AVX2 (fi_kd_init_dispatch, called once at import). Same predicates, same results. */
+    /* AVX2 versions of kdtree_count (4-D) and kdtree_knn (8-D), chosen at run time when the
+       CPU has AVX2 (fi_kd_init_dispatch, called once at import). */
     #if defined(__x86_64__) && defined(__GNUC__) && !defined(FI_NO_CLONES) && (defined(__clang__) ? (__clang_major__ >= 14) : (__GNUC__ >= 11))
     #define FI_KD_AVX2 1
     #include <immintrin.h>
@@ -615,53 +491,24 @@ cdef extern from *:
     static void fi_kd_init_dispatch(void) {}
     static inline int fi_kd_avx2(void) { return 0; }
     static int fi_kd_set_avx2(int on) { return 0; }
+    /* never called (fi_kd_avx2() is 0) */
+    static Py_ssize_t fi_kd_count4_avx2(const double *pts, const double *lo, const double *hi,
+                                        const Py_ssize_t *start, const Py_ssize_t *end,
+                                        Py_ssize_t n_nodes, const double *q, double r,
+                                        Py_ssize_t *stack) { return 0; }
     static double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
                                   const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
                                   Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
                                   Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
-                                  double *stack_d) { return 0.0; }   /* never called */
+                                  double *stack_d) { return 0.0; }
     #endif
-
-    static inline Py_ssize_t fi_kd_count4_any(const double *pts, const double *lo,
-                                              const double *hi, const Py_ssize_t *start,
-                                              const Py_ssize_t *end, Py_ssize_t n_nodes,
-                                              const double *q, double r, Py_ssize_t *stack) {
-    #ifdef FI_KD_AVX2
-        if (fi_kd_use_avx2)
-            return fi_kd_count4_avx2(pts, lo, hi, start, end, n_nodes, q, r, stack);
-    #endif
-        return fi_kd_count4(pts, lo, hi, start, end, n_nodes, q, r, stack);
-    }
-
-    static inline void fi_kd_knn_leaf8_any(const double *pts, const Py_ssize_t *index,
-                                           Py_ssize_t s, Py_ssize_t e, Py_ssize_t q,
-                                           const double *qp, int k, double *best_d,
-                                           Py_ssize_t *best_p, Py_ssize_t *best_i) {
-    #ifdef FI_KD_AVX2
-        if (fi_kd_use_avx2) {
-            fi_kd_knn_leaf8_avx2(pts, index, s, e, q, qp, k, best_d, best_p, best_i);
-            return;
-        }
-    #endif
-        fi_kd_knn_leaf8(pts, index, s, e, q, qp, k, best_d, best_p, best_i);
-    }
     """
-    Py_ssize_t fi_kd_count4(const double *pts, const double *lo, const double *hi,
-                            const Py_ssize_t *start, const Py_ssize_t *end, Py_ssize_t n_nodes,
-                            const double *q, double r, Py_ssize_t *stack) noexcept nogil
-    void fi_kd_knn_leaf8(const double *pts, const Py_ssize_t *index, Py_ssize_t s, Py_ssize_t e,
-                         Py_ssize_t q, const double *qp, int k, double *best_d,
-                         Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil
-    Py_ssize_t fi_kd_count4_any(const double *pts, const double *lo, const double *hi,
-                                const Py_ssize_t *start, const Py_ssize_t *end,
-                                Py_ssize_t n_nodes, const double *q, double r,
-                                Py_ssize_t *stack) noexcept nogil
-    void fi_kd_knn_leaf8_any(const double *pts, const Py_ssize_t *index, Py_ssize_t s,
-                             Py_ssize_t e, Py_ssize_t q, const double *qp, int k, double *best_d,
-                             Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil
     void fi_kd_init_dispatch() noexcept nogil
     int fi_kd_avx2() noexcept nogil
     int fi_kd_set_avx2(int on) noexcept nogil
+    Py_ssize_t fi_kd_count4_avx2(const double *pts, const double *lo, const double *hi,
+                                 const Py_ssize_t *start, const Py_ssize_t *end, Py_ssize_t n_nodes,
+                                 const double *q, double r, Py_ssize_t *stack) noexcept nogil
     double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
                            const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
                            Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
@@ -673,8 +520,8 @@ fi_kd_init_dispatch()
 
 
 def _set_kd_avx2(bint on):
-    """Private (tests): use the AVX2 KD-tree paths when the CPU has AVX2 (True) or the generic
-    vector code (False); returns the previous setting."""
+    """Private (tests): use the AVX2 KD-tree paths when the CPU has AVX2 (True) or the scalar
+    code (False); returns the previous setting."""
     return bool(fi_kd_set_avx2(on))
 
 
@@ -757,10 +604,6 @@ cdef inline void _knn_scan_leaf(const KDTree *t, Py_ssize_t node, Py_ssize_t q, 
             if dist > best_d[k - 1] or p == q:
                 continue
             _knn_insert(dist, p, t.index[p], k, best_d, best_p, best_i)
-        return
-    if d == 8:
-        fi_kd_knn_leaf8_any(t.points, t.index, t.start[node], t.end[node], q, qp, k, best_d, best_p,
-                        best_i)
         return
     for p in range(t.start[node], t.end[node]):
         if p == q:
@@ -868,8 +711,8 @@ cdef Py_ssize_t kdtree_count(const KDTree *t, const double *qp, double r, bint s
         r = nextafter(r, INFINITY)
     if r <= 0.0:
         return 0
-    if d == 4:
-        return fi_kd_count4_any(pts, t.lo, t.hi, t.start, t.end, t.n_nodes, qp, r, stack)
+    if d == 4 and fi_kd_avx2():
+        return fi_kd_count4_avx2(pts, t.lo, t.hi, t.start, t.end, t.n_nodes, qp, r, stack)
     stack[0] = 0
     top = 1
     while top > 0:
