@@ -343,7 +343,8 @@ cdef extern from *:
                                         Py_ssize_t *stack) {
         const __m256d qv = _mm256_loadu_pd(q), rv = _mm256_set1_pd(r);
         const __m256d nrv = _mm256_set1_pd(-r), sign = _mm256_set1_pd(-0.0);
-        __m256d a, b;
+        __m256d a, b, m0, m1, m2, m3;
+        __m256i acc = _mm256_setzero_si256();
         Py_ssize_t node, top = 1, count = 0, p, e;
         stack[0] = 0;
         while (top > 0) {
@@ -364,11 +365,28 @@ cdef extern from *:
                 continue;
             }
             e = end[node];
-            for (p = start[node]; p < e; p++) {
+            p = start[node];
+            /* four points per step: the per-lane tests of points 0..3 are and-folded by
+               unpack/permute to one lane per point, and -1 lanes are summed. */
+            for (; p + 4 <= e; p += 4) {
+                m0 = _mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p), qv)), rv, _CMP_LT_OQ);
+                m1 = _mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p + 4), qv)), rv, _CMP_LT_OQ);
+                m2 = _mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p + 8), qv)), rv, _CMP_LT_OQ);
+                m3 = _mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p + 12), qv)), rv, _CMP_LT_OQ);
+                /* [m0_0 & m0_1, m1_0 & m1_1, m0_2 & m0_3, m1_2 & m1_3] and likewise for 2, 3 */
+                m0 = _mm256_and_pd(_mm256_unpacklo_pd(m0, m1), _mm256_unpackhi_pd(m0, m1));
+                m2 = _mm256_and_pd(_mm256_unpacklo_pd(m2, m3), _mm256_unpackhi_pd(m2, m3));
+                m0 = _mm256_and_pd(_mm256_permute2f128_pd(m0, m2, 0x20),
+                                   _mm256_permute2f128_pd(m0, m2, 0x31));
+                acc = _mm256_sub_epi64(acc, _mm256_castpd_si256(m0));
+            }
+            for (; p < e; p++) {
                 a = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p), qv));
                 count += _mm256_movemask_pd(_mm256_cmp_pd(a, rv, _CMP_LT_OQ)) == 15;
             }
         }
+        count += _mm256_extract_epi64(acc, 0) + _mm256_extract_epi64(acc, 1)
+                 + _mm256_extract_epi64(acc, 2) + _mm256_extract_epi64(acc, 3);
         return count;
     }
 
