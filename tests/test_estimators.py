@@ -441,7 +441,7 @@ def test_general_path_parallel_region_multidimensional_marginal():
 @pytest.mark.parametrize("data", ["gaussian", "ties"])
 def test_kdtree_simd_paths_match_reference(data):
     """4-D marginals and 8-D joints take vectorised KD-tree paths (AVX2 when the CPU has it,
-    else generic vector code): both must give the brute-force results, bitwise the same."""
+    else the scalar code): both must give the brute-force results, bitwise the same."""
     import fastinfo._kernels as kernels
 
     rng = np.random.default_rng(41 if data == "gaussian" else 42)
