@@ -551,6 +551,18 @@ cdef inline double _box_min_dist(const double *q, const double *lo, const double
     odd coordinates) halve the dependency chain; max is exact, so the order does not matter."""
     cdef double r0 = 0.0, r1 = 0.0, a, b, a1, b1
     cdef Py_ssize_t c = 0
+    if d == 2:
+        a = lo[0] - q[0]
+        b = q[0] - hi[0]
+        if b > a:
+            a = b
+        a1 = lo[1] - q[1]
+        b1 = q[1] - hi[1]
+        if b1 > a1:
+            a1 = b1
+        if a1 > a:
+            a = a1
+        return a if a > 0.0 else 0.0
     while c + 1 < d:
         a = lo[c] - q[c]
         b = q[c] - hi[c]
