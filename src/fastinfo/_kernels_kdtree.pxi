@@ -28,8 +28,14 @@
 #                     in it, galloping + bisection on the predicates fl(s[j] - v) < r and
 #                     fl(v - s[j]) < r (monotone in j, so exact).
 #   marginal_count_all  counts for every sample, queried in the marginal's own order.
+#
+# Vectorised paths (C below, same predicates and same search order, so the same results): the
+# 4-D range count and the 8-D k-NN search (the marginals and joint of 4-D x 4-D KSG) in AVX2
+# intrinsics when the CPU has AVX2 (checked once at import), else the scalar code. Those trees
+# take larger leaves (KD_LEAF_MULT_*).
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc.math cimport nextafter
 
 cdef enum:
     KD_STACK = 256          # explicit DFS stack; the depth of a tree over 2**62 points is < 64
@@ -37,6 +43,13 @@ cdef enum:
 
 # Points per leaf (at most); a module variable so that benchmarks can tune it.
 cdef Py_ssize_t KD_LEAF_SIZE = 16
+
+
+# The shapes with vectorised leaf scans take larger leaves (fewer nodes to visit, the scan being
+# cheap): 8-D trees 3x (the k-NN scan), 4-D range-count trees 4x (tuned on 4-D x 4-D KSG).
+cdef enum:
+    KD_LEAF_MULT_8D = 3
+    KD_LEAF_MULT_COUNT_4D = 4
 
 
 def _set_leaf_size(Py_ssize_t leaf_size):
@@ -241,10 +254,13 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
     """Build the tree over ``data`` ((n, d) row-major, sample order). Returns 0, or -1 when out
     of memory (the tree is then freed). Large trees: the top levels by one thread, then the
     subtrees below them shared among ``nt`` threads in one parallel region (the result does not
-    depend on the thread count)."""
+    depend on the thread count). 8-D trees take KD_LEAF_MULT_8D times ``leaf_size`` points
+    per leaf."""
     cdef Py_ssize_t p, li, n_sub
     cdef int depth = 0, top = 0
     kdtree_init(t)
+    if d == 8:
+        leaf_size = KD_LEAF_MULT_8D * leaf_size
     if leaf_size < 2:
         leaf_size = 2
     while n > (leaf_size << depth):
@@ -280,32 +296,295 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
     return 0
 
 
+# The two hottest shapes (4-D range counts, 8-D k-NN: the marginals and joint of 4-D x 4-D KSG)
+# with AVX2 intrinsics when the CPU has AVX2 (x86-64 GCC >= 11 / Clang >= 14 builds; elsewhere,
+# or with -DFI_NO_CLONES, the scalar code below serves every shape). They test exactly what the
+# scalar code tests, in the same search order: |fl(p_c - q_c)| < r, "max_c |fl(p_c - q_c)| >
+# worst" is "some |fl(p_c - q_c)| > worst", box bounds from the same rounded differences, and
+# maxima are exact in any order.
+cdef extern from *:
+    r"""
+    #include <string.h>
+    #include <math.h>
+
+    /* Insert (dist, sample) into the k-buffer ordered by (distance, sample index). */
+    static inline void fi_kd_insert(double dist, Py_ssize_t p, Py_ssize_t sample, int k,
+                                    double *best_d, Py_ssize_t *best_p, Py_ssize_t *best_i) {
+        int j;
+        if (dist == best_d[k - 1] && sample > best_i[k - 1])
+            return;
+        j = k - 1;
+        while (j > 0 && (best_d[j - 1] > dist || (best_d[j - 1] == dist && best_i[j - 1] > sample))) {
+            best_d[j] = best_d[j - 1];
+            best_p[j] = best_p[j - 1];
+            best_i[j] = best_i[j - 1];
+            j--;
+        }
+        best_d[j] = dist;
+        best_p[j] = p;
+        best_i[j] = sample;
+    }
+
+    /* AVX2 versions of kdtree_count (4-D) and kdtree_knn (8-D), chosen at run time when the
+       CPU has AVX2 (fi_kd_init_dispatch, called once at import). */
+    #if defined(__x86_64__) && defined(__GNUC__) && !defined(FI_NO_CLONES) && (defined(__clang__) ? (__clang_major__ >= 14) : (__GNUC__ >= 11))
+    #define FI_KD_AVX2 1
+    #include <immintrin.h>
+    static int fi_kd_use_avx2 = 0;
+    static void fi_kd_init_dispatch(void) {
+        __builtin_cpu_init();
+        fi_kd_use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+
+    __attribute__((target("avx2")))
+    static Py_ssize_t fi_kd_count4_avx2(const double *pts, const double *lo, const double *hi,
+                                        const Py_ssize_t *start, const Py_ssize_t *end,
+                                        Py_ssize_t n_nodes, const double *q, double r,
+                                        Py_ssize_t *stack) {
+        const __m256d qv = _mm256_loadu_pd(q), rv = _mm256_set1_pd(r);
+        const __m256d nrv = _mm256_set1_pd(-r), sign = _mm256_set1_pd(-0.0);
+        __m256d a, b, m0, m1, m2, m3;
+        __m256i acc = _mm256_setzero_si256();
+        Py_ssize_t node, top = 1, count = 0, p, e;
+        stack[0] = 0;
+        while (top > 0) {
+            node = stack[--top];
+            a = _mm256_sub_pd(_mm256_loadu_pd(lo + 4 * node), qv);     /* fl(lo - q) */
+            b = _mm256_sub_pd(qv, _mm256_loadu_pd(hi + 4 * node));     /* fl(q - hi) */
+            if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_max_pd(a, b), rv, _CMP_GE_OQ)))
+                continue;
+            /* farthest corner: -a < r and -b < r, i.e. min(a, b) > -r (negation is exact) */
+            if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_min_pd(a, b), nrv, _CMP_GT_OQ)) == 15) {
+                count += end[node] - start[node];
+                continue;
+            }
+            if (2 * node + 1 < n_nodes) {
+                stack[top] = 2 * node + 1;
+                stack[top + 1] = 2 * node + 2;
+                top += 2;
+                continue;
+            }
+            e = end[node];
+            p = start[node];
+            /* four points per step: the per-lane tests of points 0..3 are and-folded by
+               unpack/permute to one lane per point, and -1 lanes are summed. */
+            for (; p + 4 <= e; p += 4) {
+                m0 = _mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p), qv)), rv, _CMP_LT_OQ);
+                m1 = _mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p + 4), qv)), rv, _CMP_LT_OQ);
+                m2 = _mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p + 8), qv)), rv, _CMP_LT_OQ);
+                m3 = _mm256_cmp_pd(_mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p + 12), qv)), rv, _CMP_LT_OQ);
+                /* [m0_0 & m0_1, m1_0 & m1_1, m0_2 & m0_3, m1_2 & m1_3] and likewise for 2, 3 */
+                m0 = _mm256_and_pd(_mm256_unpacklo_pd(m0, m1), _mm256_unpackhi_pd(m0, m1));
+                m2 = _mm256_and_pd(_mm256_unpacklo_pd(m2, m3), _mm256_unpackhi_pd(m2, m3));
+                m0 = _mm256_and_pd(_mm256_permute2f128_pd(m0, m2, 0x20),
+                                   _mm256_permute2f128_pd(m0, m2, 0x31));
+                acc = _mm256_sub_epi64(acc, _mm256_castpd_si256(m0));
+            }
+            for (; p < e; p++) {
+                a = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 4 * p), qv));
+                count += _mm256_movemask_pd(_mm256_cmp_pd(a, rv, _CMP_LT_OQ)) == 15;
+            }
+        }
+        count += _mm256_extract_epi64(acc, 0) + _mm256_extract_epi64(acc, 1)
+                 + _mm256_extract_epi64(acc, 2) + _mm256_extract_epi64(acc, 3);
+        return count;
+    }
+
+    __attribute__((target("avx2")))
+    static inline void fi_kd_knn_leaf8_avx2(const double *pts, const Py_ssize_t *index, Py_ssize_t s,
+                                     Py_ssize_t e, Py_ssize_t q, const double *qp, int k,
+                                     double *best_d, Py_ssize_t *best_p, Py_ssize_t *best_i) {
+        const __m256d q0 = _mm256_loadu_pd(qp), q1 = _mm256_loadu_pd(qp + 4);
+        const __m256d sign = _mm256_set1_pd(-0.0);
+        __m256d a, b, w = _mm256_set1_pd(best_d[k - 1]);
+        __m128d h;
+        double dist;
+        Py_ssize_t p;
+        for (p = s; p < e; p++) {
+            a = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 8 * p), q0));
+            b = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(pts + 8 * p + 4), q1));
+            a = _mm256_max_pd(a, b);
+            if (_mm256_movemask_pd(_mm256_cmp_pd(a, w, _CMP_GT_OQ)) || p == q)
+                continue;
+            h = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+            h = _mm_max_sd(h, _mm_unpackhi_pd(h, h));
+            dist = _mm_cvtsd_f64(h);
+            fi_kd_insert(dist, p, index[p], k, best_d, best_p, best_i);
+            w = _mm256_set1_pd(best_d[k - 1]);
+        }
+    }
+
+    /* max-norm distance from q (q0 = q[0:4], q1 = q[4:8]) to an 8-D box, as _box_min_dist. */
+    __attribute__((target("avx2")))
+    static inline double fi_kd_box_min8_avx2(__m256d q0, __m256d q1, const double *lo,
+                                             const double *hi) {
+        __m256d m = _mm256_max_pd(
+            _mm256_max_pd(_mm256_sub_pd(_mm256_loadu_pd(lo), q0), _mm256_sub_pd(q0, _mm256_loadu_pd(hi))),
+            _mm256_max_pd(_mm256_sub_pd(_mm256_loadu_pd(lo + 4), q1), _mm256_sub_pd(q1, _mm256_loadu_pd(hi + 4))));
+        __m128d h = _mm_max_pd(_mm256_castpd256_pd128(m), _mm256_extractf128_pd(m, 1));
+        h = _mm_max_sd(h, _mm_unpackhi_pd(h, h));
+        h = _mm_max_sd(h, _mm_setzero_pd());
+        return _mm_cvtsd_f64(h);
+    }
+
+    /* kdtree_knn for 8-D trees (the same search, node order and results; see there). */
+    __attribute__((target("avx2")))
+    static double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
+                                  const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
+                                  Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
+                                  Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
+                                  double *stack_d) {
+        const double *qp = pts + 8 * q;
+        const __m256d q0 = _mm256_loadu_pd(qp), q1 = _mm256_loadu_pd(qp + 4);
+        Py_ssize_t node, sibling, top, child;
+        double bd, bd2;
+        int j;
+        for (j = 0; j < k; j++) {
+            best_d[j] = INFINITY;
+            best_p[j] = -1;
+            best_i[j] = PY_SSIZE_T_MAX;
+        }
+        node = 0;
+        while (2 * node + 1 < n_nodes)
+            node = q < start[2 * node + 2] ? 2 * node + 1 : 2 * node + 2;
+        fi_kd_knn_leaf8_avx2(pts, index, start[node], end[node], q, qp, k, best_d, best_p, best_i);
+        while (node > 0) {
+            sibling = (node & 1) ? node + 1 : node - 1;
+            node = (node - 1) / 2;
+            if (fi_kd_box_min8_avx2(q0, q1, lo + 8 * sibling, hi + 8 * sibling) > best_d[k - 1])
+                continue;
+            /* depth-first search of the sibling's subtree, nearer child first */
+            stack[0] = sibling;
+            stack_d[0] = 0.0;
+            top = 1;
+            while (top > 0) {
+                top--;
+                if (stack_d[top] > best_d[k - 1])
+                    continue;
+                child = 2 * stack[top] + 1;
+                if (child >= n_nodes) {
+                    fi_kd_knn_leaf8_avx2(pts, index, start[stack[top]], end[stack[top]], q, qp, k,
+                                         best_d, best_p, best_i);
+                    continue;
+                }
+                bd = fi_kd_box_min8_avx2(q0, q1, lo + 8 * child, hi + 8 * child);
+                bd2 = fi_kd_box_min8_avx2(q0, q1, lo + 8 * (child + 1), hi + 8 * (child + 1));
+                if (bd <= bd2) {
+                    if (bd2 <= best_d[k - 1]) {
+                        stack[top] = child + 1;
+                        stack_d[top] = bd2;
+                        top++;
+                    }
+                    if (bd <= best_d[k - 1]) {
+                        stack[top] = child;
+                        stack_d[top] = bd;
+                        top++;
+                    }
+                } else {
+                    if (bd <= best_d[k - 1]) {
+                        stack[top] = child;
+                        stack_d[top] = bd;
+                        top++;
+                    }
+                    if (bd2 <= best_d[k - 1]) {
+                        stack[top] = child + 1;
+                        stack_d[top] = bd2;
+                        top++;
+                    }
+                }
+            }
+        }
+        return best_d[k - 1];
+    }
+    static inline int fi_kd_avx2(void) { return fi_kd_use_avx2; }
+    /* Private switch for tests: off forces the generic paths; on only if the CPU has AVX2. */
+    static int fi_kd_set_avx2(int on) {
+        int old = fi_kd_use_avx2;
+        fi_kd_init_dispatch();
+        if (!on)
+            fi_kd_use_avx2 = 0;
+        return old;
+    }
+    #else
+    static void fi_kd_init_dispatch(void) {}
+    static inline int fi_kd_avx2(void) { return 0; }
+    static int fi_kd_set_avx2(int on) { return 0; }
+    /* never called (fi_kd_avx2() is 0) */
+    static Py_ssize_t fi_kd_count4_avx2(const double *pts, const double *lo, const double *hi,
+                                        const Py_ssize_t *start, const Py_ssize_t *end,
+                                        Py_ssize_t n_nodes, const double *q, double r,
+                                        Py_ssize_t *stack) { return 0; }
+    static double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
+                                  const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
+                                  Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
+                                  Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
+                                  double *stack_d) { return 0.0; }
+    #endif
+    """
+    void fi_kd_init_dispatch() noexcept nogil
+    int fi_kd_avx2() noexcept nogil
+    int fi_kd_set_avx2(int on) noexcept nogil
+    Py_ssize_t fi_kd_count4_avx2(const double *pts, const double *lo, const double *hi,
+                                 const Py_ssize_t *start, const Py_ssize_t *end, Py_ssize_t n_nodes,
+                                 const double *q, double r, Py_ssize_t *stack) noexcept nogil
+    double fi_kd_knn8_avx2(const double *pts, const Py_ssize_t *index, const double *lo,
+                           const double *hi, const Py_ssize_t *start, const Py_ssize_t *end,
+                           Py_ssize_t n_nodes, Py_ssize_t q, int k, double *best_d,
+                           Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
+                           double *stack_d) noexcept nogil
+
+
+fi_kd_init_dispatch()
+
+
+def _set_kd_avx2(bint on):
+    """Private (tests): use the AVX2 KD-tree paths when the CPU has AVX2 (True) or the scalar
+    code (False); returns the previous setting."""
+    return bool(fi_kd_set_avx2(on))
+
+
 cdef inline double _box_min_dist(const double *q, const double *lo, const double *hi,
                                  Py_ssize_t d) noexcept nogil:
-    cdef double r = 0.0, t, a, b
-    cdef Py_ssize_t c
+    """max-norm distance from q to the box: max(0, max_c max(fl(lo_c - q_c), fl(q_c - hi_c))),
+    branch-free (at most one of the two differences is positive, and it is the one the
+    brute-force distance to the box's nearest point rounds to). Two running maxima (even and
+    odd coordinates) halve the dependency chain; max is exact, so the order does not matter."""
+    cdef double r0 = 0.0, r1 = 0.0, a, b, a1, b1
+    cdef Py_ssize_t c = 0
     if d == 2:
         a = lo[0] - q[0]
-        t = q[0] - hi[0]
-        if t > a:
-            a = t
-        b = lo[1] - q[1]
-        t = q[1] - hi[1]
-        if t > b:
-            b = t
+        b = q[0] - hi[0]
         if b > a:
             a = b
+        a1 = lo[1] - q[1]
+        b1 = q[1] - hi[1]
+        if b1 > a1:
+            a1 = b1
+        if a1 > a:
+            a = a1
         return a if a > 0.0 else 0.0
-    for c in range(d):
-        if q[c] < lo[c]:
-            t = lo[c] - q[c]
-            if t > r:
-                r = t
-        elif q[c] > hi[c]:
-            t = q[c] - hi[c]
-            if t > r:
-                r = t
-    return r
+    while c + 1 < d:
+        a = lo[c] - q[c]
+        b = q[c] - hi[c]
+        a1 = lo[c + 1] - q[c + 1]
+        b1 = q[c + 1] - hi[c + 1]
+        if b > a:
+            a = b
+        if b1 > a1:
+            a1 = b1
+        if a > r0:
+            r0 = a
+        if a1 > r1:
+            r1 = a1
+        c += 2
+    if c < d:
+        a = lo[c] - q[c]
+        b = q[c] - hi[c]
+        if b > a:
+            a = b
+        if a > r0:
+            r0 = a
+    return r0 if r0 > r1 else r1
 
 
 cdef inline double _box_max_dist(const double *q, const double *lo, const double *hi,
@@ -424,6 +703,9 @@ cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_
     cdef Py_ssize_t d = t.d, node, sibling
     cdef const double *qp = &t.points[q * d]
     cdef int j
+    if d == 8 and fi_kd_avx2():
+        return fi_kd_knn8_avx2(t.points, t.index, t.lo, t.hi, t.start, t.end, t.n_nodes, q, k,
+                               best_d, best_p, best_i, stack, stack_d)
     for j in range(k):
         best_d[j] = INFINITY
         best_p[j] = -1
@@ -442,38 +724,67 @@ cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_
 
 cdef Py_ssize_t kdtree_count(const KDTree *t, const double *qp, double r, bint strict,
                              Py_ssize_t *stack) noexcept nogil:
-    """Number of tree points p with max_c |p_c - q_c| < r (strict) or <= r (non-strict)."""
-    cdef Py_ssize_t d = t.d, node, top, p, c, count = 0
-    cdef double mn, mx, dist, diff
+    """Number of tree points p with max_c |p_c - q_c| < r (strict) or <= r (non-strict).
+
+    A non-strict count is the strict count with radius nextafter(r, +inf) (for doubles,
+    x <= r exactly when x < the next double above r), so one strict loop serves both. Each node
+    costs one pass over its box: skipped when its nearest point is not within r, counted whole
+    when its farthest corner is within r (exact: fl(a - q) is monotone in a), else split; leaves
+    are scanned branch-free."""
+    cdef Py_ssize_t d = t.d, node, top, p, c, count = 0, s, e
+    cdef double mn, mx, dist, a, b
     cdef const double *pp
-    if strict and r <= 0.0:
+    cdef const double *lo_
+    cdef const double *hi_
+    cdef const double *pts = t.points
+    if not strict:
+        r = nextafter(r, INFINITY)
+    if r <= 0.0:
         return 0
+    if d == 4 and fi_kd_avx2():
+        return fi_kd_count4_avx2(pts, t.lo, t.hi, t.start, t.end, t.n_nodes, qp, r, stack)
     stack[0] = 0
     top = 1
     while top > 0:
         top -= 1
         node = stack[top]
-        mn = _box_min_dist(qp, &t.lo[node * d], &t.hi[node * d], d)
-        if (mn >= r) if strict else (mn > r):
+        lo_ = &t.lo[node * d]
+        hi_ = &t.hi[node * d]
+        mn = 0.0
+        mx = 0.0
+        for c in range(d):
+            a = lo_[c] - qp[c]
+            b = qp[c] - hi_[c]
+            # nearest point of the box along c: max(a, b) (if positive); farthest: max(-a, -b)
+            # (fl(q - lo) == -fl(lo - q) exactly)
+            if a > mn:
+                mn = a
+            if b > mn:
+                mn = b
+            if -a > mx:
+                mx = -a
+            if -b > mx:
+                mx = -b
+        if mn >= r:
             continue
-        mx = _box_max_dist(qp, &t.lo[node * d], &t.hi[node * d], d)
-        if (mx < r) if strict else (mx <= r):
-            count += t.end[node] - t.start[node]
+        s = t.start[node]
+        e = t.end[node]
+        if mx < r:
+            count += e - s
             continue
         if 2 * node + 1 < t.n_nodes:
             stack[top] = 2 * node + 1
             stack[top + 1] = 2 * node + 2
             top += 2
             continue
-        for p in range(t.start[node], t.end[node]):
-            pp = &t.points[p * d]
+        for p in range(s, e):
+            pp = &pts[p * d]
             dist = 0.0
             for c in range(d):
-                diff = fabs(pp[c] - qp[c])
-                if diff > dist:
-                    dist = diff
-            if (dist < r) if strict else (dist <= r):
-                count += 1
+                a = fabs(pp[c] - qp[c])
+                if a > dist:
+                    dist = a
+            count += dist < r
     return count
 
 
@@ -586,7 +897,8 @@ cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1
         m.sorted_values = &sorted_values[0]
         m.order = &order[0]
         return 0
-    return kdtree_build(&m.tree, m.data, m.n, m.d, KD_LEAF_SIZE, nt)
+    return kdtree_build(&m.tree, m.data, m.n, m.d,
+                        KD_LEAF_MULT_COUNT_4D * KD_LEAF_SIZE if m.d == 4 else KD_LEAF_SIZE, nt)
 
 
 cdef inline void marginal_free(Marginal *m) noexcept nogil:
