@@ -121,18 +121,24 @@ cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double
                                   const double *cxs, const double *cys, Py_ssize_t q, int k, int algorithm, double *best_d,
                                   Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
     """The KSG term of the point at grid position q, in one go: its k neighbours, then its two
-    marginal counts in the sorted values from its ranks, via their coarse samples (the same
-    integers as
-    marginal_count_all computes, so the same term as ksg_pass with the KD-tree)."""
-    cdef Py_ssize_t n = g.n, cx, cy
+    marginal counts in the sorted values from its ranks, via the grid's quantile bins and the
+    coarse samples cxs, cys of the sorted values (the same
+    integers as marginal_count_all computes, so the same term as ksg_pass with the KD-tree)."""
+    cdef Py_ssize_t n = g.n, G = g.G, cell = g.pcell[q], cx, cy
     cdef int j
     cdef double eps, e0, e1, diff
     cdef const double *qp
     cdef const double *pp
     eps = grid2_knn(g, q, k, best_d, best_p, best_i)
-    if algorithm == 1:
+    if GRID2_MODE == 2:
+        return eps
+    if algorithm == 1 and GRID2_MODE == 0:
         cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], eps, True)
         cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], eps, True)
+        return digamma_int(cx + 1) + digamma_int(cy + 1)
+    if algorithm == 1:
+        cx = grid2_count(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, cell % G, g.prank[2 * q], eps, True)
+        cy = grid2_count(ys, cys, n, g.ylo, g.yhi, g.bstart, G, cell // G, g.prank[2 * q + 1], eps, True)
         return digamma_int(cx + 1) + digamma_int(cy + 1)
     qp = &g.pts[2 * q]
     e0 = 0.0
@@ -145,16 +151,108 @@ cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double
         diff = fabs(pp[1] - qp[1])
         if diff > e1:
             e1 = diff
-    cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], e0, False)
-    cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], e1, False)
+    cx = grid2_count(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, cell % G, g.prank[2 * q], e0, False)
+    cy = grid2_count(ys, cys, n, g.ylo, g.yhi, g.bstart, G, cell // G, g.prank[2 * q + 1], e1, False)
     return digamma_int(cx) + digamma_int(cy)
+
+
+# Queries of grid_ksg_pass run tile by tile: GRID2_TILE x GRID2_TILE cells (tile rows bottom
+# to top, tiles left to right, within a tile its rows of cells, each a contiguous storage
+# range). The marginal counts read the sorted x values near the query's column and the sorted y
+# values near its row: in tile order both stay cache-resident across neighbouring queries (in
+# plain storage order every row of cells would sweep all of the sorted x values). A module
+# variable so that benchmarks can tune it.
+cdef Py_ssize_t GRID2_TILE = 32
+
+
+def _set_grid2_tile(Py_ssize_t tile):
+    global GRID2_TILE
+    GRID2_TILE = max(tile, 1)
+
+
+cdef void _grid_ksg_batch(const Grid2 *g, const double *xs, const double *ys,
+                          const double *cxs, const double *cys, Py_ssize_t qa, Py_ssize_t qb,
+                          int k, int algorithm, double *terms, double *best_d,
+                          Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
+    """terms of the grid positions [qa, qb), qb - qa <= GRID2_BATCH: their k neighbours one by
+    one, then their marginal counts in lock step (grid2_count_batch), then the digamma terms."""
+    cdef Py_ssize_t n = g.n, G = g.G, m = qb - qa, t, q, cell
+    cdef Py_ssize_t bx[GRID2_BATCH]
+    cdef Py_ssize_t by[GRID2_BATCH]
+    cdef Py_ssize_t rx[GRID2_BATCH]
+    cdef Py_ssize_t ry[GRID2_BATCH]
+    cdef Py_ssize_t cx[GRID2_BATCH]
+    cdef Py_ssize_t cy[GRID2_BATCH]
+    cdef double ex[GRID2_BATCH]
+    cdef double ey[GRID2_BATCH]
+    cdef double eps, e0, e1, diff
+    cdef const double *qp
+    cdef const double *pp
+    cdef int j
+    cdef bint strict = algorithm == 1
+    for t in range(m):
+        q = qa + t
+        cell = g.pcell[q]
+        bx[t] = cell % G
+        by[t] = cell // G
+        rx[t] = g.prank[2 * q]
+        ry[t] = g.prank[2 * q + 1]
+        eps = grid2_knn(g, q, k, best_d, best_p, best_i)
+        if algorithm == 1:
+            ex[t] = eps
+            ey[t] = eps
+        else:
+            qp = &g.pts[2 * q]
+            e0 = 0.0
+            e1 = 0.0
+            for j in range(k):
+                pp = &g.pts[2 * best_p[j]]
+                diff = fabs(pp[0] - qp[0])
+                if diff > e0:
+                    e0 = diff
+                diff = fabs(pp[1] - qp[1])
+                if diff > e1:
+                    e1 = diff
+            ex[t] = e0
+            ey[t] = e1
+    grid2_count_batch(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, m, bx, rx, ex, strict, cx)
+    grid2_count_batch(ys, cys, n, g.ylo, g.yhi, g.bstart, G, m, by, ry, ey, strict, cy)
+    for t in range(m):
+        if algorithm == 1:
+            terms[g.pid[qa + t]] = digamma_int(cx[t] + 1) + digamma_int(cy[t] + 1)
+        else:
+            terms[g.pid[qa + t]] = digamma_int(cx[t]) + digamma_int(cy[t])
+
+
+cdef inline void _grid_ksg_tile(const Grid2 *g, const double *xs, const double *ys,
+                                const double *cxs, const double *cys, Py_ssize_t tile,
+                                Py_ssize_t T, int k, int algorithm, double *terms, double *best_d,
+                                Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
+    cdef Py_ssize_t G = g.G, nb = (G + T - 1) // T, r0, c0, r1, c1, row, q, qa, qb
+    r0 = (tile // nb) * T
+    c0 = (tile % nb) * T
+    r1 = min(r0 + T, G)
+    c1 = min(c0 + T, G)
+    for row in range(r0, r1):
+        qa = g.cell_start[row * G + c0]
+        qb = g.cell_start[row * G + c1]
+        if GRID2_MODE == 3:
+            while qa < qb:
+                q = min(qa + GRID2_BATCH, qb)
+                _grid_ksg_batch(g, xs, ys, cxs, cys, qa, q, k, algorithm, terms, best_d, best_p,
+                                best_i)
+                qa = q
+            continue
+        for q in range(qa, qb):
+            terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
+                                             best_p, best_i)
 
 
 cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k, int algorithm,
                        double *terms, int nt) noexcept nogil:
     """terms[i] for each sample i of the grid (1-D x and y, sorted values xs and ys), one fused
-    loop over the grid positions (parallel with nt > 1). Returns 0, or -1 when out of memory."""
-    cdef Py_ssize_t n = g.n, q
+    loop over the grid's tiles (parallel with nt > 1). Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = g.n, T = GRID2_TILE, nb, tile
     cdef int fail = 0
     cdef int *failp = &fail
     cdef double *best_d = NULL
@@ -166,6 +264,9 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
         free(cxs)
         free(cys)
         return -1
+    if T > g.G:
+        T = g.G
+    nb = (g.G + T - 1) // T
     if nt <= 1:
         best_d = <double *>malloc(k * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
@@ -173,9 +274,9 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
         if best_d == NULL or best_p == NULL or best_i == NULL:
             fail = 1
         else:
-            for q in range(n):
-                terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
-                                                 best_p, best_i)
+            for tile in range(nb * nb):
+                _grid_ksg_tile(g, xs, ys, cxs, cys, tile, T, k, algorithm, terms, best_d,
+                               best_p, best_i)
         free(best_d)
         free(best_p)
         free(best_i)
@@ -186,12 +287,12 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
         best_d = <double *>malloc(k * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
         best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
-        for q in prange(n, schedule='dynamic', chunksize=256):
+        for tile in prange(nb * nb, schedule='dynamic', chunksize=1):
             if best_d == NULL or best_p == NULL or best_i == NULL:
                 failp[0] = 1
                 continue
-            terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
-                                             best_p, best_i)
+            _grid_ksg_tile(g, xs, ys, cxs, cys, tile, T, k, algorithm, terms, best_d, best_p,
+                           best_i)
         free(best_d)
         free(best_p)
         free(best_i)

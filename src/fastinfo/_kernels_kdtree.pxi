@@ -615,6 +615,7 @@ cdef struct Grid2:
     double *xhi
     double *ylo
     double *yhi
+    Py_ssize_t *bstart       # (G + 1,) first rank of each bin (the same for x and y)
     Py_ssize_t *cell_start   # (G*G + 1,)
     double *pts              # (n, 2) cell-contiguous
     Py_ssize_t *pid          # storage position -> sample index
@@ -629,6 +630,7 @@ cdef inline void grid2_init(Grid2 *g) noexcept nogil:
     g.xhi = NULL
     g.ylo = NULL
     g.yhi = NULL
+    g.bstart = NULL
     g.cell_start = NULL
     g.pts = NULL
     g.pid = NULL
@@ -641,6 +643,7 @@ cdef inline void grid2_free(Grid2 *g) noexcept nogil:
     free(g.xhi)
     free(g.ylo)
     free(g.yhi)
+    free(g.bstart)
     free(g.cell_start)
     free(g.pts)
     free(g.pid)
@@ -670,6 +673,8 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
         G = 1
     if G > 2048:
         G = 2048
+    if G > n:
+        G = n       # no empty bin
     n_cells = G * G
     g.n = n
     g.G = G
@@ -677,12 +682,14 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     g.xhi = <double *>malloc(G * sizeof(double))
     g.ylo = <double *>malloc(G * sizeof(double))
     g.yhi = <double *>malloc(G * sizeof(double))
+    g.bstart = <Py_ssize_t *>malloc((G + 1) * sizeof(Py_ssize_t))
     g.cell_start = <Py_ssize_t *>calloc(n_cells + 1, sizeof(Py_ssize_t))
     g.pts = <double *>malloc(max(2 * n, 1) * sizeof(double))
     g.pid = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
     g.pcell = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
     g.prank = <Py_ssize_t *>malloc(max(2 * n, 1) * sizeof(Py_ssize_t))
-    if (g.xlo == NULL or g.xhi == NULL or g.ylo == NULL or g.yhi == NULL or g.cell_start == NULL
+    if (g.xlo == NULL or g.xhi == NULL or g.ylo == NULL or g.yhi == NULL or g.bstart == NULL
+            or g.cell_start == NULL
             or g.pts == NULL or g.pid == NULL or g.pcell == NULL or g.prank == NULL):
         grid2_free(g)
         return -1
@@ -693,6 +700,8 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
         g.xhi[c] = xs[hi]
         g.ylo[c] = ys[lo]
         g.yhi[c] = ys[hi]
+        g.bstart[c] = lo
+    g.bstart[G] = n
     # counting sort by cell (stable: sample order within a cell); pcell temporarily by sample
     for i in range(n):
         cell = (ry[i] * G // n) * G + rx[i] * G // n
@@ -790,7 +799,106 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
 
 
 cdef enum:
-    COARSE_STRIDE = 32      # sorted_count_coarse: one sampled value per 32 (small, cache-resident)
+    COARSE_STRIDE = 32      # coarse_sample: one sampled value per 32 (small, cache-resident)
+
+
+cdef double *coarse_sample(const double *s, Py_ssize_t n) noexcept nogil:
+    """coarse[t] = s[32 t] for t < nc = ceil(n / 32), and coarse[nc] = +inf (a readable entry
+    past the end; no result depends on it). malloc'd; NULL when out of memory."""
+    cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE, t
+    cdef double *c = <double *>malloc((nc + 1) * sizeof(double))
+    if c != NULL:
+        for t in range(nc):
+            c[t] = s[t * COARSE_STRIDE]
+        c[nc] = INFINITY
+    return c
+
+
+# Range counts of the 1-D marginals, from the grid's quantile bins. Column c of the grid holds
+# the x ranks [bstart[c], bstart[c + 1]) of the sorted x values s, whose values lie in
+# [blo[c], bhi[c]] (rows likewise for y). The count of j != rank with fl(s[j] - v) < r (strict,
+# or <= r) on the right and fl(v - s[j]) < r on the left, v = s[rank] (the predicates of
+# sorted_count_from_rank, monotone in j, so the same integers): (1) the end's bin, stepping
+# outwards from the query's own bin on the bins' bounds (about one step: a count covers ~1.1
+# bins on average); (2) the end's 32-value block, a branch-free bisection on the coarse sample
+# coarse[t] = s[32 t] restricted to that bin (~n / (32 G) values, cache-resident); (3) the end in
+# the block, a branch-free bisection of 5 steps (its 4 cache lines are adjacent).
+
+cdef inline Py_ssize_t _block_within_right(const double *p, double v, double r,
+                                          bint strict) noexcept nogil:
+    """#{j < 32 : fl(p[j] - v) within r} (independent loads: the 4 cache lines load at once)."""
+    cdef Py_ssize_t c = 0
+    cdef int j
+    for j in range(COARSE_STRIDE):
+        c += ((p[j] - v < r) if strict else (p[j] - v <= r))
+    return c
+
+
+cdef inline Py_ssize_t _block_outside_left(const double *p, double v, double r,
+                                           bint strict) noexcept nogil:
+    """#{j < 32 : fl(v - p[j]) not within r}."""
+    cdef Py_ssize_t c = 0
+    cdef int j
+    for j in range(COARSE_STRIDE):
+        c += not ((v - p[j] < r) if strict else (v - p[j] <= r))
+    return c
+
+
+cdef inline Py_ssize_t grid2_count(const double *s, const double *coarse, Py_ssize_t n,
+                                   const double *blo, const double *bhi,
+                                   const Py_ssize_t *bstart, Py_ssize_t G, Py_ssize_t b,
+                                   Py_ssize_t rank, double r, bint strict) noexcept nogil:
+    """#{j != rank : |s[j] - s[rank]| < r (strict) or <= r} for the sorted marginal s (coarse
+    sample ``coarse``) whose quantile bins are blo, bhi, bstart (G bins); b: the bin of rank.
+    Equals sorted_count_from_rank(s, n, rank, r, strict)."""
+    cdef double v = s[rank], d
+    cdef Py_ssize_t cr = b, cl = b, right, left, base, length, half, j, top
+    if strict and r <= 0.0:
+        return 0
+    # right end: the last bin whose first value is within r (bin b's first value is <= v); in
+    # it the last coarse t whose value is within r: true at bstart[cr] // 32 (a value <= the
+    # bin's first), false from the first multiple of 32 past the bin when cr < G - 1
+    while cr < G - 1 and ((blo[cr + 1] - v < r) if strict else (blo[cr + 1] - v <= r)):
+        cr += 1
+    base = bstart[cr] // COARSE_STRIDE
+    length = (bstart[cr + 1] + COARSE_STRIDE - 1) // COARSE_STRIDE - base
+    while length > 1:
+        half = length >> 1
+        d = coarse[base + half] - v
+        base += half & -(<Py_ssize_t>((d < r) if strict else (d <= r)))
+        length -= half
+    # the last j in [32 base, 32 base + 32) within r (true at the first; false past the bin)
+    right = base * COARSE_STRIDE
+    if right + COARSE_STRIDE <= n:
+        right += _block_within_right(&s[right], v, r, strict) - 1
+    else:
+        for j in range(right + 1, n):
+            right += ((s[j] - v < r) if strict else (s[j] - v <= r))
+    # left end: the first bin whose last value is within r (bin b's last value is >= v); the
+    # values before it are not within r. In it: the first coarse t >= ceil(bstart[cl] / 32)
+    # within r (or one past the bin's last coarse t)
+    while cl > 0 and ((v - bhi[cl - 1] < r) if strict else (v - bhi[cl - 1] <= r)):
+        cl -= 1
+    base = (bstart[cl] + COARSE_STRIDE - 1) // COARSE_STRIDE
+    length = (bstart[cl + 1] - 1) // COARSE_STRIDE + 2 - base     # the last one: virtual, true
+    while length > 1:
+        half = length >> 1
+        d = v - coarse[base + half - 1]
+        base += half & ((<Py_ssize_t>((d < r) if strict else (d <= r))) - 1)
+        length -= half
+    if base == 0:
+        left = 0
+    else:
+        # the first j in (32 base - 32, 32 base] within r: true at 32 base, or at the bin's
+        # last value when base is past the bin (then all values from it on are within r)
+        left = (base - 1) * COARSE_STRIDE
+        if left + COARSE_STRIDE <= n:
+            left += _block_outside_left(&s[left], v, r, strict)
+        else:
+            top = left
+            for j in range(top, n):
+                left += not ((v - s[j] < r) if strict else (v - s[j] <= r))
+    return right - left
 
 
 cdef inline Py_ssize_t sorted_count_coarse(const double *s, const double *coarse, Py_ssize_t n,
@@ -842,11 +950,88 @@ cdef inline Py_ssize_t sorted_count_coarse(const double *s, const double *coarse
     return right - first
 
 
-cdef double *coarse_sample(const double *s, Py_ssize_t n) noexcept nogil:
-    """coarse[t] = s[32 t] (malloc'd; NULL when out of memory)."""
-    cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE, t
-    cdef double *c = <double *>malloc(max(nc, 1) * sizeof(double))
-    if c != NULL:
-        for t in range(nc):
-            c[t] = s[t * COARSE_STRIDE]
-    return c
+cdef int GRID2_MODE = 3
+
+
+def _set_grid2_mode(int m):
+    global GRID2_MODE
+    GRID2_MODE = m
+
+
+cdef enum:
+    GRID2_BATCH = 16        # grid2_count_batch: searches advanced in lock step
+
+
+cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
+                            const double *blo, const double *bhi, const Py_ssize_t *bstart,
+                            Py_ssize_t G, Py_ssize_t m, const Py_ssize_t *bins,
+                            const Py_ssize_t *ranks, const double *radii, bint strict,
+                            Py_ssize_t *out) noexcept nogil:
+    """out[t] = grid2_count(s, coarse, n, blo, bhi, bstart, G, bins[t], ranks[t], radii[t],
+    strict) for t < m <= GRID2_BATCH: the same three stages, each advanced in lock step over the
+    2 m independent searches (both ends of every query), so that their memory accesses overlap
+    instead of waiting one after another (a bisection step costs a cache miss in the sorted
+    values). A search whose length is already 1 takes steps of 0 (it reads an entry it ignores:
+    coarse[nc] exists for that)."""
+    cdef double v[GRID2_BATCH]
+    cdef Py_ssize_t rb[GRID2_BATCH]
+    cdef Py_ssize_t rl[GRID2_BATCH]
+    cdef Py_ssize_t lb[GRID2_BATCH]
+    cdef Py_ssize_t ll[GRID2_BATCH]
+    cdef Py_ssize_t lend[GRID2_BATCH]
+    cdef Py_ssize_t t, c, maxlen, half, step
+    cdef double vt, r, d
+    maxlen = 1
+    for t in range(m):
+        vt = s[ranks[t]]
+        r = radii[t]
+        v[t] = vt
+        # right end's bin, then its coarse window: last true, true at the first
+        c = bins[t]
+        while c < G - 1 and ((blo[c + 1] - vt < r) if strict else (blo[c + 1] - vt <= r)):
+            c += 1
+        rb[t] = bstart[c] // COARSE_STRIDE
+        rl[t] = (bstart[c + 1] + COARSE_STRIDE - 1) // COARSE_STRIDE - rb[t]
+        # left end's bin, then its coarse window: first true, the last one virtual and true
+        c = bins[t]
+        while c > 0 and ((vt - bhi[c - 1] < r) if strict else (vt - bhi[c - 1] <= r)):
+            c -= 1
+        lb[t] = (bstart[c] + COARSE_STRIDE - 1) // COARSE_STRIDE
+        ll[t] = (bstart[c + 1] - 1) // COARSE_STRIDE + 2 - lb[t]
+        lend[t] = bstart[c + 1]
+        maxlen = max(maxlen, max(rl[t], ll[t]))
+    while maxlen > 1:
+        for t in range(m):
+            r = radii[t]
+            half = rl[t] >> 1
+            d = coarse[rb[t] + half] - v[t]
+            rb[t] += half & -(<Py_ssize_t>((d < r) if strict else (d <= r)))
+            rl[t] -= half
+            half = ll[t] >> 1
+            d = v[t] - coarse[lb[t] + half - (half != 0)]
+            lb[t] += half & ((<Py_ssize_t>((d < r) if strict else (d <= r))) - 1)
+            ll[t] -= half
+        maxlen -= maxlen >> 1
+    # the 32-value blocks: right, the last true in [32 rb, ...) (true at the first, false past
+    # the bin); left, the first true in (32 lb - 32, top], top = min(32 lb, the bin's last)
+    for t in range(m):
+        rb[t] = rb[t] * COARSE_STRIDE
+        rl[t] = min(<Py_ssize_t>COARSE_STRIDE, n - rb[t])
+        if lb[t] == 0:
+            ll[t] = 1
+        else:
+            lb[t] = (lb[t] - 1) * COARSE_STRIDE + 1
+            ll[t] = min(<Py_ssize_t>COARSE_STRIDE, lend[t] - lb[t])
+    for step in range(5):       # 2**5 == COARSE_STRIDE
+        for t in range(m):
+            r = radii[t]
+            half = rl[t] >> 1
+            d = s[rb[t] + half] - v[t]
+            rb[t] += half & -(<Py_ssize_t>((d < r) if strict else (d <= r)))
+            rl[t] -= half
+            half = ll[t] >> 1
+            d = v[t] - s[lb[t] + half - (half != 0)]
+            lb[t] += half & ((<Py_ssize_t>((d < r) if strict else (d <= r))) - 1)
+            ll[t] -= half
+    for t in range(m):
+        out[t] = 0 if (strict and radii[t] <= 0.0) else rb[t] - lb[t]
