@@ -727,18 +727,23 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     return 0
 
 
-cdef inline void _grid2_scan(const Grid2 *g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t q,
+cdef inline void _grid2_scan(const Grid2 *g, Py_ssize_t a, Py_ssize_t b,
                              double q0, double q1, int k, double *best_d, Py_ssize_t *best_p,
                              Py_ssize_t *best_i) noexcept nogil:
-    cdef Py_ssize_t p
-    cdef double da, db, dist
+    """Offer the points at storage positions [a, b) (not the query) to the neighbour buffer."""
+    cdef Py_ssize_t p, sample
+    cdef double da, db, dist, last
     for p in range(a, b):
         da = fabs(g.pts[2 * p] - q0)
         db = fabs(g.pts[2 * p + 1] - q1)
         dist = da if da > db else db
-        if dist > best_d[k - 1] or p == q:
+        last = best_d[k - 1]
+        if dist > last:
             continue
-        _knn_insert(dist, p, g.pid[p], k, best_d, best_p, best_i)
+        sample = g.pid[p]
+        if dist == last and sample > best_i[k - 1]:
+            continue
+        _knn_insert(dist, p, sample, k, best_d, best_p, best_i)
 
 
 cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ssize_t *best_p,
@@ -758,7 +763,8 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
     cr = cl
     cb = cell // G
     ct = cb
-    _grid2_scan(g, g.cell_start[cell], g.cell_start[cell + 1], q, q0, q1, k, best_d, best_p, best_i)
+    _grid2_scan(g, g.cell_start[cell], q, q0, q1, k, best_d, best_p, best_i)
+    _grid2_scan(g, q + 1, g.cell_start[cell + 1], q0, q1, k, best_d, best_p, best_i)
     while True:
         dl = (q0 - g.xhi[cl - 1]) if cl > 0 else INFINITY
         dr = (g.xlo[cr + 1] - q0) if cr < G - 1 else INFINITY
@@ -780,26 +786,27 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
         if side == 0:
             cl -= 1
             for c in range(cb, ct + 1):
-                _grid2_scan(g, g.cell_start[c * G + cl], g.cell_start[c * G + cl + 1], q, q0, q1,
+                _grid2_scan(g, g.cell_start[c * G + cl], g.cell_start[c * G + cl + 1], q0, q1,
                             k, best_d, best_p, best_i)
         elif side == 1:
             cr += 1
             for c in range(cb, ct + 1):
-                _grid2_scan(g, g.cell_start[c * G + cr], g.cell_start[c * G + cr + 1], q, q0, q1,
+                _grid2_scan(g, g.cell_start[c * G + cr], g.cell_start[c * G + cr + 1], q0, q1,
                             k, best_d, best_p, best_i)
         elif side == 2:
             cb -= 1
-            _grid2_scan(g, g.cell_start[cb * G + cl], g.cell_start[cb * G + cr + 1], q, q0, q1,
-                        k, best_d, best_p, best_i)
+            _grid2_scan(g, g.cell_start[cb * G + cl], g.cell_start[cb * G + cr + 1], q0, q1, k,
+                        best_d, best_p, best_i)
         else:
             ct += 1
-            _grid2_scan(g, g.cell_start[ct * G + cl], g.cell_start[ct * G + cr + 1], q, q0, q1,
-                        k, best_d, best_p, best_i)
+            _grid2_scan(g, g.cell_start[ct * G + cl], g.cell_start[ct * G + cr + 1], q0, q1, k,
+                        best_d, best_p, best_i)
     return best_d[k - 1]
 
 
 cdef enum:
-    COARSE_STRIDE = 32      # coarse_sample: one sampled value per 32 (small, cache-resident)
+    COARSE_STRIDE = 8      # coarse_sample: one sampled value per COARSE_STRIDE (cache-resident)
+    COARSE_LOG = 3          # log2(COARSE_STRIDE)
 
 
 cdef double *coarse_sample(const double *s, Py_ssize_t n) noexcept nogil:
@@ -1022,7 +1029,7 @@ cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
         else:
             lb[t] = (lb[t] - 1) * COARSE_STRIDE + 1
             ll[t] = min(<Py_ssize_t>COARSE_STRIDE, lend[t] - lb[t])
-    for step in range(5):       # 2**5 == COARSE_STRIDE
+    for step in range(COARSE_LOG):
         for t in range(m):
             r = radii[t]
             half = rl[t] >> 1
