@@ -224,6 +224,193 @@ cdef void _grid_ksg_batch(const Grid2 *g, const double *xs, const double *ys,
             terms[g.pid[qa + t]] = digamma_int(cx[t]) + digamma_int(cy[t])
 
 
+cdef struct GridBatch:
+    Py_ssize_t m                    # queries held
+    Py_ssize_t pos[GRID2_BATCH]     # their grid positions
+    double ex[GRID2_BATCH]          # their count radii in x and y
+    double ey[GRID2_BATCH]
+
+
+cdef void _grid_batch_flush(const Grid2 *g, const double *xs, const double *ys,
+                            const double *cxs, const double *cys, GridBatch *bt, int algorithm,
+                            double *terms) noexcept nogil:
+    """The marginal counts of the batch's queries in lock step (grid2_count_batch), then their
+    digamma terms; empties the batch."""
+    cdef Py_ssize_t n = g.n, G = g.G, m = bt.m, t, q, cell
+    cdef Py_ssize_t bx[GRID2_BATCH]
+    cdef Py_ssize_t by[GRID2_BATCH]
+    cdef Py_ssize_t rx[GRID2_BATCH]
+    cdef Py_ssize_t ry[GRID2_BATCH]
+    cdef Py_ssize_t cx[GRID2_BATCH]
+    cdef Py_ssize_t cy[GRID2_BATCH]
+    cdef bint strict = algorithm == 1
+    for t in range(m):
+        q = bt.pos[t]
+        cell = g.pcell[q]
+        bx[t] = cell % G
+        by[t] = cell // G
+        rx[t] = g.prank[2 * q]
+        ry[t] = g.prank[2 * q + 1]
+    grid2_count_batch(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, m, bx, rx, bt.ex, strict, cx)
+    grid2_count_batch(ys, cys, n, g.ylo, g.yhi, g.bstart, G, m, by, ry, bt.ey, strict, cy)
+    for t in range(m):
+        if algorithm == 1:
+            terms[g.pid[bt.pos[t]]] = digamma_int(cx[t] + 1) + digamma_int(cy[t] + 1)
+        else:
+            terms[g.pid[bt.pos[t]]] = digamma_int(cx[t]) + digamma_int(cy[t])
+    bt.m = 0
+
+
+cdef void _grid_ksg_row(const Grid2 *g, const double *xs, const double *ys, const double *cxs,
+                        const double *cys, Py_ssize_t row, Py_ssize_t c0, Py_ssize_t c1, int k,
+                        int algorithm, double *terms, double *best_d, Py_ssize_t *best_p,
+                        Py_ssize_t *best_i, GridBatch *bt) noexcept nogil:
+    """The terms of the points in cells [c0, c1) of a row of the grid. Per cell, the points of
+    its 3 x 3 block of cells (clipped at the grid's edges; 3 contiguous storage ranges) are
+    gathered once; per point of the cell, branch-free: the distances to them, the k smallest
+    (with multiplicity, by an insertion network of min/max), d_k. That is the exact answer when
+    (a) exactly k candidates lie within d_k (so the k neighbours are those, whatever the
+    tie-break by sample index) and (b) every point outside the block is farther than d_k (the
+    bounds of grid2_knn, e.g. fl(qx - xhi[left - 1])); else (ties, sparse cells, more than
+    GRID2_CAND candidates) grid2_knn. The radii then go to the batch of marginal counts."""
+    cdef Py_ssize_t G = g.G, c, cell, a, b, q, wl, wr, wb, wt, rr, s0, s1, M, own, p, j, cnt
+    cdef double wx[GRID2_CAND]
+    cdef double wy[GRID2_CAND]
+    cdef double wd[GRID2_CAND]
+    cdef double q0, q1, da, db, v, dk, border, e0, e1, diff, t0, t1, t2, u0, u1, u2
+    cdef const double *pp
+    cdef int i
+    cdef bint ok
+    for c in range(c0, c1):
+        cell = row * G + c
+        a = g.cell_start[cell]
+        b = g.cell_start[cell + 1]
+        if a == b:
+            continue
+        wl = c - 1 if c > 0 else 0
+        wr = c + 1 if c < G - 1 else G - 1
+        wb = row - 1 if row > 0 else 0
+        wt = row + 1 if row < G - 1 else G - 1
+        M = 0
+        own = 0
+        for rr in range(wb, wt + 1):
+            s0 = g.cell_start[rr * G + wl]
+            s1 = g.cell_start[rr * G + wr + 1]
+            if M + (s1 - s0) > GRID2_CAND:
+                M = -1
+                break
+            if rr == row:
+                own = M - s0
+            for p in range(s0, s1):
+                wx[M] = g.pts[2 * p]
+                wy[M] = g.pts[2 * p + 1]
+                M += 1
+        for q in range(a, b):
+            q0 = g.pts[2 * q]
+            q1 = g.pts[2 * q + 1]
+            ok = False
+            if M > k:
+                for j in range(M):
+                    da = fabs(wx[j] - q0)
+                    db = fabs(wy[j] - q1)
+                    wd[j] = fi_max(da, db)
+                wd[q + own] = INFINITY
+                if k == 3:
+                    # the 3 smallest in registers, two interleaved halves then merged (a
+                    # shorter chain of dependent min/max)
+                    t0 = INFINITY
+                    t1 = INFINITY
+                    t2 = INFINITY
+                    u0 = INFINITY
+                    u1 = INFINITY
+                    u2 = INFINITY
+                    for j in range(0, M - 1, 2):
+                        v = wd[j]
+                        da = fi_max(t1, v)
+                        t2 = fi_min(da, t2)
+                        da = fi_max(t0, v)
+                        t1 = fi_min(da, t1)
+                        t0 = fi_min(v, t0)
+                        v = wd[j + 1]
+                        da = fi_max(u1, v)
+                        u2 = fi_min(da, u2)
+                        da = fi_max(u0, v)
+                        u1 = fi_min(da, u1)
+                        u0 = fi_min(v, u0)
+                    if M & 1:
+                        v = wd[M - 1]
+                        da = fi_max(t1, v)
+                        t2 = fi_min(da, t2)
+                        da = fi_max(t0, v)
+                        t1 = fi_min(da, t1)
+                        t0 = fi_min(v, t0)
+                    # the third smallest of the union of {t0 <= t1 <= t2} and {u0 <= u1 <= u2}:
+                    # min(t2, u2, max(t0, u1), max(t1, u0))
+                    dk = fi_min(t2, u2)
+                    da = fi_max(t0, u1)
+                    dk = fi_min(da, dk)
+                    da = fi_max(t1, u0)
+                    dk = fi_min(da, dk)
+                else:
+                    for i in range(k):
+                        best_d[i] = INFINITY
+                    for j in range(M):
+                        v = wd[j]
+                        for i in range(k - 1, 0, -1):
+                            da = fi_max(best_d[i - 1], v)
+                            best_d[i] = fi_min(da, best_d[i])
+                        best_d[0] = fi_min(v, best_d[0])
+                    dk = best_d[k - 1]
+                border = (q0 - g.xhi[wl - 1]) if wl > 0 else INFINITY
+                da = (g.xlo[wr + 1] - q0) if wr < G - 1 else INFINITY
+                border = da if da < border else border
+                da = (q1 - g.yhi[wb - 1]) if wb > 0 else INFINITY
+                border = da if da < border else border
+                da = (g.ylo[wt + 1] - q1) if wt < G - 1 else INFINITY
+                border = da if da < border else border
+                cnt = 0
+                for j in range(M):
+                    cnt += wd[j] <= dk
+                ok = dk < border and cnt == k
+            if ok:
+                if algorithm == 1:
+                    bt.ex[bt.m] = dk
+                    bt.ey[bt.m] = dk
+                else:
+                    e0 = 0.0
+                    e1 = 0.0
+                    for j in range(M):
+                        if wd[j] <= dk:
+                            diff = fabs(wx[j] - q0)
+                            e0 = diff if diff > e0 else e0
+                            diff = fabs(wy[j] - q1)
+                            e1 = diff if diff > e1 else e1
+                    bt.ex[bt.m] = e0
+                    bt.ey[bt.m] = e1
+            else:
+                dk = grid2_knn(g, q, k, best_d, best_p, best_i)
+                if algorithm == 1:
+                    bt.ex[bt.m] = dk
+                    bt.ey[bt.m] = dk
+                else:
+                    e0 = 0.0
+                    e1 = 0.0
+                    for i in range(k):
+                        pp = &g.pts[2 * best_p[i]]
+                        diff = fabs(pp[0] - q0)
+                        if diff > e0:
+                            e0 = diff
+                        diff = fabs(pp[1] - q1)
+                        if diff > e1:
+                            e1 = diff
+                    bt.ex[bt.m] = e0
+                    bt.ey[bt.m] = e1
+            bt.pos[bt.m] = q
+            bt.m += 1
+            if bt.m == GRID2_BATCH:
+                _grid_batch_flush(g, xs, ys, cxs, cys, bt, algorithm, terms)
+
+
 cdef inline void _grid_ksg_tile(const Grid2 *g, const double *xs, const double *ys,
                                 const double *cxs, const double *cys, Py_ssize_t tile,
                                 Py_ssize_t T, int k, int algorithm, double *terms, double *best_d,
@@ -233,6 +420,15 @@ cdef inline void _grid_ksg_tile(const Grid2 *g, const double *xs, const double *
     c0 = (tile % nb) * T
     r1 = min(r0 + T, G)
     c1 = min(c0 + T, G)
+    cdef GridBatch bt
+    if GRID2_MODE == 4:
+        bt.m = 0
+        for row in range(r0, r1):
+            _grid_ksg_row(g, xs, ys, cxs, cys, row, c0, c1, k, algorithm, terms, best_d, best_p,
+                          best_i, &bt)
+        if bt.m > 0:
+            _grid_batch_flush(g, xs, ys, cxs, cys, &bt, algorithm, terms)
+        return
     for row in range(r0, r1):
         qa = g.cell_start[row * G + c0]
         qb = g.cell_start[row * G + c1]

@@ -957,7 +957,7 @@ cdef inline Py_ssize_t sorted_count_coarse(const double *s, const double *coarse
     return right - first
 
 
-cdef int GRID2_MODE = 3
+cdef int GRID2_MODE = 4
 
 
 def _set_grid2_mode(int m):
@@ -965,8 +965,29 @@ def _set_grid2_mode(int m):
     GRID2_MODE = m
 
 
+cdef extern from *:
+    """
+    /* min and max of two non-NaN doubles without a branch (minsd/maxsd on x86-64) */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static inline double fastinfo_fmin2(double a, double b) {
+        return _mm_cvtsd_f64(_mm_min_sd(_mm_set_sd(a), _mm_set_sd(b)));
+    }
+    static inline double fastinfo_fmax2(double a, double b) {
+        return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(a), _mm_set_sd(b)));
+    }
+    #else
+    static inline double fastinfo_fmin2(double a, double b) { return a < b ? a : b; }
+    static inline double fastinfo_fmax2(double a, double b) { return a > b ? a : b; }
+    #endif
+    """
+    double fi_min "fastinfo_fmin2"(double a, double b) noexcept nogil
+    double fi_max "fastinfo_fmax2"(double a, double b) noexcept nogil
+
+
 cdef enum:
     GRID2_BATCH = 16        # grid2_count_batch: searches advanced in lock step
+    GRID2_CAND = 128        # candidates gathered from a 3 x 3 block of cells (at most)
 
 
 cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
