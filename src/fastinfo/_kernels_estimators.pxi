@@ -274,9 +274,9 @@ cdef void _grid_ksg_row(const Grid2 *g, const double *xs, const double *ys, cons
     bounds of grid2_knn, e.g. fl(qx - xhi[left - 1])); else (ties, sparse cells, more than
     GRID2_CAND candidates) grid2_knn. The radii then go to the batch of marginal counts."""
     cdef Py_ssize_t G = g.G, c, cell, a, b, q, wl, wr, wb, wt, rr, s0, s1, M, own, p, j, cnt
-    cdef double wx[GRID2_CAND]
-    cdef double wy[GRID2_CAND]
-    cdef double wd[GRID2_CAND]
+    cdef double wx[GRID2_CAND + 1]
+    cdef double wy[GRID2_CAND + 1]
+    cdef double wd[GRID2_CAND + 1]
     cdef double q0, q1, da, db, v, dk, border, e0, e1, diff, t0, t1, t2, u0, u1, u2
     cdef const double *pp
     cdef int i
@@ -305,53 +305,22 @@ cdef void _grid_ksg_row(const Grid2 *g, const double *xs, const double *ys, cons
                 wx[M] = g.pts[2 * p]
                 wy[M] = g.pts[2 * p + 1]
                 M += 1
+        if M >= 0:
+            wx[M] = INFINITY        # padding to an even count (grid2_window3)
+            wy[M] = INFINITY
         for q in range(a, b):
             q0 = g.pts[2 * q]
             q1 = g.pts[2 * q + 1]
             ok = False
             if M > k:
-                for j in range(M):
-                    da = fabs(wx[j] - q0)
-                    db = fabs(wy[j] - q1)
-                    wd[j] = fi_max(da, db)
-                wd[q + own] = INFINITY
                 if k == 3:
-                    # the 3 smallest in registers, two interleaved halves then merged (a
-                    # shorter chain of dependent min/max)
-                    t0 = INFINITY
-                    t1 = INFINITY
-                    t2 = INFINITY
-                    u0 = INFINITY
-                    u1 = INFINITY
-                    u2 = INFINITY
-                    for j in range(0, M - 1, 2):
-                        v = wd[j]
-                        da = fi_max(t1, v)
-                        t2 = fi_min(da, t2)
-                        da = fi_max(t0, v)
-                        t1 = fi_min(da, t1)
-                        t0 = fi_min(v, t0)
-                        v = wd[j + 1]
-                        da = fi_max(u1, v)
-                        u2 = fi_min(da, u2)
-                        da = fi_max(u0, v)
-                        u1 = fi_min(da, u1)
-                        u0 = fi_min(v, u0)
-                    if M & 1:
-                        v = wd[M - 1]
-                        da = fi_max(t1, v)
-                        t2 = fi_min(da, t2)
-                        da = fi_max(t0, v)
-                        t1 = fi_min(da, t1)
-                        t0 = fi_min(v, t0)
-                    # the third smallest of the union of {t0 <= t1 <= t2} and {u0 <= u1 <= u2}:
-                    # min(t2, u2, max(t0, u1), max(t1, u0))
-                    dk = fi_min(t2, u2)
-                    da = fi_max(t0, u1)
-                    dk = fi_min(da, dk)
-                    da = fi_max(t1, u0)
-                    dk = fi_min(da, dk)
+                    dk = grid2_window3(wx, wy, M + (M & 1), q + own, q0, q1, wd)
                 else:
+                    for j in range(M):
+                        da = fabs(wx[j] - q0)
+                        db = fabs(wy[j] - q1)
+                        wd[j] = fi_max(da, db)
+                    wd[q + own] = INFINITY
                     for i in range(k):
                         best_d[i] = INFINITY
                     for j in range(M):
