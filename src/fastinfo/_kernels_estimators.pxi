@@ -261,119 +261,153 @@ cdef void _grid_batch_flush(const Grid2 *g, const double *xs, const double *ys,
     bt.m = 0
 
 
+cdef struct GridWindow:
+    Py_ssize_t m            # candidates gathered (-1: more than the capacity)
+    Py_ssize_t own          # candidate index of storage position p of the middle row: p + own
+    Py_ssize_t wl, wr, wb, wt   # the block's columns [wl, wr] and rows [wb, wt]
+
+
+cdef inline void _grid_window_gather(const Grid2 *g, Py_ssize_t row, Py_ssize_t c, Py_ssize_t w,
+                                     Py_ssize_t cap, double *wx, double *wy,
+                                     GridWindow *win) noexcept nogil:
+    """The points of the (2 w + 1) x (2 w + 1) block of cells around cell (row, c), clipped at
+    the grid's edges (its rows: contiguous storage ranges), into wx, wy (padded with +inf to an
+    even count); win.m = -1 when there are more than cap."""
+    cdef Py_ssize_t G = g.G, rr, s0, s1, p, M = 0
+    win.wl = c - w if c >= w else 0
+    win.wr = c + w if c + w < G else G - 1
+    win.wb = row - w if row >= w else 0
+    win.wt = row + w if row + w < G else G - 1
+    win.own = 0
+    for rr in range(win.wb, win.wt + 1):
+        s0 = g.cell_start[rr * G + win.wl]
+        s1 = g.cell_start[rr * G + win.wr + 1]
+        if M + (s1 - s0) > cap:
+            win.m = -1
+            return
+        if rr == row:
+            win.own = M - s0
+        for p in range(s0, s1):
+            wx[M] = g.pts[2 * p]
+            wy[M] = g.pts[2 * p + 1]
+            M += 1
+    wx[M] = INFINITY
+    wy[M] = INFINITY
+    win.m = M
+
+
+cdef inline bint _grid_window_query(const Grid2 *g, const GridWindow *win, const double *wx,
+                                    const double *wy, double *wd, Py_ssize_t q, int k,
+                                    int algorithm, double *best_d, double *ex,
+                                    double *ey) noexcept nogil:
+    """The count radii of the point at storage position q from a gathered block, when exact:
+    branch-free, the distances to the block's points and the k smallest (with multiplicity,
+    by an insertion network of min/max; k = 3 in SSE2, grid2_window3), d_k. That is the exact
+    answer when (a) exactly k candidates lie within d_k (so the k neighbours are those, whatever
+    the tie-break by sample index) and (b) every point outside the block is farther than d_k
+    (the bounds of grid2_knn, e.g. fl(qx - xhi[left - 1])). Returns False otherwise."""
+    cdef Py_ssize_t G = g.G, M = win.m, j, cnt
+    cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1], da, db, v, dk, border, e0, e1
+    cdef int i
+    if M <= k:
+        return False
+    if k == 3:
+        dk = grid2_window3(wx, wy, M + (M & 1), q + win.own, q0, q1, wd)
+    else:
+        for j in range(M):
+            da = fabs(wx[j] - q0)
+            db = fabs(wy[j] - q1)
+            wd[j] = fi_max(da, db)
+        wd[q + win.own] = INFINITY
+        for i in range(k):
+            best_d[i] = INFINITY
+        for j in range(M):
+            v = wd[j]
+            for i in range(k - 1, 0, -1):
+                da = fi_max(best_d[i - 1], v)
+                best_d[i] = fi_min(da, best_d[i])
+            best_d[0] = fi_min(v, best_d[0])
+        dk = best_d[k - 1]
+    border = (q0 - g.xhi[win.wl - 1]) if win.wl > 0 else INFINITY
+    da = (g.xlo[win.wr + 1] - q0) if win.wr < G - 1 else INFINITY
+    border = fi_min(da, border)
+    da = (q1 - g.yhi[win.wb - 1]) if win.wb > 0 else INFINITY
+    border = fi_min(da, border)
+    da = (g.ylo[win.wt + 1] - q1) if win.wt < G - 1 else INFINITY
+    border = fi_min(da, border)
+    cnt = 0
+    for j in range(M):
+        cnt += wd[j] <= dk
+    if not (dk < border and cnt == k):
+        return False
+    if algorithm == 1:
+        ex[0] = dk
+        ey[0] = dk
+        return True
+    e0 = 0.0
+    e1 = 0.0
+    for j in range(M):
+        if wd[j] <= dk:
+            e0 = fi_max(fabs(wx[j] - q0), e0)
+            e1 = fi_max(fabs(wy[j] - q1), e1)
+    ex[0] = e0
+    ey[0] = e1
+    return True
+
+
 cdef void _grid_ksg_row(const Grid2 *g, const double *xs, const double *ys, const double *cxs,
                         const double *cys, Py_ssize_t row, Py_ssize_t c0, Py_ssize_t c1, int k,
                         int algorithm, double *terms, double *best_d, Py_ssize_t *best_p,
                         Py_ssize_t *best_i, GridBatch *bt) noexcept nogil:
     """The terms of the points in cells [c0, c1) of a row of the grid. Per cell, the points of
-    its 3 x 3 block of cells (clipped at the grid's edges; 3 contiguous storage ranges) are
-    gathered once; per point of the cell, branch-free: the distances to them, the k smallest
-    (with multiplicity, by an insertion network of min/max), d_k. That is the exact answer when
-    (a) exactly k candidates lie within d_k (so the k neighbours are those, whatever the
-    tie-break by sample index) and (b) every point outside the block is farther than d_k (the
-    bounds of grid2_knn, e.g. fl(qx - xhi[left - 1])); else (ties, sparse cells, more than
-    GRID2_CAND candidates) grid2_knn. The radii then go to the batch of marginal counts."""
-    cdef Py_ssize_t G = g.G, c, cell, a, b, q, wl, wr, wb, wt, rr, s0, s1, M, own, p, j, cnt
+    its 3 x 3 block of cells are gathered once, and each point of the cell is tried on them
+    (_grid_window_query); failing that on the 5 x 5 block (gathered when a point first needs
+    it); failing that (ties, sparse cells, too many candidates) grid2_knn. The radii then go to
+    the batch of marginal counts (flushed when full)."""
+    cdef Py_ssize_t G = g.G, c, a, b, q
     cdef double wx[GRID2_CAND + 1]
     cdef double wy[GRID2_CAND + 1]
-    cdef double wd[GRID2_CAND + 1]
-    cdef double q0, q1, da, db, v, dk, border, e0, e1, diff, t0, t1, t2, u0, u1, u2
+    cdef double vx[GRID2_CAND2 + 1]
+    cdef double vy[GRID2_CAND2 + 1]
+    cdef double wd[GRID2_CAND2 + 1]
+    cdef GridWindow w3, w5
+    cdef double e0, e1, diff, q0, q1
     cdef const double *pp
     cdef int i
-    cdef bint ok
+    cdef bint have5
     for c in range(c0, c1):
-        cell = row * G + c
-        a = g.cell_start[cell]
-        b = g.cell_start[cell + 1]
+        a = g.cell_start[row * G + c]
+        b = g.cell_start[row * G + c + 1]
         if a == b:
             continue
-        wl = c - 1 if c > 0 else 0
-        wr = c + 1 if c < G - 1 else G - 1
-        wb = row - 1 if row > 0 else 0
-        wt = row + 1 if row < G - 1 else G - 1
-        M = 0
-        own = 0
-        for rr in range(wb, wt + 1):
-            s0 = g.cell_start[rr * G + wl]
-            s1 = g.cell_start[rr * G + wr + 1]
-            if M + (s1 - s0) > GRID2_CAND:
-                M = -1
-                break
-            if rr == row:
-                own = M - s0
-            for p in range(s0, s1):
-                wx[M] = g.pts[2 * p]
-                wy[M] = g.pts[2 * p + 1]
-                M += 1
-        if M >= 0:
-            wx[M] = INFINITY        # padding to an even count (grid2_window3)
-            wy[M] = INFINITY
+        _grid_window_gather(g, row, c, 1, GRID2_CAND, wx, wy, &w3)
+        have5 = False
         for q in range(a, b):
-            q0 = g.pts[2 * q]
-            q1 = g.pts[2 * q + 1]
-            ok = False
-            if M > k:
-                if k == 3:
-                    dk = grid2_window3(wx, wy, M + (M & 1), q + own, q0, q1, wd)
-                else:
-                    for j in range(M):
-                        da = fabs(wx[j] - q0)
-                        db = fabs(wy[j] - q1)
-                        wd[j] = fi_max(da, db)
-                    wd[q + own] = INFINITY
-                    for i in range(k):
-                        best_d[i] = INFINITY
-                    for j in range(M):
-                        v = wd[j]
-                        for i in range(k - 1, 0, -1):
-                            da = fi_max(best_d[i - 1], v)
-                            best_d[i] = fi_min(da, best_d[i])
-                        best_d[0] = fi_min(v, best_d[0])
-                    dk = best_d[k - 1]
-                border = (q0 - g.xhi[wl - 1]) if wl > 0 else INFINITY
-                da = (g.xlo[wr + 1] - q0) if wr < G - 1 else INFINITY
-                border = da if da < border else border
-                da = (q1 - g.yhi[wb - 1]) if wb > 0 else INFINITY
-                border = da if da < border else border
-                da = (g.ylo[wt + 1] - q1) if wt < G - 1 else INFINITY
-                border = da if da < border else border
-                cnt = 0
-                for j in range(M):
-                    cnt += wd[j] <= dk
-                ok = dk < border and cnt == k
-            if ok:
-                if algorithm == 1:
-                    bt.ex[bt.m] = dk
-                    bt.ey[bt.m] = dk
-                else:
-                    e0 = 0.0
-                    e1 = 0.0
-                    for j in range(M):
-                        if wd[j] <= dk:
-                            diff = fabs(wx[j] - q0)
-                            e0 = diff if diff > e0 else e0
-                            diff = fabs(wy[j] - q1)
-                            e1 = diff if diff > e1 else e1
+            if not _grid_window_query(g, &w3, wx, wy, wd, q, k, algorithm, best_d,
+                                      &bt.ex[bt.m], &bt.ey[bt.m]):
+                if not have5:
+                    _grid_window_gather(g, row, c, 2, GRID2_CAND2, vx, vy, &w5)
+                    have5 = True
+                if not _grid_window_query(g, &w5, vx, vy, wd, q, k, algorithm, best_d,
+                                          &bt.ex[bt.m], &bt.ey[bt.m]):
+                    e0 = grid2_knn(g, q, k, best_d, best_p, best_i)
                     bt.ex[bt.m] = e0
-                    bt.ey[bt.m] = e1
-            else:
-                dk = grid2_knn(g, q, k, best_d, best_p, best_i)
-                if algorithm == 1:
-                    bt.ex[bt.m] = dk
-                    bt.ey[bt.m] = dk
-                else:
-                    e0 = 0.0
-                    e1 = 0.0
-                    for i in range(k):
-                        pp = &g.pts[2 * best_p[i]]
-                        diff = fabs(pp[0] - q0)
-                        if diff > e0:
-                            e0 = diff
-                        diff = fabs(pp[1] - q1)
-                        if diff > e1:
-                            e1 = diff
-                    bt.ex[bt.m] = e0
-                    bt.ey[bt.m] = e1
+                    bt.ey[bt.m] = e0
+                    if algorithm != 1:
+                        q0 = g.pts[2 * q]
+                        q1 = g.pts[2 * q + 1]
+                        e0 = 0.0
+                        e1 = 0.0
+                        for i in range(k):
+                            pp = &g.pts[2 * best_p[i]]
+                            diff = fabs(pp[0] - q0)
+                            if diff > e0:
+                                e0 = diff
+                            diff = fabs(pp[1] - q1)
+                            if diff > e1:
+                                e1 = diff
+                        bt.ex[bt.m] = e0
+                        bt.ey[bt.m] = e1
             bt.pos[bt.m] = q
             bt.m += 1
             if bt.m == GRID2_BATCH:

@@ -1049,6 +1049,7 @@ cdef extern from *:
 cdef enum:
     GRID2_BATCH = 16        # grid2_count_batch: searches advanced in lock step
     GRID2_CAND = 128        # candidates gathered from a 3 x 3 block of cells (at most)
+    GRID2_CAND2 = 256       # ... from a 5 x 5 block
 
 
 cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
