@@ -117,45 +117,6 @@ cdef inline double _ksg_term(const Py_ssize_t *counts, const double *signs, int 
     return term
 
 
-cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double *ys,
-                                  const double *cxs, const double *cys, Py_ssize_t q, int k, int algorithm, double *best_d,
-                                  Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
-    """The KSG term of the point at grid position q, in one go: its k neighbours, then its two
-    marginal counts in the sorted values from its ranks, via the grid's quantile bins and the
-    coarse samples cxs, cys of the sorted values (the same
-    integers as marginal_count_all computes, so the same term as ksg_pass with the KD-tree)."""
-    cdef Py_ssize_t n = g.n, G = g.G, cell = g.pcell[q], cx, cy
-    cdef int j
-    cdef double eps, e0, e1, diff
-    cdef const double *qp
-    cdef const double *pp
-    eps = grid2_knn(g, q, k, best_d, best_p, best_i)
-    if GRID2_MODE == 2:
-        return eps
-    if algorithm == 1 and GRID2_MODE == 0:
-        cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], eps, True)
-        cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], eps, True)
-        return digamma_int(cx + 1) + digamma_int(cy + 1)
-    if algorithm == 1:
-        cx = grid2_count(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, cell % G, g.prank[2 * q], eps, True)
-        cy = grid2_count(ys, cys, n, g.ylo, g.yhi, g.bstart, G, cell // G, g.prank[2 * q + 1], eps, True)
-        return digamma_int(cx + 1) + digamma_int(cy + 1)
-    qp = &g.pts[2 * q]
-    e0 = 0.0
-    e1 = 0.0
-    for j in range(k):
-        pp = &g.pts[2 * best_p[j]]
-        diff = fabs(pp[0] - qp[0])
-        if diff > e0:
-            e0 = diff
-        diff = fabs(pp[1] - qp[1])
-        if diff > e1:
-            e1 = diff
-    cx = grid2_count(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, cell % G, g.prank[2 * q], e0, False)
-    cy = grid2_count(ys, cys, n, g.ylo, g.yhi, g.bstart, G, cell // G, g.prank[2 * q + 1], e1, False)
-    return digamma_int(cx) + digamma_int(cy)
-
-
 # Queries of grid_ksg_pass run tile by tile: GRID2_TILE x GRID2_TILE cells (tile rows bottom
 # to top, tiles left to right, within a tile its rows of cells, each a contiguous storage
 # range). The marginal counts read the sorted x values near the query's column and the sorted y
@@ -170,63 +131,13 @@ def _set_grid2_tile(Py_ssize_t tile):
     GRID2_TILE = max(tile, 1)
 
 
-cdef void _grid_ksg_batch(const Grid2 *g, const double *xs, const double *ys,
-                          const double *cxs, const double *cys, Py_ssize_t qa, Py_ssize_t qb,
-                          int k, int algorithm, double *terms, double *best_d,
-                          Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
-    """terms of the grid positions [qa, qb), qb - qa <= GRID2_BATCH: their k neighbours one by
-    one, then their marginal counts in lock step (grid2_count_batch), then the digamma terms."""
-    cdef Py_ssize_t n = g.n, G = g.G, m = qb - qa, t, q, cell
-    cdef Py_ssize_t bx[GRID2_BATCH]
-    cdef Py_ssize_t by[GRID2_BATCH]
-    cdef Py_ssize_t rx[GRID2_BATCH]
-    cdef Py_ssize_t ry[GRID2_BATCH]
-    cdef Py_ssize_t cx[GRID2_BATCH]
-    cdef Py_ssize_t cy[GRID2_BATCH]
-    cdef double ex[GRID2_BATCH]
-    cdef double ey[GRID2_BATCH]
-    cdef double eps, e0, e1, diff
-    cdef const double *qp
-    cdef const double *pp
-    cdef int j
-    cdef bint strict = algorithm == 1
-    for t in range(m):
-        q = qa + t
-        cell = g.pcell[q]
-        bx[t] = cell % G
-        by[t] = cell // G
-        rx[t] = g.prank[2 * q]
-        ry[t] = g.prank[2 * q + 1]
-        eps = grid2_knn(g, q, k, best_d, best_p, best_i)
-        if algorithm == 1:
-            ex[t] = eps
-            ey[t] = eps
-        else:
-            qp = &g.pts[2 * q]
-            e0 = 0.0
-            e1 = 0.0
-            for j in range(k):
-                pp = &g.pts[2 * best_p[j]]
-                diff = fabs(pp[0] - qp[0])
-                if diff > e0:
-                    e0 = diff
-                diff = fabs(pp[1] - qp[1])
-                if diff > e1:
-                    e1 = diff
-            ex[t] = e0
-            ey[t] = e1
-    grid2_count_batch(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, m, bx, rx, ex, strict, cx)
-    grid2_count_batch(ys, cys, n, g.ylo, g.yhi, g.bstart, G, m, by, ry, ey, strict, cy)
-    for t in range(m):
-        if algorithm == 1:
-            terms[g.pid[qa + t]] = digamma_int(cx[t] + 1) + digamma_int(cy[t] + 1)
-        else:
-            terms[g.pid[qa + t]] = digamma_int(cx[t]) + digamma_int(cy[t])
-
-
 cdef struct GridBatch:
     Py_ssize_t m                    # queries held
     Py_ssize_t pos[GRID2_BATCH]     # their grid positions
+    Py_ssize_t bx[GRID2_BATCH]      # their columns and rows (x and y bins)
+    Py_ssize_t by[GRID2_BATCH]
+    Py_ssize_t rx[GRID2_BATCH]      # their ranks in the sorted x and y values
+    Py_ssize_t ry[GRID2_BATCH]
     double ex[GRID2_BATCH]          # their count radii in x and y
     double ey[GRID2_BATCH]
 
@@ -236,23 +147,12 @@ cdef void _grid_batch_flush(const Grid2 *g, const double *xs, const double *ys,
                             double *terms) noexcept nogil:
     """The marginal counts of the batch's queries in lock step (grid2_count_batch), then their
     digamma terms; empties the batch."""
-    cdef Py_ssize_t n = g.n, G = g.G, m = bt.m, t, q, cell
-    cdef Py_ssize_t bx[GRID2_BATCH]
-    cdef Py_ssize_t by[GRID2_BATCH]
-    cdef Py_ssize_t rx[GRID2_BATCH]
-    cdef Py_ssize_t ry[GRID2_BATCH]
+    cdef Py_ssize_t n = g.n, G = g.G, m = bt.m, t
     cdef Py_ssize_t cx[GRID2_BATCH]
     cdef Py_ssize_t cy[GRID2_BATCH]
     cdef bint strict = algorithm == 1
-    for t in range(m):
-        q = bt.pos[t]
-        cell = g.pcell[q]
-        bx[t] = cell % G
-        by[t] = cell // G
-        rx[t] = g.prank[2 * q]
-        ry[t] = g.prank[2 * q + 1]
-    grid2_count_batch(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, m, bx, rx, bt.ex, strict, cx)
-    grid2_count_batch(ys, cys, n, g.ylo, g.yhi, g.bstart, G, m, by, ry, bt.ey, strict, cy)
+    grid2_count_batch(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, m, bt.bx, bt.rx, bt.ex, strict, cx)
+    grid2_count_batch(ys, cys, n, g.ylo, g.yhi, g.bstart, G, m, bt.by, bt.ry, bt.ey, strict, cy)
     for t in range(m):
         if algorithm == 1:
             terms[g.pid[bt.pos[t]]] = digamma_int(cx[t] + 1) + digamma_int(cy[t] + 1)
@@ -409,6 +309,10 @@ cdef void _grid_ksg_row(const Grid2 *g, const double *xs, const double *ys, cons
                         bt.ex[bt.m] = e0
                         bt.ey[bt.m] = e1
             bt.pos[bt.m] = q
+            bt.bx[bt.m] = c
+            bt.by[bt.m] = row
+            bt.rx[bt.m] = g.prank[2 * q]
+            bt.ry[bt.m] = g.prank[2 * q + 1]
             bt.m += 1
             if bt.m == GRID2_BATCH:
                 _grid_batch_flush(g, xs, ys, cxs, cys, bt, algorithm, terms)
@@ -418,33 +322,19 @@ cdef inline void _grid_ksg_tile(const Grid2 *g, const double *xs, const double *
                                 const double *cxs, const double *cys, Py_ssize_t tile,
                                 Py_ssize_t T, int k, int algorithm, double *terms, double *best_d,
                                 Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
-    cdef Py_ssize_t G = g.G, nb = (G + T - 1) // T, r0, c0, r1, c1, row, q, qa, qb
+    """The terms of the points of one tile of cells (numbered row-major over the tiles)."""
+    cdef Py_ssize_t G = g.G, nb = (G + T - 1) // T, r0, c0, r1, c1, row
+    cdef GridBatch bt
     r0 = (tile // nb) * T
     c0 = (tile % nb) * T
     r1 = min(r0 + T, G)
     c1 = min(c0 + T, G)
-    cdef GridBatch bt
-    if GRID2_MODE == 4:
-        bt.m = 0
-        for row in range(r0, r1):
-            _grid_ksg_row(g, xs, ys, cxs, cys, row, c0, c1, k, algorithm, terms, best_d, best_p,
-                          best_i, &bt)
-        if bt.m > 0:
-            _grid_batch_flush(g, xs, ys, cxs, cys, &bt, algorithm, terms)
-        return
+    bt.m = 0
     for row in range(r0, r1):
-        qa = g.cell_start[row * G + c0]
-        qb = g.cell_start[row * G + c1]
-        if GRID2_MODE == 3:
-            while qa < qb:
-                q = min(qa + GRID2_BATCH, qb)
-                _grid_ksg_batch(g, xs, ys, cxs, cys, qa, q, k, algorithm, terms, best_d, best_p,
-                                best_i)
-                qa = q
-            continue
-        for q in range(qa, qb):
-            terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
-                                             best_p, best_i)
+        _grid_ksg_row(g, xs, ys, cxs, cys, row, c0, c1, k, algorithm, terms, best_d, best_p,
+                      best_i, &bt)
+    if bt.m > 0:
+        _grid_batch_flush(g, xs, ys, cxs, cys, &bt, algorithm, terms)
 
 
 cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k, int algorithm,

@@ -619,7 +619,6 @@ cdef struct Grid2:
     Py_ssize_t *cell_start   # (G*G + 1,)
     double *pts              # (n, 2) cell-contiguous
     Py_ssize_t *pid          # storage position -> sample index
-    Py_ssize_t *pcell        # storage position -> cell id
     Py_ssize_t *prank        # (n, 2) storage position -> ranks in the sorted x and y values
 
 
@@ -634,7 +633,6 @@ cdef inline void grid2_init(Grid2 *g) noexcept nogil:
     g.cell_start = NULL
     g.pts = NULL
     g.pid = NULL
-    g.pcell = NULL
     g.prank = NULL
 
 
@@ -647,7 +645,6 @@ cdef inline void grid2_free(Grid2 *g) noexcept nogil:
     free(g.cell_start)
     free(g.pts)
     free(g.pid)
-    free(g.pcell)
     free(g.prank)
     grid2_init(g)
 
@@ -667,6 +664,7 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     """x, y: values in (joint) sample order; rx, ry: their ranks in the sorted copies xs, ys.
     Returns 0, or -1 when out of memory (the grid is then freed)."""
     cdef Py_ssize_t G, c, i, cell, pos, lo, hi, n_cells
+    cdef int *tcell
     grid2_init(g)
     G = <Py_ssize_t>sqrt(<double>n / (GRID2_FILL * k))
     if G < 1:
@@ -675,6 +673,7 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
         G = 2048
     if G > n:
         G = n       # no empty bin
+    tcell = <int *>malloc(max(n, 1) * sizeof(int))    # cell ids < 2048**2 < 2**31
     n_cells = G * G
     g.n = n
     g.G = G
@@ -686,12 +685,12 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     g.cell_start = <Py_ssize_t *>calloc(n_cells + 1, sizeof(Py_ssize_t))
     g.pts = <double *>malloc(max(2 * n, 1) * sizeof(double))
     g.pid = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
-    g.pcell = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
     g.prank = <Py_ssize_t *>malloc(max(2 * n, 1) * sizeof(Py_ssize_t))
     if (g.xlo == NULL or g.xhi == NULL or g.ylo == NULL or g.yhi == NULL or g.bstart == NULL
-            or g.cell_start == NULL
-            or g.pts == NULL or g.pid == NULL or g.pcell == NULL or g.prank == NULL):
+            or g.cell_start == NULL or tcell == NULL
+            or g.pts == NULL or g.pid == NULL or g.prank == NULL):
         grid2_free(g)
+        free(tcell)
         return -1
     for c in range(G):
         lo = (c * n + G - 1) // G
@@ -702,15 +701,15 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
         g.yhi[c] = ys[hi]
         g.bstart[c] = lo
     g.bstart[G] = n
-    # counting sort by cell (stable: sample order within a cell); pcell temporarily by sample
+    # counting sort by cell (stable: sample order within a cell); the cells by sample in tcell
     for i in range(n):
         cell = (ry[i] * G // n) * G + rx[i] * G // n
-        g.pcell[i] = cell
+        tcell[i] = <int>cell
         g.cell_start[cell + 1] += 1
     for c in range(n_cells):
         g.cell_start[c + 1] += g.cell_start[c]
     for i in range(n):
-        cell = g.pcell[i]
+        cell = tcell[i]
         pos = g.cell_start[cell]
         g.cell_start[cell] = pos + 1
         g.pts[2 * pos] = x[i]
@@ -721,9 +720,7 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     for c in range(n_cells, 0, -1):
         g.cell_start[c] = g.cell_start[c - 1]
     g.cell_start[0] = 0
-    for c in range(n_cells):
-        for pos in range(g.cell_start[c], g.cell_start[c + 1]):
-            g.pcell[pos] = c
+    free(tcell)
     return 0
 
 
@@ -751,7 +748,7 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
     """The k nearest neighbours of the point at storage position ``q`` (itself excluded), in the
     order (distance, sample index): storage positions in best_p, sample indices in best_i.
     Returns the k-th distance. Needs n > k."""
-    cdef Py_ssize_t G = g.G, cell = g.pcell[q], cl, cr, cb, ct, c
+    cdef Py_ssize_t G = g.G, n = g.n, cl, cr, cb, ct, c
     cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1]
     cdef double dl, dr, db, dt, m
     cdef int j, side
@@ -759,12 +756,12 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
         best_d[j] = INFINITY
         best_p[j] = -1
         best_i[j] = PY_SSIZE_T_MAX
-    cl = cell % G
+    cl = g.prank[2 * q] * G // n
     cr = cl
-    cb = cell // G
+    cb = g.prank[2 * q + 1] * G // n
     ct = cb
-    _grid2_scan(g, g.cell_start[cell], q, q0, q1, k, best_d, best_p, best_i)
-    _grid2_scan(g, q + 1, g.cell_start[cell + 1], q0, q1, k, best_d, best_p, best_i)
+    _grid2_scan(g, g.cell_start[cb * G + cl], q, q0, q1, k, best_d, best_p, best_i)
+    _grid2_scan(g, q + 1, g.cell_start[cb * G + cl + 1], q0, q1, k, best_d, best_p, best_i)
     while True:
         dl = (q0 - g.xhi[cl - 1]) if cl > 0 else INFINITY
         dr = (g.xlo[cr + 1] - q0) if cr < G - 1 else INFINITY
@@ -830,140 +827,6 @@ cdef double *coarse_sample(const double *s, Py_ssize_t n) noexcept nogil:
 # bins on average); (2) the end's 32-value block, a branch-free bisection on the coarse sample
 # coarse[t] = s[32 t] restricted to that bin (~n / (32 G) values, cache-resident); (3) the end in
 # the block, a branch-free bisection of 5 steps (its 4 cache lines are adjacent).
-
-cdef inline Py_ssize_t _block_within_right(const double *p, double v, double r,
-                                          bint strict) noexcept nogil:
-    """#{j < 32 : fl(p[j] - v) within r} (independent loads: the 4 cache lines load at once)."""
-    cdef Py_ssize_t c = 0
-    cdef int j
-    for j in range(COARSE_STRIDE):
-        c += ((p[j] - v < r) if strict else (p[j] - v <= r))
-    return c
-
-
-cdef inline Py_ssize_t _block_outside_left(const double *p, double v, double r,
-                                           bint strict) noexcept nogil:
-    """#{j < 32 : fl(v - p[j]) not within r}."""
-    cdef Py_ssize_t c = 0
-    cdef int j
-    for j in range(COARSE_STRIDE):
-        c += not ((v - p[j] < r) if strict else (v - p[j] <= r))
-    return c
-
-
-cdef inline Py_ssize_t grid2_count(const double *s, const double *coarse, Py_ssize_t n,
-                                   const double *blo, const double *bhi,
-                                   const Py_ssize_t *bstart, Py_ssize_t G, Py_ssize_t b,
-                                   Py_ssize_t rank, double r, bint strict) noexcept nogil:
-    """#{j != rank : |s[j] - s[rank]| < r (strict) or <= r} for the sorted marginal s (coarse
-    sample ``coarse``) whose quantile bins are blo, bhi, bstart (G bins); b: the bin of rank.
-    Equals sorted_count_from_rank(s, n, rank, r, strict)."""
-    cdef double v = s[rank], d
-    cdef Py_ssize_t cr = b, cl = b, right, left, base, length, half, j, top
-    if strict and r <= 0.0:
-        return 0
-    # right end: the last bin whose first value is within r (bin b's first value is <= v); in
-    # it the last coarse t whose value is within r: true at bstart[cr] // 32 (a value <= the
-    # bin's first), false from the first multiple of 32 past the bin when cr < G - 1
-    while cr < G - 1 and ((blo[cr + 1] - v < r) if strict else (blo[cr + 1] - v <= r)):
-        cr += 1
-    base = bstart[cr] // COARSE_STRIDE
-    length = (bstart[cr + 1] + COARSE_STRIDE - 1) // COARSE_STRIDE - base
-    while length > 1:
-        half = length >> 1
-        d = coarse[base + half] - v
-        base += half & -(<Py_ssize_t>((d < r) if strict else (d <= r)))
-        length -= half
-    # the last j in [32 base, 32 base + 32) within r (true at the first; false past the bin)
-    right = base * COARSE_STRIDE
-    if right + COARSE_STRIDE <= n:
-        right += _block_within_right(&s[right], v, r, strict) - 1
-    else:
-        for j in range(right + 1, n):
-            right += ((s[j] - v < r) if strict else (s[j] - v <= r))
-    # left end: the first bin whose last value is within r (bin b's last value is >= v); the
-    # values before it are not within r. In it: the first coarse t >= ceil(bstart[cl] / 32)
-    # within r (or one past the bin's last coarse t)
-    while cl > 0 and ((v - bhi[cl - 1] < r) if strict else (v - bhi[cl - 1] <= r)):
-        cl -= 1
-    base = (bstart[cl] + COARSE_STRIDE - 1) // COARSE_STRIDE
-    length = (bstart[cl + 1] - 1) // COARSE_STRIDE + 2 - base     # the last one: virtual, true
-    while length > 1:
-        half = length >> 1
-        d = v - coarse[base + half - 1]
-        base += half & ((<Py_ssize_t>((d < r) if strict else (d <= r))) - 1)
-        length -= half
-    if base == 0:
-        left = 0
-    else:
-        # the first j in (32 base - 32, 32 base] within r: true at 32 base, or at the bin's
-        # last value when base is past the bin (then all values from it on are within r)
-        left = (base - 1) * COARSE_STRIDE
-        if left + COARSE_STRIDE <= n:
-            left += _block_outside_left(&s[left], v, r, strict)
-        else:
-            top = left
-            for j in range(top, n):
-                left += not ((v - s[j] < r) if strict else (v - s[j] <= r))
-    return right - left
-
-
-cdef inline Py_ssize_t sorted_count_coarse(const double *s, const double *coarse, Py_ssize_t n,
-                                           Py_ssize_t rank, double r, bint strict) noexcept nogil:
-    """sorted_count_from_rank using ``coarse[t] = s[32 t]``: bisection on the small sampled
-    array (its cache lines stay hot), then one branch-free count over a 32-value block of s per
-    end. The same monotone predicates, so the same count."""
-    cdef double v = s[rank]
-    cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE
-    cdef Py_ssize_t base, length, half, mid, j, stop, right, first
-    cdef bint p
-    if strict and r <= 0.0:
-        return 0
-    # right end: last coarse t >= rank // 32 with (coarse[t] - v) within r (true at the first)
-    base = rank // COARSE_STRIDE
-    length = nc - base
-    while length > 1:
-        half = length >> 1
-        mid = base + half
-        p = (coarse[mid] - v < r) if strict else (coarse[mid] - v <= r)
-        base = mid if p else base
-        length = (length - half) if p else half
-    right = base * COARSE_STRIDE
-    stop = right + COARSE_STRIDE
-    if stop > n:
-        stop = n
-    base = right
-    for j in range(base + 1, stop):
-        right += ((s[j] - v < r) if strict else (s[j] - v <= r))
-    # left end: t_false = number of coarse t <= rank // 32 with (v - coarse[t]) NOT within r
-    base = 0
-    length = rank // COARSE_STRIDE + 1
-    while length > 0:
-        half = length >> 1
-        mid = base + half
-        p = (v - coarse[mid] < r) if strict else (v - coarse[mid] <= r)
-        base = base if p else mid + 1
-        length = half if p else length - half - 1
-    if base == 0:
-        first = 0
-    else:
-        base = (base - 1) * COARSE_STRIDE + 1
-        stop = base + COARSE_STRIDE - 1
-        if stop > rank:
-            stop = rank
-        first = base
-        for j in range(base, stop):
-            first += not ((v - s[j] < r) if strict else (v - s[j] <= r))
-    return right - first
-
-
-cdef int GRID2_MODE = 4
-
-
-def _set_grid2_mode(int m):
-    global GRID2_MODE
-    GRID2_MODE = m
-
 
 cdef extern from *:
     """
