@@ -207,12 +207,12 @@ cdef inline bint _grid_window_query(const Grid2 *g, const GridWindow *win, const
     the tie-break by sample index) and (b) every point outside the block is farther than d_k
     (the bounds of grid2_knn, e.g. fl(qx - xhi[left - 1])). Returns False otherwise."""
     cdef Py_ssize_t G = g.G, M = win.m, j, cnt
-    cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1], da, db, v, dk, border, e0, e1
+    cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1], da, db, v, dk, d4, border, e0, e1
     cdef int i
     if M <= k:
         return False
     if k == 3:
-        dk = grid2_window3(wx, wy, M + (M & 1), q + win.own, q0, q1, wd)
+        dk = grid2_window3(wx, wy, M + (M & 1), q + win.own, q0, q1, wd, &d4)
     else:
         for j in range(M):
             da = fabs(wx[j] - q0)
@@ -228,6 +228,10 @@ cdef inline bint _grid_window_query(const Grid2 *g, const GridWindow *win, const
                 best_d[i] = fi_min(da, best_d[i])
             best_d[0] = fi_min(v, best_d[0])
         dk = best_d[k - 1]
+        cnt = 0
+        for j in range(M):
+            cnt += wd[j] <= dk
+        d4 = dk if cnt != k else INFINITY     # (exactly k within dk) == (d4 > dk)
     border = (q0 - g.xhi[win.wl - 1]) if win.wl > 0 else INFINITY
     da = (g.xlo[win.wr + 1] - q0) if win.wr < G - 1 else INFINITY
     border = fi_min(da, border)
@@ -235,10 +239,7 @@ cdef inline bint _grid_window_query(const Grid2 *g, const GridWindow *win, const
     border = fi_min(da, border)
     da = (g.ylo[win.wt + 1] - q1) if win.wt < G - 1 else INFINITY
     border = fi_min(da, border)
-    cnt = 0
-    for j in range(M):
-        cnt += wd[j] <= dk
-    if not (dk < border and cnt == k):
+    if not (dk < border and d4 > dk):
         return False
     if algorithm == 1:
         ex[0] = dk

@@ -845,18 +845,20 @@ cdef extern from *:
     #endif
 
     /* Grid2 window search, k = 3: wd[j] = max(|wx[j] - q0|, |wy[j] - q1|) for j < m2 (m2 even;
-       the arrays hold m2 values, padding +inf), then wd[self] = +inf; returns the third smallest
-       of wd (with multiplicity): an insertion network of min/max per lane (even and odd j),
-       then the two lanes' sorted triples merged. */
+       the arrays hold m2 values, padding +inf), then wd[self] = +inf; returns the third
+       smallest of wd (with multiplicity) and stores the fourth in *fourth: an insertion
+       network of min/max per lane (even and odd j), then the two lanes' sorted quadruples
+       merged (the r-th smallest of the union is the min over i of max(a[i-1], b[r-i-1])). */
     static inline double fastinfo_window3(const double *wx, const double *wy, Py_ssize_t m2,
-                                          Py_ssize_t self, double q0, double q1, double *wd) {
+                                          Py_ssize_t self, double q0, double q1, double *wd,
+                                          double *fourth) {
         Py_ssize_t j;
-        double a0, a1, a2, b0, b1, b2, r, t;
+        double a0, a1, a2, a3, b0, b1, b2, b3, r, t;
     #if defined(__SSE2__)
         const __m128d sign = _mm_set1_pd(-0.0), inf = _mm_set1_pd(1.0 / 0.0);
         const __m128d vq0 = _mm_set1_pd(q0), vq1 = _mm_set1_pd(q1);
-        __m128d t0 = inf, t1 = inf, t2 = inf, v, da, db;
-        double lo[2], hi[2], mid[2];
+        __m128d t0 = inf, t1 = inf, t2 = inf, t3 = inf, v, da, db;
+        double s0[2], s1[2], s2[2], s3[2];
         for (j = 0; j < m2; j += 2) {
             da = _mm_andnot_pd(sign, _mm_sub_pd(_mm_loadu_pd(wx + j), vq0));
             db = _mm_andnot_pd(sign, _mm_sub_pd(_mm_loadu_pd(wy + j), vq1));
@@ -865,15 +867,17 @@ cdef extern from *:
         wd[self] = 1.0 / 0.0;
         for (j = 0; j < m2; j += 2) {
             v = _mm_loadu_pd(wd + j);
+            t3 = _mm_min_pd(_mm_max_pd(t2, v), t3);
             t2 = _mm_min_pd(_mm_max_pd(t1, v), t2);
             t1 = _mm_min_pd(_mm_max_pd(t0, v), t1);
             t0 = _mm_min_pd(t0, v);
         }
-        _mm_storeu_pd(lo, t0);
-        _mm_storeu_pd(mid, t1);
-        _mm_storeu_pd(hi, t2);
-        a0 = lo[0]; a1 = mid[0]; a2 = hi[0];
-        b0 = lo[1]; b1 = mid[1]; b2 = hi[1];
+        _mm_storeu_pd(s0, t0);
+        _mm_storeu_pd(s1, t1);
+        _mm_storeu_pd(s2, t2);
+        _mm_storeu_pd(s3, t3);
+        a0 = s0[0]; a1 = s1[0]; a2 = s2[0]; a3 = s3[0];
+        b0 = s0[1]; b1 = s1[1]; b2 = s2[1]; b3 = s3[1];
     #else
         for (j = 0; j < m2; j++) {
             a0 = fabs(wx[j] - q0);
@@ -881,23 +885,29 @@ cdef extern from *:
             wd[j] = a0 > a1 ? a0 : a1;
         }
         wd[self] = 1.0 / 0.0;
-        a0 = a1 = a2 = b0 = b1 = b2 = 1.0 / 0.0;
+        a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 1.0 / 0.0;
         for (j = 0; j < m2; j += 2) {
             r = wd[j];
+            t = a2 > r ? a2 : r; a3 = t < a3 ? t : a3;
             t = a1 > r ? a1 : r; a2 = t < a2 ? t : a2;
             t = a0 > r ? a0 : r; a1 = t < a1 ? t : a1;
             a0 = r < a0 ? r : a0;
             r = wd[j + 1];
+            t = b2 > r ? b2 : r; b3 = t < b3 ? t : b3;
             t = b1 > r ? b1 : r; b2 = t < b2 ? t : b2;
             t = b0 > r ? b0 : r; b1 = t < b1 ? t : b1;
             b0 = r < b0 ? r : b0;
         }
     #endif
-        /* the third smallest of {a0 <= a1 <= a2} + {b0 <= b1 <= b2}:
-           min(a2, b2, max(a0, b1), max(a1, b0)) */
+        /* fourth: min(a3, b3, max(a0, b2), max(a1, b1), max(a2, b0)) */
+        r = a3 < b3 ? a3 : b3;
+        t = a0 > b2 ? a0 : b2; r = t < r ? t : r;
+        t = a1 > b1 ? a1 : b1; r = t < r ? t : r;
+        t = a2 > b0 ? a2 : b0; r = t < r ? t : r;
+        *fourth = r;
+        /* third: min(a2, b2, max(a0, b1), max(a1, b0)) */
         r = a2 < b2 ? a2 : b2;
-        t = a0 > b1 ? a0 : b1;
-        r = t < r ? t : r;
+        t = a0 > b1 ? a0 : b1; r = t < r ? t : r;
         t = a1 > b0 ? a1 : b0;
         return t < r ? t : r;
     }
@@ -906,7 +916,7 @@ cdef extern from *:
     double fi_max "fastinfo_fmax2"(double a, double b) noexcept nogil
     double grid2_window3 "fastinfo_window3"(const double *wx, const double *wy, Py_ssize_t m2,
                                             Py_ssize_t self, double q0, double q1,
-                                            double *wd) noexcept nogil
+                                            double *wd, double *fourth) noexcept nogil
 
 
 cdef enum:
