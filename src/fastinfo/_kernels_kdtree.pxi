@@ -953,14 +953,14 @@ cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
         c = bins[t]
         while c < G - 1 and ((blo[c + 1] - vt < r) if strict else (blo[c + 1] - vt <= r)):
             c += 1
-        rb[t] = bstart[c] // COARSE_STRIDE
-        rl[t] = (bstart[c + 1] + COARSE_STRIDE - 1) // COARSE_STRIDE - rb[t]
+        rb[t] = bstart[c] >> COARSE_LOG       # (non-negative: // COARSE_STRIDE as a shift)
+        rl[t] = ((bstart[c + 1] + COARSE_STRIDE - 1) >> COARSE_LOG) - rb[t]
         # left end's bin, then its coarse window: first true, the last one virtual and true
         c = bins[t]
         while c > 0 and ((vt - bhi[c - 1] < r) if strict else (vt - bhi[c - 1] <= r)):
             c -= 1
-        lb[t] = (bstart[c] + COARSE_STRIDE - 1) // COARSE_STRIDE
-        ll[t] = (bstart[c + 1] - 1) // COARSE_STRIDE + 2 - lb[t]
+        lb[t] = (bstart[c] + COARSE_STRIDE - 1) >> COARSE_LOG
+        ll[t] = ((bstart[c + 1] - 1) >> COARSE_LOG) + 2 - lb[t]
         lend[t] = bstart[c + 1]
         maxlen = max(maxlen, max(rl[t], ll[t]))
     while maxlen > 1:
@@ -978,7 +978,7 @@ cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
     # the 32-value blocks: right, the last true in [32 rb, ...) (true at the first, false past
     # the bin); left, the first true in (32 lb - 32, top], top = min(32 lb, the bin's last)
     for t in range(m):
-        rb[t] = rb[t] * COARSE_STRIDE
+        rb[t] = rb[t] << COARSE_LOG
         rl[t] = min(<Py_ssize_t>COARSE_STRIDE, n - rb[t])
         if lb[t] == 0:
             ll[t] = 1
