@@ -601,12 +601,14 @@ cdef inline void marginal_free(Marginal *m) noexcept nogil:
 # distribution gives about n / G**2 (~0.75 k; tuned) points per cell on average. Points are stored
 # cell-contiguous (cell id = row * G + column; a row of cells is one contiguous range). Column c's
 # values lie in [xlo[c], xhi[c]] (the sorted values at its first and last rank).
-# kNN of a point: scan its cell, then grow the window of cells one strip at a time on the side
-# whose outside is nearest, while that side's lower bound (e.g. fl(qx - xhi[left - 1]), exact
-# as a bound since fl(a - b) is monotone) is <= the current k-th distance. The neighbour buffer is
-# ordered by (distance, sample index) as in kdtree_knn, and every point within the final k-th
-# distance is scanned, so the k neighbours (hence every count built on them) are exactly
-# those of the KD-tree search.
+# kNN of a point (grid2_knn): scan its cell, then grow the window of cells one strip at a time
+# on the side whose outside is nearest, while that side's lower bound (e.g. fl(qx - xhi[left -
+# 1]), exact as a bound since fl(a - b) is monotone) is <= the current k-th distance. The
+# neighbour buffer is ordered by (distance, sample index) as in kdtree_knn, and every point
+# within the final k-th distance is scanned, so the k neighbours (hence every count built on
+# them) are exactly those of the KD-tree search. The KSG pass (grid_ksg_pass, in the estimators
+# section) first tries a cheaper exact search on the 3 x 3 and 5 x 5 blocks of cells around the
+# point's cell and falls back to grid2_knn; its marginal counts use the bins (grid2_count_batch).
 
 cdef struct Grid2:
     Py_ssize_t n
@@ -658,6 +660,20 @@ def _set_grid2_fill(double fill):
     GRID2_FILL = max(fill, 0.1)
 
 
+cdef inline Py_ssize_t _rank_bin(Py_ssize_t r, Py_ssize_t G, double g_over_n,
+                                 const Py_ssize_t *bstart) noexcept nogil:
+    """floor(r G / n), the bin of rank r (bstart[b] <= r < bstart[b + 1]), without an integer
+    division: a floating-point estimate corrected on the bins' first ranks."""
+    cdef Py_ssize_t b = <Py_ssize_t>(<double>r * g_over_n)
+    if b > G - 1:
+        b = G - 1
+    while bstart[b] > r:
+        b -= 1
+    while bstart[b + 1] <= r:
+        b += 1
+    return b
+
+
 cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_t *rx,
                      const Py_ssize_t *ry, const double *xs, const double *ys, Py_ssize_t n,
                      int k) noexcept nogil:
@@ -665,6 +681,7 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     Returns 0, or -1 when out of memory (the grid is then freed)."""
     cdef Py_ssize_t G, c, i, cell, pos, lo, hi, n_cells
     cdef int *tcell
+    cdef double g_over_n
     grid2_init(g)
     G = <Py_ssize_t>sqrt(<double>n / (GRID2_FILL * k))
     if G < 1:
@@ -701,9 +718,11 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
         g.yhi[c] = ys[hi]
         g.bstart[c] = lo
     g.bstart[G] = n
+    g_over_n = <double>G / <double>n
     # counting sort by cell (stable: sample order within a cell); the cells by sample in tcell
     for i in range(n):
-        cell = (ry[i] * G // n) * G + rx[i] * G // n
+        cell = (_rank_bin(ry[i], G, g_over_n, g.bstart) * G
+                + _rank_bin(rx[i], G, g_over_n, g.bstart))
         tcell[i] = <int>cell
         g.cell_start[cell + 1] += 1
     for c in range(n_cells):
@@ -756,9 +775,9 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
         best_d[j] = INFINITY
         best_p[j] = -1
         best_i[j] = PY_SSIZE_T_MAX
-    cl = g.prank[2 * q] * G // n
+    cl = _rank_bin(g.prank[2 * q], G, <double>G / <double>n, g.bstart)
     cr = cl
-    cb = g.prank[2 * q + 1] * G // n
+    cb = _rank_bin(g.prank[2 * q + 1], G, <double>G / <double>n, g.bstart)
     ct = cb
     _grid2_scan(g, g.cell_start[cb * G + cl], q, q0, q1, k, best_d, best_p, best_i)
     _grid2_scan(g, q + 1, g.cell_start[cb * G + cl + 1], q0, q1, k, best_d, best_p, best_i)
@@ -802,12 +821,12 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
 
 
 cdef enum:
-    COARSE_STRIDE = 8      # coarse_sample: one sampled value per COARSE_STRIDE (cache-resident)
+    COARSE_STRIDE = 8       # coarse_sample: one sampled value per COARSE_STRIDE (cache-resident)
     COARSE_LOG = 3          # log2(COARSE_STRIDE)
 
 
 cdef double *coarse_sample(const double *s, Py_ssize_t n) noexcept nogil:
-    """coarse[t] = s[32 t] for t < nc = ceil(n / 32), and coarse[nc] = +inf (a readable entry
+    """coarse[t] = s[8 t] for t < nc = ceil(n / 8) (stride COARSE_STRIDE), and coarse[nc] = +inf (a readable entry
     past the end; no result depends on it). malloc'd; NULL when out of memory."""
     cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE, t
     cdef double *c = <double *>malloc((nc + 1) * sizeof(double))
@@ -824,9 +843,10 @@ cdef double *coarse_sample(const double *s, Py_ssize_t n) noexcept nogil:
 # or <= r) on the right and fl(v - s[j]) < r on the left, v = s[rank] (the predicates of
 # sorted_count_from_rank, monotone in j, so the same integers): (1) the end's bin, stepping
 # outwards from the query's own bin on the bins' bounds (about one step: a count covers ~1.1
-# bins on average); (2) the end's 32-value block, a branch-free bisection on the coarse sample
-# coarse[t] = s[32 t] restricted to that bin (~n / (32 G) values, cache-resident); (3) the end in
-# the block, a branch-free bisection of 5 steps (its 4 cache lines are adjacent).
+# bins on average); (2) the end's block of COARSE_STRIDE values, a branch-free bisection on the
+# coarse sample coarse[t] = s[COARSE_STRIDE t] restricted to that bin (~n / (8 G) values,
+# cache-resident); (3) the end in the block, a branch-free bisection of COARSE_LOG steps. Each
+# stage advances in lock step over a batch of queries (grid2_count_batch).
 
 cdef extern from *:
     """
@@ -930,12 +950,13 @@ cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
                             Py_ssize_t G, Py_ssize_t m, const Py_ssize_t *bins,
                             const Py_ssize_t *ranks, const double *radii, bint strict,
                             Py_ssize_t *out) noexcept nogil:
-    """out[t] = grid2_count(s, coarse, n, blo, bhi, bstart, G, bins[t], ranks[t], radii[t],
-    strict) for t < m <= GRID2_BATCH: the same three stages, each advanced in lock step over the
-    2 m independent searches (both ends of every query), so that their memory accesses overlap
-    instead of waiting one after another (a bisection step costs a cache miss in the sorted
-    values). A search whose length is already 1 takes steps of 0 (it reads an entry it ignores:
-    coarse[nc] exists for that)."""
+    """out[t] = #{j != ranks[t] : |s[j] - s[ranks[t]]| < radii[t]} (strict) or <= radii[t],
+    for t < m <= GRID2_BATCH, s sorted (n values, coarse sample ``coarse``, quantile bins blo,
+    bhi, bstart; bins[t] the bin of ranks[t]); equals sorted_count_from_rank. The three stages
+    above, each advanced in lock step over the 2 m independent searches (both ends of every
+    query), so that their memory accesses overlap instead of waiting one after another (a
+    bisection step can cost a cache miss in the sorted values). A search whose length is
+    already 1 takes steps of 0 (it reads an entry it ignores: coarse[nc] exists for that)."""
     cdef double v[GRID2_BATCH]
     cdef Py_ssize_t rb[GRID2_BATCH]
     cdef Py_ssize_t rl[GRID2_BATCH]
@@ -975,8 +996,9 @@ cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
             lb[t] += half & ((<Py_ssize_t>((d < r) if strict else (d <= r))) - 1)
             ll[t] -= half
         maxlen -= maxlen >> 1
-    # the 32-value blocks: right, the last true in [32 rb, ...) (true at the first, false past
-    # the bin); left, the first true in (32 lb - 32, top], top = min(32 lb, the bin's last)
+    # the blocks (S = COARSE_STRIDE values): right, the last true in [S rb, S rb + S) (true at
+    # the first, false past the bin); left, the first true in (S lb - S, top], top = min(S lb,
+    # the bin's last rank)
     for t in range(m):
         rb[t] = rb[t] << COARSE_LOG
         rl[t] = min(<Py_ssize_t>COARSE_STRIDE, n - rb[t])
