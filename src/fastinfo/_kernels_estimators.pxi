@@ -140,6 +140,13 @@ cdef struct GridBatch:
     Py_ssize_t ry[GRID2_BATCH]
     double ex[GRID2_BATCH]          # their count radii in x and y
     double ey[GRID2_BATCH]
+    const double *psi               # psi[m] = digamma_int(m) for m < npsi (shared, read-only)
+    Py_ssize_t npsi
+
+
+cdef inline double _psi_tab(const double *psi, Py_ssize_t npsi, Py_ssize_t m) noexcept nogil:
+    """digamma_int(m), from the table when m < npsi (the same values: the table holds them)."""
+    return psi[m] if m < npsi else digamma_int(m)
 
 
 cdef void _grid_batch_flush(const Grid2 *g, const double *xs, const double *ys,
@@ -155,9 +162,11 @@ cdef void _grid_batch_flush(const Grid2 *g, const double *xs, const double *ys,
     grid2_count_batch(ys, cys, n, g.ylo, g.yhi, g.bstart, G, m, bt.by, bt.ry, bt.ey, strict, cy)
     for t in range(m):
         if algorithm == 1:
-            terms[g.pid[bt.pos[t]]] = digamma_int(cx[t] + 1) + digamma_int(cy[t] + 1)
+            terms[g.pid[bt.pos[t]]] = (_psi_tab(bt.psi, bt.npsi, cx[t] + 1)
+                                       + _psi_tab(bt.psi, bt.npsi, cy[t] + 1))
         else:
-            terms[g.pid[bt.pos[t]]] = digamma_int(cx[t]) + digamma_int(cy[t])
+            terms[g.pid[bt.pos[t]]] = (_psi_tab(bt.psi, bt.npsi, cx[t])
+                                       + _psi_tab(bt.psi, bt.npsi, cy[t]))
     bt.m = 0
 
 
@@ -322,7 +331,8 @@ cdef void _grid_ksg_row(const Grid2 *g, const double *xs, const double *ys, cons
 cdef inline void _grid_ksg_tile(const Grid2 *g, const double *xs, const double *ys,
                                 const double *cxs, const double *cys, Py_ssize_t tile,
                                 Py_ssize_t T, int k, int algorithm, double *terms, double *best_d,
-                                Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
+                                Py_ssize_t *best_p, Py_ssize_t *best_i, const double *psi,
+                                Py_ssize_t npsi) noexcept nogil:
     """The terms of the points of one tile of cells (numbered row-major over the tiles)."""
     cdef Py_ssize_t G = g.G, nb = (G + T - 1) // T, r0, c0, r1, c1, row
     cdef GridBatch bt
@@ -331,6 +341,8 @@ cdef inline void _grid_ksg_tile(const Grid2 *g, const double *xs, const double *
     r1 = min(r0 + T, G)
     c1 = min(c0 + T, G)
     bt.m = 0
+    bt.psi = psi
+    bt.npsi = npsi
     for row in range(r0, r1):
         _grid_ksg_row(g, xs, ys, cxs, cys, row, c0, c1, k, algorithm, terms, best_d, best_p,
                       best_i, &bt)
@@ -350,10 +362,16 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
     cdef Py_ssize_t *best_i = NULL
     cdef double *cxs = coarse_sample(xs, n)
     cdef double *cys = coarse_sample(ys, n)
-    if cxs == NULL or cys == NULL:
+    # digamma of the small counts, tabulated once (most counts are ~ sqrt(n))
+    cdef Py_ssize_t npsi = min(n + 1, max(n >> 3, <Py_ssize_t>256)), m
+    cdef double *psi = <double *>malloc(npsi * sizeof(double))
+    if cxs == NULL or cys == NULL or psi == NULL:
         free(cxs)
         free(cys)
+        free(psi)
         return -1
+    for m in range(npsi):
+        psi[m] = digamma_int(m)
     if T > g.G:
         T = g.G
     nb = (g.G + T - 1) // T
@@ -366,12 +384,13 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
         else:
             for tile in range(nb * nb):
                 _grid_ksg_tile(g, xs, ys, cxs, cys, tile, T, k, algorithm, terms, best_d,
-                               best_p, best_i)
+                               best_p, best_i, psi, npsi)
         free(best_d)
         free(best_p)
         free(best_i)
         free(cxs)
         free(cys)
+        free(psi)
         return -fail
     with parallel(num_threads=nt):
         best_d = <double *>malloc(k * sizeof(double))
@@ -382,12 +401,13 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
                 failp[0] = 1
                 continue
             _grid_ksg_tile(g, xs, ys, cxs, cys, tile, T, k, algorithm, terms, best_d, best_p,
-                           best_i)
+                           best_i, psi, npsi)
         free(best_d)
         free(best_p)
         free(best_i)
     free(cxs)
     free(cys)
+    free(psi)
     return -fail
 
 
