@@ -963,7 +963,7 @@ cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
     cdef Py_ssize_t lb[GRID2_BATCH]
     cdef Py_ssize_t ll[GRID2_BATCH]
     cdef Py_ssize_t lend[GRID2_BATCH]
-    cdef Py_ssize_t t, c, maxlen, half, step
+    cdef Py_ssize_t t, b, c, maxlen, half, step, p1, p2
     cdef double vt, r, d
     maxlen = 1
     for t in range(m):
@@ -971,14 +971,24 @@ cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
         r = radii[t]
         v[t] = vt
         # right end's bin, then its coarse window: last true, true at the first
-        c = bins[t]
-        while c < G - 1 and ((blo[c + 1] - vt < r) if strict else (blo[c + 1] - vt <= r)):
+        # (the first two steps without a branch: it is taken about half the time)
+        b = bins[t]
+        d = blo[min(b + 1, G - 1)] - vt
+        p1 = (b + 1 < G) & ((d < r) if strict else (d <= r))
+        d = blo[min(b + 2, G - 1)] - vt
+        p2 = p1 & (b + 2 < G) & ((d < r) if strict else (d <= r))
+        c = b + p1 + p2
+        while p2 and c < G - 1 and ((blo[c + 1] - vt < r) if strict else (blo[c + 1] - vt <= r)):
             c += 1
         rb[t] = bstart[c] >> COARSE_LOG       # (non-negative: // COARSE_STRIDE as a shift)
         rl[t] = ((bstart[c + 1] + COARSE_STRIDE - 1) >> COARSE_LOG) - rb[t]
         # left end's bin, then its coarse window: first true, the last one virtual and true
-        c = bins[t]
-        while c > 0 and ((vt - bhi[c - 1] < r) if strict else (vt - bhi[c - 1] <= r)):
+        d = vt - bhi[max(b - 1, <Py_ssize_t>0)]
+        p1 = (b >= 1) & ((d < r) if strict else (d <= r))
+        d = vt - bhi[max(b - 2, <Py_ssize_t>0)]
+        p2 = p1 & (b >= 2) & ((d < r) if strict else (d <= r))
+        c = b - p1 - p2
+        while p2 and c > 0 and ((vt - bhi[c - 1] < r) if strict else (vt - bhi[c - 1] <= r)):
             c -= 1
         lb[t] = (bstart[c] + COARSE_STRIDE - 1) >> COARSE_LOG
         ll[t] = ((bstart[c + 1] - 1) >> COARSE_LOG) + 2 - lb[t]
