@@ -136,8 +136,8 @@ cdef struct GridBatch:
     Py_ssize_t pos[GRID2_BATCH]     # their grid positions
     Py_ssize_t bx[GRID2_BATCH]      # their columns and rows (x and y bins)
     Py_ssize_t by[GRID2_BATCH]
-    Py_ssize_t rx[GRID2_BATCH]      # their ranks in the sorted x and y values
-    Py_ssize_t ry[GRID2_BATCH]
+    double vx[GRID2_BATCH]          # their x and y values
+    double vy[GRID2_BATCH]
     double ex[GRID2_BATCH]          # their count radii in x and y
     double ey[GRID2_BATCH]
     const double *psi               # psi[m] = digamma_int(m) for m < npsi (shared, read-only)
@@ -158,8 +158,8 @@ cdef void _grid_batch_flush(const Grid2 *g, const double *xs, const double *ys,
     cdef Py_ssize_t cx[GRID2_BATCH]
     cdef Py_ssize_t cy[GRID2_BATCH]
     cdef bint strict = algorithm == 1
-    grid2_count_batch(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, m, bt.bx, bt.rx, bt.ex, strict, cx)
-    grid2_count_batch(ys, cys, n, g.ylo, g.yhi, g.bstart, G, m, bt.by, bt.ry, bt.ey, strict, cy)
+    grid2_count_batch(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, m, bt.bx, bt.vx, bt.ex, strict, cx)
+    grid2_count_batch(ys, cys, n, g.ylo, g.yhi, g.bstart, G, m, bt.by, bt.vy, bt.ey, strict, cy)
     for t in range(m):
         if algorithm == 1:
             terms[g.pid[bt.pos[t]]] = (_psi_tab(bt.psi, bt.npsi, cx[t] + 1)
@@ -321,8 +321,8 @@ cdef void _grid_ksg_row(const Grid2 *g, const double *xs, const double *ys, cons
             bt.pos[bt.m] = q
             bt.bx[bt.m] = c
             bt.by[bt.m] = row
-            bt.rx[bt.m] = g.prank[2 * q]
-            bt.ry[bt.m] = g.prank[2 * q + 1]
+            bt.vx[bt.m] = g.pts[2 * q]
+            bt.vy[bt.m] = g.pts[2 * q + 1]
             bt.m += 1
             if bt.m == GRID2_BATCH:
                 _grid_batch_flush(g, xs, ys, cxs, cys, bt, algorithm, terms)

@@ -621,7 +621,6 @@ cdef struct Grid2:
     Py_ssize_t *cell_start   # (G*G + 1,)
     double *pts              # (n, 2) cell-contiguous
     Py_ssize_t *pid          # storage position -> sample index
-    Py_ssize_t *prank        # (n, 2) storage position -> ranks in the sorted x and y values
 
 
 cdef inline void grid2_init(Grid2 *g) noexcept nogil:
@@ -635,7 +634,6 @@ cdef inline void grid2_init(Grid2 *g) noexcept nogil:
     g.cell_start = NULL
     g.pts = NULL
     g.pid = NULL
-    g.prank = NULL
 
 
 cdef inline void grid2_free(Grid2 *g) noexcept nogil:
@@ -647,7 +645,6 @@ cdef inline void grid2_free(Grid2 *g) noexcept nogil:
     free(g.cell_start)
     free(g.pts)
     free(g.pid)
-    free(g.prank)
     grid2_init(g)
 
 
@@ -702,10 +699,9 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     g.cell_start = <Py_ssize_t *>calloc(n_cells + 1, sizeof(Py_ssize_t))
     g.pts = <double *>malloc(max(2 * n, 1) * sizeof(double))
     g.pid = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
-    g.prank = <Py_ssize_t *>malloc(max(2 * n, 1) * sizeof(Py_ssize_t))
     if (g.xlo == NULL or g.xhi == NULL or g.ylo == NULL or g.yhi == NULL or g.bstart == NULL
             or g.cell_start == NULL or tcell == NULL
-            or g.pts == NULL or g.pid == NULL or g.prank == NULL):
+            or g.pts == NULL or g.pid == NULL):
         grid2_free(g)
         free(tcell)
         return -1
@@ -734,8 +730,6 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
         g.pts[2 * pos] = x[i]
         g.pts[2 * pos + 1] = y[i]
         g.pid[pos] = i
-        g.prank[2 * pos] = rx[i]
-        g.prank[2 * pos + 1] = ry[i]
     for c in range(n_cells, 0, -1):
         g.cell_start[c] = g.cell_start[c - 1]
     g.cell_start[0] = 0
@@ -767,7 +761,7 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
     """The k nearest neighbours of the point at storage position ``q`` (itself excluded), in the
     order (distance, sample index): storage positions in best_p, sample indices in best_i.
     Returns the k-th distance. Needs n > k."""
-    cdef Py_ssize_t G = g.G, n = g.n, cl, cr, cb, ct, c
+    cdef Py_ssize_t G = g.G, cl, cr, cb, ct, c, lo, hi, mid
     cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1]
     cdef double dl, dr, db, dt, m
     cdef int j, side
@@ -775,9 +769,18 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
         best_d[j] = INFINITY
         best_p[j] = -1
         best_i[j] = PY_SSIZE_T_MAX
-    cl = _rank_bin(g.prank[2 * q], G, <double>G / <double>n, g.bstart)
+    # the query's cell: the last one starting at or before q (q lies in exactly one)
+    lo = 0
+    hi = G * G
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if g.cell_start[mid] <= q:
+            lo = mid
+        else:
+            hi = mid
+    cl = lo % G
     cr = cl
-    cb = _rank_bin(g.prank[2 * q + 1], G, <double>G / <double>n, g.bstart)
+    cb = lo // G
     ct = cb
     _grid2_scan(g, g.cell_start[cb * G + cl], q, q0, q1, k, best_d, best_p, best_i)
     _grid2_scan(g, q + 1, g.cell_start[cb * G + cl + 1], q0, q1, k, best_d, best_p, best_i)
@@ -948,11 +951,12 @@ cdef enum:
 cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
                             const double *blo, const double *bhi, const Py_ssize_t *bstart,
                             Py_ssize_t G, Py_ssize_t m, const Py_ssize_t *bins,
-                            const Py_ssize_t *ranks, const double *radii, bint strict,
+                            const double *vals, const double *radii, bint strict,
                             Py_ssize_t *out) noexcept nogil:
-    """out[t] = #{j != ranks[t] : |s[j] - s[ranks[t]]| < radii[t]} (strict) or <= radii[t],
-    for t < m <= GRID2_BATCH, s sorted (n values, coarse sample ``coarse``, quantile bins blo,
-    bhi, bstart; bins[t] the bin of ranks[t]); equals sorted_count_from_rank. The three stages
+    """out[t] = #{j != rank_t : |s[j] - vals[t]| < radii[t]} (strict) or <= radii[t], for
+    t < m <= GRID2_BATCH, where vals[t] = s[rank_t] is a query's own value and bins[t] the bin
+    of rank_t (s sorted: n values, coarse sample ``coarse``, quantile bins blo, bhi, bstart);
+    equals sorted_count_from_rank(s, n, rank_t, radii[t], strict). The three stages
     above, each advanced in lock step over the 2 m independent searches (both ends of every
     query), so that their memory accesses overlap instead of waiting one after another (a
     bisection step can cost a cache miss in the sorted values). A search whose length is
@@ -967,7 +971,7 @@ cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
     cdef double vt, r, d
     maxlen = 1
     for t in range(m):
-        vt = s[ranks[t]]
+        vt = vals[t]
         r = radii[t]
         v[t] = vt
         # right end's bin, then its coarse window: last true, true at the first
