@@ -383,6 +383,34 @@ def test_grid_path_equals_general_path_bitwise(kind, algorithm):
                 assert close(got, ref.mutual_info_ksg_ref(x, y, k=k, algorithm=algorithm))
 
 
+@pytest.mark.parametrize("fill, tile", [(0.1, 1), (0.3, 7), (0.75, 32), (4.0, 2), (40.0, 1000)])
+def test_grid_path_any_geometry_equals_general_path_bitwise(fill, tile):
+    # The grid's cell size and the order of the queries (tiles) change which search finds the
+    # neighbours (3x3 or 5x5 block of cells, or the strip search) and how the counts step
+    # through the bins, never the result. fill 0.1 at small n: more bins than points (G <= n).
+    from fastinfo import _kernels
+
+    rng = np.random.default_rng(seed("grid-geometry", fill, tile))
+    old_fill, old_tile = 0.75, 32
+    try:
+        _kernels._set_grid2_fill(fill)
+        _kernels._set_grid2_tile(tile)
+        for kind in ("gaussian", "ties", "duplicates", "few_levels"):
+            for n in (5, 50, 3000):
+                x, y = _pair_1d(kind, rng, n)
+                for k in (1, 3, 4):
+                    if k >= n:
+                        continue
+                    for algorithm in (1, 2):
+                        got = fi.mutual_info_ksg(x, y, k=k, algorithm=algorithm)
+                        want = _general_path(
+                            lambda: fi.mutual_info_ksg(x, y, k=k, algorithm=algorithm))
+                        assert got == want, (kind, n, k, algorithm, got, want)
+    finally:
+        _kernels._set_grid2_fill(old_fill)
+        _kernels._set_grid2_tile(old_tile)
+
+
 def test_grid_path_large_parallel_equals_general_path():
     # above the serial threshold (32768 points): the parallel region
     rng = np.random.default_rng(seed("grid-large"))

@@ -117,44 +117,244 @@ cdef inline double _ksg_term(const Py_ssize_t *counts, const double *signs, int 
     return term
 
 
-cdef inline double _grid_ksg_term(const Grid2 *g, const double *xs, const double *ys,
-                                  const double *cxs, const double *cys, Py_ssize_t q, int k, int algorithm, double *best_d,
-                                  Py_ssize_t *best_p, Py_ssize_t *best_i) noexcept nogil:
-    """The KSG term of the point at grid position q, in one go: its k neighbours, then its two
-    marginal counts in the sorted values from its ranks, via their coarse samples (the same
-    integers as
-    marginal_count_all computes, so the same term as ksg_pass with the KD-tree)."""
-    cdef Py_ssize_t n = g.n, cx, cy
-    cdef int j
-    cdef double eps, e0, e1, diff
-    cdef const double *qp
-    cdef const double *pp
-    eps = grid2_knn(g, q, k, best_d, best_p, best_i)
+# Queries of grid_ksg_pass run tile by tile: GRID2_TILE x GRID2_TILE cells (tile rows bottom
+# to top, tiles left to right, within a tile its rows of cells, each a contiguous storage
+# range). The marginal counts read the sorted x values near the query's column and the sorted y
+# values near its row: in tile order both stay cache-resident across neighbouring queries (in
+# plain storage order every row of cells would sweep all of the sorted x values). A module
+# variable so that benchmarks can tune it.
+cdef Py_ssize_t GRID2_TILE = 32
+
+
+def _set_grid2_tile(Py_ssize_t tile):
+    global GRID2_TILE
+    GRID2_TILE = max(tile, 1)
+
+
+cdef struct GridBatch:
+    Py_ssize_t m                    # queries held
+    Py_ssize_t pos[GRID2_BATCH]     # their grid positions
+    Py_ssize_t bx[GRID2_BATCH]      # their columns and rows (x and y bins)
+    Py_ssize_t by[GRID2_BATCH]
+    double vx[GRID2_BATCH]          # their x and y values
+    double vy[GRID2_BATCH]
+    double ex[GRID2_BATCH]          # their count radii in x and y
+    double ey[GRID2_BATCH]
+    const double *psi               # psi[m] = digamma_int(m) for m < npsi (shared, read-only)
+    Py_ssize_t npsi
+
+
+cdef inline double _psi_tab(const double *psi, Py_ssize_t npsi, Py_ssize_t m) noexcept nogil:
+    """digamma_int(m), from the table when m < npsi (the same values: the table holds them)."""
+    return psi[m] if m < npsi else digamma_int(m)
+
+
+cdef void _grid_batch_flush(const Grid2 *g, const double *xs, const double *ys,
+                            const double *cxs, const double *cys, GridBatch *bt, int algorithm,
+                            double *terms) noexcept nogil:
+    """The marginal counts of the batch's queries in lock step (grid2_count_batch), then their
+    digamma terms; empties the batch."""
+    cdef Py_ssize_t n = g.n, G = g.G, m = bt.m, t
+    cdef Py_ssize_t cx[GRID2_BATCH]
+    cdef Py_ssize_t cy[GRID2_BATCH]
+    cdef bint strict = algorithm == 1
+    grid2_count_batch(xs, cxs, n, g.xlo, g.xhi, g.bstart, G, m, bt.bx, bt.vx, bt.ex, strict, cx)
+    grid2_count_batch(ys, cys, n, g.ylo, g.yhi, g.bstart, G, m, bt.by, bt.vy, bt.ey, strict, cy)
+    for t in range(m):
+        if algorithm == 1:
+            terms[g.pid[bt.pos[t]]] = (_psi_tab(bt.psi, bt.npsi, cx[t] + 1)
+                                       + _psi_tab(bt.psi, bt.npsi, cy[t] + 1))
+        else:
+            terms[g.pid[bt.pos[t]]] = (_psi_tab(bt.psi, bt.npsi, cx[t])
+                                       + _psi_tab(bt.psi, bt.npsi, cy[t]))
+    bt.m = 0
+
+
+cdef struct GridWindow:
+    Py_ssize_t m            # candidates gathered (-1: more than the capacity)
+    Py_ssize_t own          # candidate index of storage position p of the middle row: p + own
+    Py_ssize_t wl, wr, wb, wt   # the block's columns [wl, wr] and rows [wb, wt]
+
+
+cdef inline void _grid_window_gather(const Grid2 *g, Py_ssize_t row, Py_ssize_t c, Py_ssize_t w,
+                                     Py_ssize_t cap, double *wx, double *wy,
+                                     GridWindow *win) noexcept nogil:
+    """The points of the (2 w + 1) x (2 w + 1) block of cells around cell (row, c), clipped at
+    the grid's edges (its rows: contiguous storage ranges), into wx, wy (padded with +inf to an
+    even count); win.m = -1 when there are more than cap."""
+    cdef Py_ssize_t G = g.G, rr, s0, s1, p, M = 0
+    win.wl = c - w if c >= w else 0
+    win.wr = c + w if c + w < G else G - 1
+    win.wb = row - w if row >= w else 0
+    win.wt = row + w if row + w < G else G - 1
+    win.own = 0
+    for rr in range(win.wb, win.wt + 1):
+        s0 = g.cell_start[rr * G + win.wl]
+        s1 = g.cell_start[rr * G + win.wr + 1]
+        if M + (s1 - s0) > cap:
+            win.m = -1
+            return
+        if rr == row:
+            win.own = M - s0
+        for p in range(s0, s1):
+            wx[M] = g.pts[2 * p]
+            wy[M] = g.pts[2 * p + 1]
+            M += 1
+    wx[M] = INFINITY
+    wy[M] = INFINITY
+    win.m = M
+
+
+cdef inline bint _grid_window_query(const Grid2 *g, const GridWindow *win, const double *wx,
+                                    const double *wy, double *wd, Py_ssize_t q, int k,
+                                    int algorithm, double *best_d, double *ex,
+                                    double *ey) noexcept nogil:
+    """The count radii of the point at storage position q from a gathered block, when exact:
+    branch-free, the distances to the block's points and the k smallest (with multiplicity,
+    by an insertion network of min/max; k = 3 in SSE2, grid2_window3), d_k. That is the exact
+    answer when (a) exactly k candidates lie within d_k (so the k neighbours are those, whatever
+    the tie-break by sample index) and (b) every point outside the block is farther than d_k
+    (the bounds of grid2_knn, e.g. fl(qx - xhi[left - 1])). Returns False otherwise."""
+    cdef Py_ssize_t G = g.G, M = win.m, j, cnt
+    cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1], da, db, v, dk, d4, border, e0, e1
+    cdef int i
+    if M <= k:
+        return False
+    if k == 3:
+        dk = grid2_window3(wx, wy, M + (M & 1), q + win.own, q0, q1, wd, &d4)
+    else:
+        for j in range(M):
+            da = fabs(wx[j] - q0)
+            db = fabs(wy[j] - q1)
+            wd[j] = fi_max(da, db)
+        wd[q + win.own] = INFINITY
+        for i in range(k):
+            best_d[i] = INFINITY
+        for j in range(M):
+            v = wd[j]
+            for i in range(k - 1, 0, -1):
+                da = fi_max(best_d[i - 1], v)
+                best_d[i] = fi_min(da, best_d[i])
+            best_d[0] = fi_min(v, best_d[0])
+        dk = best_d[k - 1]
+        cnt = 0
+        for j in range(M):
+            cnt += wd[j] <= dk
+        d4 = dk if cnt != k else INFINITY     # (exactly k within dk) == (d4 > dk)
+    border = (q0 - g.xhi[win.wl - 1]) if win.wl > 0 else INFINITY
+    da = (g.xlo[win.wr + 1] - q0) if win.wr < G - 1 else INFINITY
+    border = fi_min(da, border)
+    da = (q1 - g.yhi[win.wb - 1]) if win.wb > 0 else INFINITY
+    border = fi_min(da, border)
+    da = (g.ylo[win.wt + 1] - q1) if win.wt < G - 1 else INFINITY
+    border = fi_min(da, border)
+    if not (dk < border and d4 > dk):
+        return False
     if algorithm == 1:
-        cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], eps, True)
-        cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], eps, True)
-        return digamma_int(cx + 1) + digamma_int(cy + 1)
-    qp = &g.pts[2 * q]
+        ex[0] = dk
+        ey[0] = dk
+        return True
     e0 = 0.0
     e1 = 0.0
-    for j in range(k):
-        pp = &g.pts[2 * best_p[j]]
-        diff = fabs(pp[0] - qp[0])
-        if diff > e0:
-            e0 = diff
-        diff = fabs(pp[1] - qp[1])
-        if diff > e1:
-            e1 = diff
-    cx = sorted_count_coarse(xs, cxs, n, g.prank[2 * q], e0, False)
-    cy = sorted_count_coarse(ys, cys, n, g.prank[2 * q + 1], e1, False)
-    return digamma_int(cx) + digamma_int(cy)
+    for j in range(M):
+        if wd[j] <= dk:
+            e0 = fi_max(fabs(wx[j] - q0), e0)
+            e1 = fi_max(fabs(wy[j] - q1), e1)
+    ex[0] = e0
+    ey[0] = e1
+    return True
+
+
+cdef void _grid_ksg_row(const Grid2 *g, const double *xs, const double *ys, const double *cxs,
+                        const double *cys, Py_ssize_t row, Py_ssize_t c0, Py_ssize_t c1, int k,
+                        int algorithm, double *terms, double *best_d, Py_ssize_t *best_p,
+                        Py_ssize_t *best_i, GridBatch *bt) noexcept nogil:
+    """The terms of the points in cells [c0, c1) of a row of the grid. Per cell, the points of
+    its 3 x 3 block of cells are gathered once, and each point of the cell is tried on them
+    (_grid_window_query); failing that on the 5 x 5 block (gathered when a point first needs
+    it); failing that (ties, sparse cells, too many candidates) grid2_knn. The radii then go to
+    the batch of marginal counts (flushed when full)."""
+    cdef Py_ssize_t G = g.G, c, a, b, q
+    cdef double wx[GRID2_CAND + 1]
+    cdef double wy[GRID2_CAND + 1]
+    cdef double vx[GRID2_CAND2 + 1]
+    cdef double vy[GRID2_CAND2 + 1]
+    cdef double wd[GRID2_CAND2 + 1]
+    cdef GridWindow w3, w5
+    cdef double e0, e1, diff, q0, q1
+    cdef const double *pp
+    cdef int i
+    cdef bint have5
+    for c in range(c0, c1):
+        a = g.cell_start[row * G + c]
+        b = g.cell_start[row * G + c + 1]
+        if a == b:
+            continue
+        _grid_window_gather(g, row, c, 1, GRID2_CAND, wx, wy, &w3)
+        have5 = False
+        for q in range(a, b):
+            if not _grid_window_query(g, &w3, wx, wy, wd, q, k, algorithm, best_d,
+                                      &bt.ex[bt.m], &bt.ey[bt.m]):
+                if not have5:
+                    _grid_window_gather(g, row, c, 2, GRID2_CAND2, vx, vy, &w5)
+                    have5 = True
+                if not _grid_window_query(g, &w5, vx, vy, wd, q, k, algorithm, best_d,
+                                          &bt.ex[bt.m], &bt.ey[bt.m]):
+                    e0 = grid2_knn(g, q, k, best_d, best_p, best_i)
+                    bt.ex[bt.m] = e0
+                    bt.ey[bt.m] = e0
+                    if algorithm != 1:
+                        q0 = g.pts[2 * q]
+                        q1 = g.pts[2 * q + 1]
+                        e0 = 0.0
+                        e1 = 0.0
+                        for i in range(k):
+                            pp = &g.pts[2 * best_p[i]]
+                            diff = fabs(pp[0] - q0)
+                            if diff > e0:
+                                e0 = diff
+                            diff = fabs(pp[1] - q1)
+                            if diff > e1:
+                                e1 = diff
+                        bt.ex[bt.m] = e0
+                        bt.ey[bt.m] = e1
+            bt.pos[bt.m] = q
+            bt.bx[bt.m] = c
+            bt.by[bt.m] = row
+            bt.vx[bt.m] = g.pts[2 * q]
+            bt.vy[bt.m] = g.pts[2 * q + 1]
+            bt.m += 1
+            if bt.m == GRID2_BATCH:
+                _grid_batch_flush(g, xs, ys, cxs, cys, bt, algorithm, terms)
+
+
+cdef inline void _grid_ksg_tile(const Grid2 *g, const double *xs, const double *ys,
+                                const double *cxs, const double *cys, Py_ssize_t tile,
+                                Py_ssize_t T, int k, int algorithm, double *terms, double *best_d,
+                                Py_ssize_t *best_p, Py_ssize_t *best_i, const double *psi,
+                                Py_ssize_t npsi) noexcept nogil:
+    """The terms of the points of one tile of cells (numbered row-major over the tiles)."""
+    cdef Py_ssize_t G = g.G, nb = (G + T - 1) // T, r0, c0, r1, c1, row
+    cdef GridBatch bt
+    r0 = (tile // nb) * T
+    c0 = (tile % nb) * T
+    r1 = min(r0 + T, G)
+    c1 = min(c0 + T, G)
+    bt.m = 0
+    bt.psi = psi
+    bt.npsi = npsi
+    for row in range(r0, r1):
+        _grid_ksg_row(g, xs, ys, cxs, cys, row, c0, c1, k, algorithm, terms, best_d, best_p,
+                      best_i, &bt)
+    if bt.m > 0:
+        _grid_batch_flush(g, xs, ys, cxs, cys, &bt, algorithm, terms)
 
 
 cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k, int algorithm,
                        double *terms, int nt) noexcept nogil:
     """terms[i] for each sample i of the grid (1-D x and y, sorted values xs and ys), one fused
-    loop over the grid positions (parallel with nt > 1). Returns 0, or -1 when out of memory."""
-    cdef Py_ssize_t n = g.n, q
+    loop over the grid's tiles (parallel with nt > 1). Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = g.n, T = GRID2_TILE, nb, tile
     cdef int fail = 0
     cdef int *failp = &fail
     cdef double *best_d = NULL
@@ -162,10 +362,19 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
     cdef Py_ssize_t *best_i = NULL
     cdef double *cxs = coarse_sample(xs, n)
     cdef double *cys = coarse_sample(ys, n)
-    if cxs == NULL or cys == NULL:
+    # digamma of the small counts, tabulated once (most counts are ~ sqrt(n))
+    cdef Py_ssize_t npsi = min(n + 1, max(n >> 3, <Py_ssize_t>256)), m
+    cdef double *psi = <double *>malloc(npsi * sizeof(double))
+    if cxs == NULL or cys == NULL or psi == NULL:
         free(cxs)
         free(cys)
+        free(psi)
         return -1
+    for m in range(npsi):
+        psi[m] = digamma_int(m)
+    if T > g.G:
+        T = g.G
+    nb = (g.G + T - 1) // T
     if nt <= 1:
         best_d = <double *>malloc(k * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
@@ -173,30 +382,32 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
         if best_d == NULL or best_p == NULL or best_i == NULL:
             fail = 1
         else:
-            for q in range(n):
-                terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
-                                                 best_p, best_i)
+            for tile in range(nb * nb):
+                _grid_ksg_tile(g, xs, ys, cxs, cys, tile, T, k, algorithm, terms, best_d,
+                               best_p, best_i, psi, npsi)
         free(best_d)
         free(best_p)
         free(best_i)
         free(cxs)
         free(cys)
+        free(psi)
         return -fail
     with parallel(num_threads=nt):
         best_d = <double *>malloc(k * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
         best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
-        for q in prange(n, schedule='dynamic', chunksize=256):
+        for tile in prange(nb * nb, schedule='dynamic', chunksize=1):
             if best_d == NULL or best_p == NULL or best_i == NULL:
                 failp[0] = 1
                 continue
-            terms[g.pid[q]] = _grid_ksg_term(g, xs, ys, cxs, cys, q, k, algorithm, best_d,
-                                             best_p, best_i)
+            _grid_ksg_tile(g, xs, ys, cxs, cys, tile, T, k, algorithm, terms, best_d, best_p,
+                           best_i, psi, npsi)
         free(best_d)
         free(best_p)
         free(best_i)
     free(cxs)
     free(cys)
+    free(psi)
     return -fail
 
 

@@ -913,12 +913,14 @@ cdef inline void marginal_free(Marginal *m) noexcept nogil:
 # distribution gives about n / G**2 (~0.75 k; tuned) points per cell on average. Points are stored
 # cell-contiguous (cell id = row * G + column; a row of cells is one contiguous range). Column c's
 # values lie in [xlo[c], xhi[c]] (the sorted values at its first and last rank).
-# kNN of a point: scan its cell, then grow the window of cells one strip at a time on the side
-# whose outside is nearest, while that side's lower bound (e.g. fl(qx - xhi[left - 1]), exact
-# as a bound since fl(a - b) is monotone) is <= the current k-th distance. The neighbour buffer is
-# ordered by (distance, sample index) as in kdtree_knn, and every point within the final k-th
-# distance is scanned, so the k neighbours (hence every count built on them) are exactly
-# those of the KD-tree search.
+# kNN of a point (grid2_knn): scan its cell, then grow the window of cells one strip at a time
+# on the side whose outside is nearest, while that side's lower bound (e.g. fl(qx - xhi[left -
+# 1]), exact as a bound since fl(a - b) is monotone) is <= the current k-th distance. The
+# neighbour buffer is ordered by (distance, sample index) as in kdtree_knn, and every point
+# within the final k-th distance is scanned, so the k neighbours (hence every count built on
+# them) are exactly those of the KD-tree search. The KSG pass (grid_ksg_pass, in the estimators
+# section) first tries a cheaper exact search on the 3 x 3 and 5 x 5 blocks of cells around the
+# point's cell and falls back to grid2_knn; its marginal counts use the bins (grid2_count_batch).
 
 cdef struct Grid2:
     Py_ssize_t n
@@ -927,11 +929,10 @@ cdef struct Grid2:
     double *xhi
     double *ylo
     double *yhi
+    Py_ssize_t *bstart       # (G + 1,) first rank of each bin (the same for x and y)
     Py_ssize_t *cell_start   # (G*G + 1,)
     double *pts              # (n, 2) cell-contiguous
     Py_ssize_t *pid          # storage position -> sample index
-    Py_ssize_t *pcell        # storage position -> cell id
-    Py_ssize_t *prank        # (n, 2) storage position -> ranks in the sorted x and y values
 
 
 cdef inline void grid2_init(Grid2 *g) noexcept nogil:
@@ -941,11 +942,10 @@ cdef inline void grid2_init(Grid2 *g) noexcept nogil:
     g.xhi = NULL
     g.ylo = NULL
     g.yhi = NULL
+    g.bstart = NULL
     g.cell_start = NULL
     g.pts = NULL
     g.pid = NULL
-    g.pcell = NULL
-    g.prank = NULL
 
 
 cdef inline void grid2_free(Grid2 *g) noexcept nogil:
@@ -953,11 +953,10 @@ cdef inline void grid2_free(Grid2 *g) noexcept nogil:
     free(g.xhi)
     free(g.ylo)
     free(g.yhi)
+    free(g.bstart)
     free(g.cell_start)
     free(g.pts)
     free(g.pid)
-    free(g.pcell)
-    free(g.prank)
     grid2_init(g)
 
 
@@ -970,18 +969,37 @@ def _set_grid2_fill(double fill):
     GRID2_FILL = max(fill, 0.1)
 
 
+cdef inline Py_ssize_t _rank_bin(Py_ssize_t r, Py_ssize_t G, double g_over_n,
+                                 const Py_ssize_t *bstart) noexcept nogil:
+    """floor(r G / n), the bin of rank r (bstart[b] <= r < bstart[b + 1]), without an integer
+    division: a floating-point estimate corrected on the bins' first ranks."""
+    cdef Py_ssize_t b = <Py_ssize_t>(<double>r * g_over_n)
+    if b > G - 1:
+        b = G - 1
+    while bstart[b] > r:
+        b -= 1
+    while bstart[b + 1] <= r:
+        b += 1
+    return b
+
+
 cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_t *rx,
                      const Py_ssize_t *ry, const double *xs, const double *ys, Py_ssize_t n,
                      int k) noexcept nogil:
     """x, y: values in (joint) sample order; rx, ry: their ranks in the sorted copies xs, ys.
     Returns 0, or -1 when out of memory (the grid is then freed)."""
     cdef Py_ssize_t G, c, i, cell, pos, lo, hi, n_cells
+    cdef int *tcell
+    cdef double g_over_n
     grid2_init(g)
     G = <Py_ssize_t>sqrt(<double>n / (GRID2_FILL * k))
     if G < 1:
         G = 1
     if G > 2048:
         G = 2048
+    if G > n:
+        G = n       # no empty bin
+    tcell = <int *>malloc(max(n, 1) * sizeof(int))    # cell ids < 2048**2 < 2**31
     n_cells = G * G
     g.n = n
     g.G = G
@@ -989,14 +1007,15 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     g.xhi = <double *>malloc(G * sizeof(double))
     g.ylo = <double *>malloc(G * sizeof(double))
     g.yhi = <double *>malloc(G * sizeof(double))
+    g.bstart = <Py_ssize_t *>malloc((G + 1) * sizeof(Py_ssize_t))
     g.cell_start = <Py_ssize_t *>calloc(n_cells + 1, sizeof(Py_ssize_t))
     g.pts = <double *>malloc(max(2 * n, 1) * sizeof(double))
     g.pid = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
-    g.pcell = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
-    g.prank = <Py_ssize_t *>malloc(max(2 * n, 1) * sizeof(Py_ssize_t))
-    if (g.xlo == NULL or g.xhi == NULL or g.ylo == NULL or g.yhi == NULL or g.cell_start == NULL
-            or g.pts == NULL or g.pid == NULL or g.pcell == NULL or g.prank == NULL):
+    if (g.xlo == NULL or g.xhi == NULL or g.ylo == NULL or g.yhi == NULL or g.bstart == NULL
+            or g.cell_start == NULL or tcell == NULL
+            or g.pts == NULL or g.pid == NULL):
         grid2_free(g)
+        free(tcell)
         return -1
     for c in range(G):
         lo = (c * n + G - 1) // G
@@ -1005,43 +1024,48 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
         g.xhi[c] = xs[hi]
         g.ylo[c] = ys[lo]
         g.yhi[c] = ys[hi]
-    # counting sort by cell (stable: sample order within a cell); pcell temporarily by sample
+        g.bstart[c] = lo
+    g.bstart[G] = n
+    g_over_n = <double>G / <double>n
+    # counting sort by cell (stable: sample order within a cell); the cells by sample in tcell
     for i in range(n):
-        cell = (ry[i] * G // n) * G + rx[i] * G // n
-        g.pcell[i] = cell
+        cell = (_rank_bin(ry[i], G, g_over_n, g.bstart) * G
+                + _rank_bin(rx[i], G, g_over_n, g.bstart))
+        tcell[i] = <int>cell
         g.cell_start[cell + 1] += 1
     for c in range(n_cells):
         g.cell_start[c + 1] += g.cell_start[c]
     for i in range(n):
-        cell = g.pcell[i]
+        cell = tcell[i]
         pos = g.cell_start[cell]
         g.cell_start[cell] = pos + 1
         g.pts[2 * pos] = x[i]
         g.pts[2 * pos + 1] = y[i]
         g.pid[pos] = i
-        g.prank[2 * pos] = rx[i]
-        g.prank[2 * pos + 1] = ry[i]
     for c in range(n_cells, 0, -1):
         g.cell_start[c] = g.cell_start[c - 1]
     g.cell_start[0] = 0
-    for c in range(n_cells):
-        for pos in range(g.cell_start[c], g.cell_start[c + 1]):
-            g.pcell[pos] = c
+    free(tcell)
     return 0
 
 
-cdef inline void _grid2_scan(const Grid2 *g, Py_ssize_t a, Py_ssize_t b, Py_ssize_t q,
+cdef inline void _grid2_scan(const Grid2 *g, Py_ssize_t a, Py_ssize_t b,
                              double q0, double q1, int k, double *best_d, Py_ssize_t *best_p,
                              Py_ssize_t *best_i) noexcept nogil:
-    cdef Py_ssize_t p
-    cdef double da, db, dist
+    """Offer the points at storage positions [a, b) (not the query) to the neighbour buffer."""
+    cdef Py_ssize_t p, sample
+    cdef double da, db, dist, last
     for p in range(a, b):
         da = fabs(g.pts[2 * p] - q0)
         db = fabs(g.pts[2 * p + 1] - q1)
         dist = da if da > db else db
-        if dist > best_d[k - 1] or p == q:
+        last = best_d[k - 1]
+        if dist > last:
             continue
-        _knn_insert(dist, p, g.pid[p], k, best_d, best_p, best_i)
+        sample = g.pid[p]
+        if dist == last and sample > best_i[k - 1]:
+            continue
+        _knn_insert(dist, p, sample, k, best_d, best_p, best_i)
 
 
 cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ssize_t *best_p,
@@ -1049,7 +1073,7 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
     """The k nearest neighbours of the point at storage position ``q`` (itself excluded), in the
     order (distance, sample index): storage positions in best_p, sample indices in best_i.
     Returns the k-th distance. Needs n > k."""
-    cdef Py_ssize_t G = g.G, cell = g.pcell[q], cl, cr, cb, ct, c
+    cdef Py_ssize_t G = g.G, cl, cr, cb, ct, c, lo, hi, mid
     cdef double q0 = g.pts[2 * q], q1 = g.pts[2 * q + 1]
     cdef double dl, dr, db, dt, m
     cdef int j, side
@@ -1057,11 +1081,21 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
         best_d[j] = INFINITY
         best_p[j] = -1
         best_i[j] = PY_SSIZE_T_MAX
-    cl = cell % G
+    # the query's cell: the last one starting at or before q (q lies in exactly one)
+    lo = 0
+    hi = G * G
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if g.cell_start[mid] <= q:
+            lo = mid
+        else:
+            hi = mid
+    cl = lo % G
     cr = cl
-    cb = cell // G
+    cb = lo // G
     ct = cb
-    _grid2_scan(g, g.cell_start[cell], g.cell_start[cell + 1], q, q0, q1, k, best_d, best_p, best_i)
+    _grid2_scan(g, g.cell_start[cb * G + cl], q, q0, q1, k, best_d, best_p, best_i)
+    _grid2_scan(g, q + 1, g.cell_start[cb * G + cl + 1], q0, q1, k, best_d, best_p, best_i)
     while True:
         dl = (q0 - g.xhi[cl - 1]) if cl > 0 else INFINITY
         dr = (g.xlo[cr + 1] - q0) if cr < G - 1 else INFINITY
@@ -1083,82 +1117,232 @@ cdef double grid2_knn(const Grid2 *g, Py_ssize_t q, int k, double *best_d, Py_ss
         if side == 0:
             cl -= 1
             for c in range(cb, ct + 1):
-                _grid2_scan(g, g.cell_start[c * G + cl], g.cell_start[c * G + cl + 1], q, q0, q1,
+                _grid2_scan(g, g.cell_start[c * G + cl], g.cell_start[c * G + cl + 1], q0, q1,
                             k, best_d, best_p, best_i)
         elif side == 1:
             cr += 1
             for c in range(cb, ct + 1):
-                _grid2_scan(g, g.cell_start[c * G + cr], g.cell_start[c * G + cr + 1], q, q0, q1,
+                _grid2_scan(g, g.cell_start[c * G + cr], g.cell_start[c * G + cr + 1], q0, q1,
                             k, best_d, best_p, best_i)
         elif side == 2:
             cb -= 1
-            _grid2_scan(g, g.cell_start[cb * G + cl], g.cell_start[cb * G + cr + 1], q, q0, q1,
-                        k, best_d, best_p, best_i)
+            _grid2_scan(g, g.cell_start[cb * G + cl], g.cell_start[cb * G + cr + 1], q0, q1, k,
+                        best_d, best_p, best_i)
         else:
             ct += 1
-            _grid2_scan(g, g.cell_start[ct * G + cl], g.cell_start[ct * G + cr + 1], q, q0, q1,
-                        k, best_d, best_p, best_i)
+            _grid2_scan(g, g.cell_start[ct * G + cl], g.cell_start[ct * G + cr + 1], q0, q1, k,
+                        best_d, best_p, best_i)
     return best_d[k - 1]
 
 
 cdef enum:
-    COARSE_STRIDE = 32      # sorted_count_coarse: one sampled value per 32 (small, cache-resident)
-
-
-cdef inline Py_ssize_t sorted_count_coarse(const double *s, const double *coarse, Py_ssize_t n,
-                                           Py_ssize_t rank, double r, bint strict) noexcept nogil:
-    """sorted_count_from_rank using ``coarse[t] = s[32 t]``: bisection on the small sampled
-    array (its cache lines stay hot), then one branch-free count over a 32-value block of s per
-    end. The same monotone predicates, so the same count."""
-    cdef double v = s[rank]
-    cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE
-    cdef Py_ssize_t base, length, half, mid, j, stop, right, first
-    cdef bint p
-    if strict and r <= 0.0:
-        return 0
-    # right end: last coarse t >= rank // 32 with (coarse[t] - v) within r (true at the first)
-    base = rank // COARSE_STRIDE
-    length = nc - base
-    while length > 1:
-        half = length >> 1
-        mid = base + half
-        p = (coarse[mid] - v < r) if strict else (coarse[mid] - v <= r)
-        base = mid if p else base
-        length = (length - half) if p else half
-    right = base * COARSE_STRIDE
-    stop = right + COARSE_STRIDE
-    if stop > n:
-        stop = n
-    base = right
-    for j in range(base + 1, stop):
-        right += ((s[j] - v < r) if strict else (s[j] - v <= r))
-    # left end: t_false = number of coarse t <= rank // 32 with (v - coarse[t]) NOT within r
-    base = 0
-    length = rank // COARSE_STRIDE + 1
-    while length > 0:
-        half = length >> 1
-        mid = base + half
-        p = (v - coarse[mid] < r) if strict else (v - coarse[mid] <= r)
-        base = base if p else mid + 1
-        length = half if p else length - half - 1
-    if base == 0:
-        first = 0
-    else:
-        base = (base - 1) * COARSE_STRIDE + 1
-        stop = base + COARSE_STRIDE - 1
-        if stop > rank:
-            stop = rank
-        first = base
-        for j in range(base, stop):
-            first += not ((v - s[j] < r) if strict else (v - s[j] <= r))
-    return right - first
+    COARSE_STRIDE = 8       # coarse_sample: one sampled value per COARSE_STRIDE (cache-resident)
+    COARSE_LOG = 3          # log2(COARSE_STRIDE)
 
 
 cdef double *coarse_sample(const double *s, Py_ssize_t n) noexcept nogil:
-    """coarse[t] = s[32 t] (malloc'd; NULL when out of memory)."""
+    """coarse[t] = s[8 t] for t < nc = ceil(n / 8) (stride COARSE_STRIDE), and coarse[nc] = +inf (a readable entry
+    past the end; no result depends on it). malloc'd; NULL when out of memory."""
     cdef Py_ssize_t nc = (n + COARSE_STRIDE - 1) // COARSE_STRIDE, t
-    cdef double *c = <double *>malloc(max(nc, 1) * sizeof(double))
+    cdef double *c = <double *>malloc((nc + 1) * sizeof(double))
     if c != NULL:
         for t in range(nc):
             c[t] = s[t * COARSE_STRIDE]
+        c[nc] = INFINITY
     return c
+
+
+# Range counts of the 1-D marginals, from the grid's quantile bins. Column c of the grid holds
+# the x ranks [bstart[c], bstart[c + 1]) of the sorted x values s, whose values lie in
+# [blo[c], bhi[c]] (rows likewise for y). The count of j != rank with fl(s[j] - v) < r (strict,
+# or <= r) on the right and fl(v - s[j]) < r on the left, v = s[rank] (the predicates of
+# sorted_count_from_rank, monotone in j, so the same integers): (1) the end's bin, stepping
+# outwards from the query's own bin on the bins' bounds (about one step: a count covers ~1.1
+# bins on average); (2) the end's block of COARSE_STRIDE values, a branch-free bisection on the
+# coarse sample coarse[t] = s[COARSE_STRIDE t] restricted to that bin (~n / (8 G) values,
+# cache-resident); (3) the end in the block, a branch-free bisection of COARSE_LOG steps. Each
+# stage advances in lock step over a batch of queries (grid2_count_batch).
+
+cdef extern from *:
+    """
+    /* min and max of two non-NaN doubles without a branch (minsd/maxsd on x86-64) */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static inline double fastinfo_fmin2(double a, double b) {
+        return _mm_cvtsd_f64(_mm_min_sd(_mm_set_sd(a), _mm_set_sd(b)));
+    }
+    static inline double fastinfo_fmax2(double a, double b) {
+        return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(a), _mm_set_sd(b)));
+    }
+    #else
+    static inline double fastinfo_fmin2(double a, double b) { return a < b ? a : b; }
+    static inline double fastinfo_fmax2(double a, double b) { return a > b ? a : b; }
+    #endif
+
+    /* Grid2 window search, k = 3: wd[j] = max(|wx[j] - q0|, |wy[j] - q1|) for j < m2 (m2 even;
+       the arrays hold m2 values, padding +inf), then wd[self] = +inf; returns the third
+       smallest of wd (with multiplicity) and stores the fourth in *fourth: an insertion
+       network of min/max per lane (even and odd j), then the two lanes' sorted quadruples
+       merged (the r-th smallest of the union is the min over i of max(a[i-1], b[r-i-1])). */
+    static inline double fastinfo_window3(const double *wx, const double *wy, Py_ssize_t m2,
+                                          Py_ssize_t self, double q0, double q1, double *wd,
+                                          double *fourth) {
+        Py_ssize_t j;
+        double a0, a1, a2, a3, b0, b1, b2, b3, r, t;
+    #if defined(__SSE2__)
+        const __m128d sign = _mm_set1_pd(-0.0), inf = _mm_set1_pd(1.0 / 0.0);
+        const __m128d vq0 = _mm_set1_pd(q0), vq1 = _mm_set1_pd(q1);
+        __m128d t0 = inf, t1 = inf, t2 = inf, t3 = inf, v, da, db;
+        double s0[2], s1[2], s2[2], s3[2];
+        for (j = 0; j < m2; j += 2) {
+            da = _mm_andnot_pd(sign, _mm_sub_pd(_mm_loadu_pd(wx + j), vq0));
+            db = _mm_andnot_pd(sign, _mm_sub_pd(_mm_loadu_pd(wy + j), vq1));
+            _mm_storeu_pd(wd + j, _mm_max_pd(da, db));
+        }
+        wd[self] = 1.0 / 0.0;
+        for (j = 0; j < m2; j += 2) {
+            v = _mm_loadu_pd(wd + j);
+            t3 = _mm_min_pd(_mm_max_pd(t2, v), t3);
+            t2 = _mm_min_pd(_mm_max_pd(t1, v), t2);
+            t1 = _mm_min_pd(_mm_max_pd(t0, v), t1);
+            t0 = _mm_min_pd(t0, v);
+        }
+        _mm_storeu_pd(s0, t0);
+        _mm_storeu_pd(s1, t1);
+        _mm_storeu_pd(s2, t2);
+        _mm_storeu_pd(s3, t3);
+        a0 = s0[0]; a1 = s1[0]; a2 = s2[0]; a3 = s3[0];
+        b0 = s0[1]; b1 = s1[1]; b2 = s2[1]; b3 = s3[1];
+    #else
+        for (j = 0; j < m2; j++) {
+            a0 = fabs(wx[j] - q0);
+            a1 = fabs(wy[j] - q1);
+            wd[j] = a0 > a1 ? a0 : a1;
+        }
+        wd[self] = 1.0 / 0.0;
+        a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 1.0 / 0.0;
+        for (j = 0; j < m2; j += 2) {
+            r = wd[j];
+            t = a2 > r ? a2 : r; a3 = t < a3 ? t : a3;
+            t = a1 > r ? a1 : r; a2 = t < a2 ? t : a2;
+            t = a0 > r ? a0 : r; a1 = t < a1 ? t : a1;
+            a0 = r < a0 ? r : a0;
+            r = wd[j + 1];
+            t = b2 > r ? b2 : r; b3 = t < b3 ? t : b3;
+            t = b1 > r ? b1 : r; b2 = t < b2 ? t : b2;
+            t = b0 > r ? b0 : r; b1 = t < b1 ? t : b1;
+            b0 = r < b0 ? r : b0;
+        }
+    #endif
+        /* fourth: min(a3, b3, max(a0, b2), max(a1, b1), max(a2, b0)) */
+        r = a3 < b3 ? a3 : b3;
+        t = a0 > b2 ? a0 : b2; r = t < r ? t : r;
+        t = a1 > b1 ? a1 : b1; r = t < r ? t : r;
+        t = a2 > b0 ? a2 : b0; r = t < r ? t : r;
+        *fourth = r;
+        /* third: min(a2, b2, max(a0, b1), max(a1, b0)) */
+        r = a2 < b2 ? a2 : b2;
+        t = a0 > b1 ? a0 : b1; r = t < r ? t : r;
+        t = a1 > b0 ? a1 : b0;
+        return t < r ? t : r;
+    }
+    """
+    double fi_min "fastinfo_fmin2"(double a, double b) noexcept nogil
+    double fi_max "fastinfo_fmax2"(double a, double b) noexcept nogil
+    double grid2_window3 "fastinfo_window3"(const double *wx, const double *wy, Py_ssize_t m2,
+                                            Py_ssize_t self, double q0, double q1,
+                                            double *wd, double *fourth) noexcept nogil
+
+
+cdef enum:
+    GRID2_BATCH = 16        # grid2_count_batch: searches advanced in lock step
+    GRID2_CAND = 128        # candidates gathered from a 3 x 3 block of cells (at most)
+    GRID2_CAND2 = 256       # ... from a 5 x 5 block
+
+
+cdef void grid2_count_batch(const double *s, const double *coarse, Py_ssize_t n,
+                            const double *blo, const double *bhi, const Py_ssize_t *bstart,
+                            Py_ssize_t G, Py_ssize_t m, const Py_ssize_t *bins,
+                            const double *vals, const double *radii, bint strict,
+                            Py_ssize_t *out) noexcept nogil:
+    """out[t] = #{j != rank_t : |s[j] - vals[t]| < radii[t]} (strict) or <= radii[t], for
+    t < m <= GRID2_BATCH, where vals[t] = s[rank_t] is a query's own value and bins[t] the bin
+    of rank_t (s sorted: n values, coarse sample ``coarse``, quantile bins blo, bhi, bstart);
+    equals sorted_count_from_rank(s, n, rank_t, radii[t], strict). The three stages
+    above, each advanced in lock step over the 2 m independent searches (both ends of every
+    query), so that their memory accesses overlap instead of waiting one after another (a
+    bisection step can cost a cache miss in the sorted values). A search whose length is
+    already 1 takes steps of 0 (it reads an entry it ignores: coarse[nc] exists for that)."""
+    cdef double v[GRID2_BATCH]
+    cdef Py_ssize_t rb[GRID2_BATCH]
+    cdef Py_ssize_t rl[GRID2_BATCH]
+    cdef Py_ssize_t lb[GRID2_BATCH]
+    cdef Py_ssize_t ll[GRID2_BATCH]
+    cdef Py_ssize_t lend[GRID2_BATCH]
+    cdef Py_ssize_t t, b, c, maxlen, half, step, p1, p2
+    cdef double vt, r, d
+    maxlen = 1
+    for t in range(m):
+        vt = vals[t]
+        r = radii[t]
+        v[t] = vt
+        # right end's bin, then its coarse window: last true, true at the first
+        # (the first two steps without a branch: it is taken about half the time)
+        b = bins[t]
+        d = blo[min(b + 1, G - 1)] - vt
+        p1 = (b + 1 < G) & ((d < r) if strict else (d <= r))
+        d = blo[min(b + 2, G - 1)] - vt
+        p2 = p1 & (b + 2 < G) & ((d < r) if strict else (d <= r))
+        c = b + p1 + p2
+        while p2 and c < G - 1 and ((blo[c + 1] - vt < r) if strict else (blo[c + 1] - vt <= r)):
+            c += 1
+        rb[t] = bstart[c] >> COARSE_LOG       # (non-negative: // COARSE_STRIDE as a shift)
+        rl[t] = ((bstart[c + 1] + COARSE_STRIDE - 1) >> COARSE_LOG) - rb[t]
+        # left end's bin, then its coarse window: first true, the last one virtual and true
+        d = vt - bhi[max(b - 1, <Py_ssize_t>0)]
+        p1 = (b >= 1) & ((d < r) if strict else (d <= r))
+        d = vt - bhi[max(b - 2, <Py_ssize_t>0)]
+        p2 = p1 & (b >= 2) & ((d < r) if strict else (d <= r))
+        c = b - p1 - p2
+        while p2 and c > 0 and ((vt - bhi[c - 1] < r) if strict else (vt - bhi[c - 1] <= r)):
+            c -= 1
+        lb[t] = (bstart[c] + COARSE_STRIDE - 1) >> COARSE_LOG
+        ll[t] = ((bstart[c + 1] - 1) >> COARSE_LOG) + 2 - lb[t]
+        lend[t] = bstart[c + 1]
+        maxlen = max(maxlen, max(rl[t], ll[t]))
+    while maxlen > 1:
+        for t in range(m):
+            r = radii[t]
+            half = rl[t] >> 1
+            d = coarse[rb[t] + half] - v[t]
+            rb[t] += half & -(<Py_ssize_t>((d < r) if strict else (d <= r)))
+            rl[t] -= half
+            half = ll[t] >> 1
+            d = v[t] - coarse[lb[t] + half - (half != 0)]
+            lb[t] += half & ((<Py_ssize_t>((d < r) if strict else (d <= r))) - 1)
+            ll[t] -= half
+        maxlen -= maxlen >> 1
+    # the blocks (S = COARSE_STRIDE values): right, the last true in [S rb, S rb + S) (true at
+    # the first, false past the bin); left, the first true in (S lb - S, top], top = min(S lb,
+    # the bin's last rank)
+    for t in range(m):
+        rb[t] = rb[t] << COARSE_LOG
+        rl[t] = min(<Py_ssize_t>COARSE_STRIDE, n - rb[t])
+        if lb[t] == 0:
+            ll[t] = 1
+        else:
+            lb[t] = (lb[t] - 1) * COARSE_STRIDE + 1
+            ll[t] = min(<Py_ssize_t>COARSE_STRIDE, lend[t] - lb[t])
+    for step in range(COARSE_LOG):
+        for t in range(m):
+            r = radii[t]
+            half = rl[t] >> 1
+            d = s[rb[t] + half] - v[t]
+            rb[t] += half & -(<Py_ssize_t>((d < r) if strict else (d <= r)))
+            rl[t] -= half
+            half = ll[t] >> 1
+            d = v[t] - s[lb[t] + half - (half != 0)]
+            lb[t] += half & ((<Py_ssize_t>((d < r) if strict else (d <= r))) - 1)
+            ll[t] -= half
+    for t in range(m):
+        out[t] = 0 if (strict and radii[t] <= 0.0) else rb[t] - lb[t]
