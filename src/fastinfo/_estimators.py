@@ -75,8 +75,7 @@ def _check_algorithm(algorithm):
 
 
 def _ksg_from_marginals(mx, my, k, algorithm, n):
-    joint = np.concatenate([mx[0], my[0]], axis=1)
-    mean_terms = _kernels.ksg_mean_terms(joint, *mx, *my, k, algorithm)
+    mean_terms = _kernels.ksg_mean_terms(*mx, *my, k, algorithm)
     if algorithm == 1:
         return _digamma(k) + _digamma(n) - mean_terms
     return _digamma(k) - 1.0 / k + _digamma(n) - mean_terms

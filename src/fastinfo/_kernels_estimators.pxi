@@ -576,15 +576,16 @@ cdef double ordered_sum(const double *v, Py_ssize_t n) noexcept nogil:
     return s
 
 
-def ksg_mean_terms(const double[:, ::1] joint,
-                   const double[:, ::1] x, const double[::1] x_sorted,
+def ksg_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
                    const Py_ssize_t[::1] x_order,
                    const double[:, ::1] y, const double[::1] y_sorted,
                    const Py_ssize_t[::1] y_order,
                    int k, int algorithm):
     """mean over samples of psi(n_x+1) + psi(n_y+1) (algorithm 1) or psi(n_x) + psi(n_y)
-    (algorithm 2); ``joint`` is ``[x | y]``."""
-    cdef Py_ssize_t n = joint.shape[0]
+    (algorithm 2). The joint samples ``[x | y]`` are assembled here, and only for the KD-tree
+    (two 1-D marginals use the grid, which reads x and y directly)."""
+    cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], D = dx + dy, i, c
+    cdef double *joint = NULL
     cdef KDTree jt
     cdef Grid2 grid
     cdef bint use_grid = EST_USE_GRID2 and x.shape[1] == 1 and y.shape[1] == 1
@@ -592,7 +593,7 @@ def ksg_mean_terms(const double[:, ::1] joint,
     cdef Marginal *margs[2]
     cdef double signs[2]
     cdef int status = 0
-    cdef int nt = est_threads_d(n, joint.shape[1])
+    cdef int nt = est_threads_d(n, D)
     terms = np.empty(n, dtype=np.float64)
     cdef double[::1] tv = terms
     cdef double total
@@ -609,7 +610,17 @@ def ksg_mean_terms(const double[:, ::1] joint,
             status = grid2_from_marginals(&grid, &x[0, 0], &y[0, 0], &x_order[0], &y_order[0],
                                           &x_sorted[0], &y_sorted[0], n, k, NULL)
         else:
-            status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], KD_LEAF_SIZE, nt)
+            joint = <double *>malloc(n * D * sizeof(double))
+            if joint == NULL:
+                status = -1
+            else:
+                for i in range(n):
+                    for c in range(dx):
+                        joint[i * D + c] = x[i, c]
+                    for c in range(dy):
+                        joint[i * D + dx + c] = y[i, c]
+                status = kdtree_build(&jt, joint, n, D, KD_LEAF_SIZE, nt)
+                free(joint)
         if status == 0:
             status = marginal_setup(&mx, x, x_sorted, x_order, nt)
         if status == 0:
