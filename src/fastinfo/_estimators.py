@@ -503,14 +503,13 @@ def check_features_args(n, m, y_shape, discrete_features, discrete_target, k):
 def ksg_rows_against_last(columns, k):
     """KSG (algorithm 1, nats) of each row of ``columns[:-1]`` with the last row ``columns[-1]``:
     ``columns`` is a validated C-contiguous float64 ``(m + 1, n)`` array (finite, ``1 <= k < n``).
-    One sort of every row, then one kernel call parallel over the rows: bitwise the values
-    ``mutual_info_ksg(columns[j], columns[-1], k=k)`` returns."""
-    m, n = columns.shape[0] - 1, columns.shape[1]
-    sorted_columns, orders = _sorted_with_order(columns)
-    pairs = np.empty((m, 2), dtype=np.intp)
-    pairs[:, 0] = np.arange(m)
-    pairs[:, 1] = m
-    mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, orders, pairs, k)
+    The last row is sorted once, every other row inside the thread that handles it (one kernel
+    call, parallel over the rows): bitwise the values ``mutual_info_ksg(columns[j], columns[-1],
+    k=k)`` returns."""
+    n = columns.shape[1]
+    target = columns[-1]
+    target_sorted, target_order = _sorted_with_order(target[None, :])
+    mean_terms = _kernels.ksg_rows_against_target(columns[:-1], target, target_sorted[0], target_order[0], k)
     return (_digamma(k) + _digamma(n)) - mean_terms
 
 

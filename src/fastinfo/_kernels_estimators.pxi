@@ -918,6 +918,54 @@ def count_within(const double[:, ::1] points, const double[::1] sorted_values,
     return out
 
 
+cdef double pair_mean_term(const double *xa, const double *xa_sorted, const Py_ssize_t *xa_order,
+                           const double *yb, const double *yb_sorted, const Py_ssize_t *yb_order,
+                           Py_ssize_t n, int k, bint use_grid, double *joint, double *terms,
+                           KDTree *jt, Grid2 *grid, Marginal *mx, Marginal *my,
+                           Marginal **margs) noexcept nogil:
+    """The algorithm-1 KSG mean term of two 1-D variables (values, sorted copies, sorting
+    orders), bitwise what ksg_mean_terms returns; one thread. Scratch: joint (2 n), terms (n).
+    NaN when out of memory."""
+    cdef double signs[2]
+    cdef Py_ssize_t i
+    cdef int status
+    signs[0] = 1.0
+    signs[1] = 1.0
+    kdtree_init(jt)
+    grid2_init(grid)
+    if use_grid:
+        if grid2_from_marginals(grid, xa, yb, xa_order, yb_order, xa_sorted, yb_sorted, n, k,
+                                NULL) != 0:
+            return NAN
+    else:
+        for i in range(n):
+            joint[2 * i] = xa[i]
+            joint[2 * i + 1] = yb[i]
+        if kdtree_build(jt, joint, n, 2, KD_LEAF_SIZE, 1) != 0:
+            return NAN
+    mx.n = n
+    mx.d = 1
+    mx.data = xa
+    mx.sorted_values = xa_sorted
+    mx.order = xa_order
+    kdtree_init(&mx.tree)
+    my.n = n
+    my.d = 1
+    my.data = yb
+    my.sorted_values = yb_sorted
+    my.order = yb_order
+    kdtree_init(&my.tree)
+    margs[0] = mx
+    margs[1] = my
+    status = ksg_pass(jt if not use_grid else NULL, grid if use_grid else NULL, margs, signs, 2,
+                      NULL, k, 1, terms, 1)
+    kdtree_free(jt)
+    grid2_free(grid)
+    if status != 0:
+        return NAN
+    return ordered_sum(terms, n) / n
+
+
 def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_columns,
                      const Py_ssize_t[:, ::1] orders, const Py_ssize_t[:, ::1] pairs, int k):
     """Algorithm-1 KSG mean terms for many pairs of 1-D variables: ``columns`` (m, n) holds one
@@ -925,10 +973,9 @@ def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_c
     the result equals ``ksg_mean_terms`` on x = columns[a], y = columns[b] bitwise (same tree,
     same per-sample terms, same order of the sum). Parallel over pairs, one thread per pair:
     no per-call thread start-up, and the sorted columns are shared by every pair."""
-    cdef Py_ssize_t n = columns.shape[1], n_pairs = pairs.shape[0], p, i, a, b
+    cdef Py_ssize_t n = columns.shape[1], n_pairs = pairs.shape[0], p, a, b
     cdef int nt = num_threads_for(n_pairs), fail = 0
     cdef int *failp = &fail
-    cdef double signs[2]
     cdef double *joint = NULL
     cdef double *terms = NULL
     cdef KDTree *jt = NULL
@@ -939,8 +986,6 @@ def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_c
     cdef Marginal **margs = NULL
     out = np.empty(n_pairs, dtype=np.float64)
     cdef double[::1] ov = out
-    signs[0] = 1.0
-    signs[1] = 1.0
     if n_pairs == 0:
         return out
     with nogil, parallel(num_threads=nt):
@@ -958,43 +1003,74 @@ def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_c
                 continue
             a = pairs[p, 0]
             b = pairs[p, 1]
-            kdtree_init(jt)
-            grid2_init(grid)
-            if use_grid:
-                if grid2_from_marginals(grid, &columns[a, 0], &columns[b, 0], &orders[a, 0],
-                                        &orders[b, 0], &sorted_columns[a, 0],
-                                        &sorted_columns[b, 0], n, k, NULL) != 0:
-                    failp[0] = 1
-                    continue
-            else:
-                for i in range(n):
-                    joint[2 * i] = columns[a, i]
-                    joint[2 * i + 1] = columns[b, i]
-                if kdtree_build(jt, joint, n, 2, KD_LEAF_SIZE, 1) != 0:
-                    failp[0] = 1
-                    continue
-            mx.n = n
-            mx.d = 1
-            mx.data = &columns[a, 0]
-            mx.sorted_values = &sorted_columns[a, 0]
-            mx.order = &orders[a, 0]
-            kdtree_init(&mx.tree)
-            my.n = n
-            my.d = 1
-            my.data = &columns[b, 0]
-            my.sorted_values = &sorted_columns[b, 0]
-            my.order = &orders[b, 0]
-            kdtree_init(&my.tree)
-            margs[0] = mx
-            margs[1] = my
-            if ksg_pass(jt if not use_grid else NULL, grid if use_grid else NULL, margs, signs, 2,
-                        NULL, k, 1, terms, 1) != 0:
+            ov[p] = pair_mean_term(&columns[a, 0], &sorted_columns[a, 0], &orders[a, 0],
+                                   &columns[b, 0], &sorted_columns[b, 0], &orders[b, 0], n, k,
+                                   use_grid, joint, terms, jt, grid, mx, my, margs)
+            if isnan(ov[p]):
                 failp[0] = 1
-            kdtree_free(jt)
-            grid2_free(grid)
-            ov[p] = ordered_sum(terms, n) / n
         free(joint)
         free(terms)
+        free(jt)
+        free(grid)
+        free(mx)
+        free(my)
+        free(margs)
+    if fail != 0:
+        raise MemoryError("fastinfo: out of memory in the KSG estimator")
+    return out
+
+
+def ksg_rows_against_target(const double[:, ::1] rows, const double[::1] target,
+                            const double[::1] target_sorted, const Py_ssize_t[::1] target_order,
+                            int k):
+    """Algorithm-1 KSG mean terms of each row of ``rows`` (m, n) with ``target`` (n,): entry j is
+    bitwise ``ksg_mean_terms`` on (rows[j], target). Each row is sorted inside its thread (the
+    estimate does not depend on the order of tied values), so the memory beyond the input is a
+    few arrays of length n per thread, not sorted copies of every row. Parallel over rows."""
+    cdef Py_ssize_t n = rows.shape[1], m = rows.shape[0], j
+    cdef int nt = num_threads_for(m), fail = 0
+    cdef int *failp = &fail
+    cdef double *joint = NULL
+    cdef double *terms = NULL
+    cdef double *xs = NULL
+    cdef Py_ssize_t *xo = NULL
+    cdef KDTree *jt = NULL
+    cdef Grid2 *grid = NULL
+    cdef bint use_grid = EST_USE_GRID2
+    cdef Marginal *mx = NULL
+    cdef Marginal *my = NULL
+    cdef Marginal **margs = NULL
+    out = np.empty(m, dtype=np.float64)
+    cdef double[::1] ov = out
+    if m == 0:
+        return out
+    with nogil, parallel(num_threads=nt):
+        joint = <double *>malloc(2 * n * sizeof(double))
+        terms = <double *>malloc(n * sizeof(double))
+        xs = <double *>malloc(n * sizeof(double))
+        xo = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+        jt = <KDTree *>malloc(sizeof(KDTree))
+        grid = <Grid2 *>malloc(sizeof(Grid2))
+        mx = <Marginal *>malloc(sizeof(Marginal))
+        my = <Marginal *>malloc(sizeof(Marginal))
+        margs = <Marginal **>malloc(2 * sizeof(Marginal *))
+        for j in prange(m, schedule='dynamic'):
+            if (joint == NULL or terms == NULL or xs == NULL or xo == NULL or jt == NULL
+                    or grid == NULL or mx == NULL or my == NULL or margs == NULL):
+                failp[0] = 1
+                continue
+            if radix_argsort_row(&rows[j, 0], n, xs, xo) != 0:
+                failp[0] = 1
+                continue
+            ov[j] = pair_mean_term(&rows[j, 0], xs, xo, &target[0], &target_sorted[0],
+                                   &target_order[0], n, k, use_grid, joint, terms, jt, grid,
+                                   mx, my, margs)
+            if isnan(ov[j]):
+                failp[0] = 1
+        free(joint)
+        free(terms)
+        free(xs)
+        free(xo)
         free(jt)
         free(grid)
         free(mx)

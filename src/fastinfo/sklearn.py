@@ -375,10 +375,13 @@ def _estimate_regression(X, y, discrete_mask, n_neighbors, rng):
     X_continuous = np.asarray(X[:, continuous_mask], dtype=np.float64)   # a fresh array (fancy index)
     _scale_without_centring(X_continuous)
     means = np.maximum(1, np.mean(np.abs(X_continuous), axis=0))
-    noisy = 1e-10 * means * rng.standard_normal(size=(n_samples, n_continuous))
+    noisy = rng.standard_normal(size=(n_samples, n_continuous))
+    noisy *= 1e-10 * means          # (1e-10 * means) * noise, element by element as scikit-learn
     noisy += X_continuous
+    del X_continuous
     rows = np.empty((n_continuous + 1, n_samples), dtype=np.float64)
     rows[:n_continuous] = noisy.T
+    del noisy
     target = _scale_without_centring(np.array(y, dtype=np.float64))
     target += 1e-10 * np.maximum(1, np.mean(np.abs(target))) * rng.standard_normal(size=n_samples)
     rows[n_continuous] = target
