@@ -1118,7 +1118,9 @@ cdef void _bucket_sort_low_bits(uint64_t *ka, Py_ssize_t *ia, uint64_t *kb, Py_s
                                 Py_ssize_t *order_out, Py_ssize_t *hist) noexcept nogil:
     """Sort the m pairs (ka, ia), whose keys agree above their low ``bits`` bits, by those bits
     (LSD, 8-bit digits, constant digits skipped; insertion sort when small; kb, ib: scratch of
-    m; hist: LSD_MAX_PASSES * LSD_BUCKETS counters) and write the values and indices out."""
+    m; hist: LSD_MAX_PASSES * LSD_BUCKETS counters) and write the values and indices out. The
+    scratch may be the output itself (kb the bytes of sorted_out, ib order_out): the last loop
+    converts element by element in place."""
     cdef Py_ssize_t i, j, pos, total
     cdef int p, passes = (bits + LSD_BITS - 1) // LSD_BITS, shift
     cdef uint64_t u, mask = LSD_BUCKETS - 1
@@ -1172,16 +1174,18 @@ cdef void _bucket_sort_low_bits(uint64_t *ka, Py_ssize_t *ia, uint64_t *kb, Py_s
 
 cdef int radix_argsort_large(const double *v, Py_ssize_t n, double *sorted_out,
                              Py_ssize_t *order_out) noexcept nogil:
-    """radix_argsort_row for long rows: one MSD pass on the 11 highest bits in which the keys
+    """radix_argsort_row for long rows: one MSD pass on the 16 highest bits in which the keys
     differ (a monotone bucket number), then each bucket (cache-resident for spread-out data)
     sorted by its remaining low bits. The LSD passes over the whole row each scatter 16-byte
-    pairs to 2048 places in memory; here only the first does. Returns 0, or -1 when out of
-    memory."""
+    pairs to 2048 places in memory; here only the first does. Extra memory: 16 bytes per value.
+    Returns 0, or -1 when out of memory."""
     cdef Py_ssize_t i, pos, total, b, start, m
     cdef int top, shift, low_bits
     cdef uint64_t u, kmin, kmax, mask = MSD_BUCKETS - 1
-    cdef uint64_t *keys = <uint64_t *>malloc(2 * n * sizeof(uint64_t))
-    cdef Py_ssize_t *idx = <Py_ssize_t *>malloc(2 * n * sizeof(Py_ssize_t))
+    # scratch: the outputs themselves (sorted_out holds the keys until the MSD scatter, then
+    # serves, like order_out, as each bucket's LSD scratch and finally receives it)
+    cdef uint64_t *keys = <uint64_t *>malloc(n * sizeof(uint64_t))
+    cdef Py_ssize_t *idx = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
     cdef Py_ssize_t *hist = <Py_ssize_t *>calloc(MSD_BUCKETS + 1, sizeof(Py_ssize_t))
     cdef Py_ssize_t *lsd_hist = <Py_ssize_t *>malloc(LSD_MAX_PASSES * LSD_BUCKETS * sizeof(Py_ssize_t))
     cdef uint64_t *ka
@@ -1193,7 +1197,7 @@ cdef int radix_argsort_large(const double *v, Py_ssize_t n, double *sorted_out,
         free(lsd_hist)
         return -1
     ka = keys
-    kb = keys + n
+    kb = <uint64_t *>sorted_out
     kmin = _monotone_key(v[0])
     kmax = kmin
     for i in range(n):
@@ -1226,7 +1230,7 @@ cdef int radix_argsort_large(const double *v, Py_ssize_t n, double *sorted_out,
     for b in range(MSD_BUCKETS):
         m = hist[b] - start
         if m > 0:
-            _bucket_sort_low_bits(ka + start, idx + start, kb + start, idx + n + start, m,
+            _bucket_sort_low_bits(ka + start, idx + start, kb + start, order_out + start, m,
                                   low_bits, sorted_out + start, order_out + start, lsd_hist)
         start = hist[b]
     free(keys)
