@@ -300,7 +300,15 @@ def _subprocess_env():
     return env
 
 
-@pytest.mark.parametrize("mode", ["plain", "thread"])
+@pytest.mark.parametrize("mode", [
+    "plain",
+    # Under tools/sanitize.sh this variant hung once (child stuck after fork while another thread was
+    # inside the kernels) in a loaded CI run, and not in 360 further sanitized runs nor in any normal
+    # run here. GCC 12's ASan runtime does not lock its allocator around fork(), so a child forked
+    # while another thread is inside ASan's malloc can deadlock: the normal build (glibc's fork takes
+    # the malloc locks) is where this property is tested.
+    pytest.param("thread", marks=pytest.mark.no_sanitizer),
+])
 def test_fork_child_does_not_hang(mode):
     proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT, mode], env=_subprocess_env(),
                           capture_output=True, text=True, timeout=180)
