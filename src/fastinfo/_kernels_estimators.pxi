@@ -514,42 +514,24 @@ def _set_grid2(bint on):
 
 cdef int grid2_from_marginals(Grid2 *g, const double *x, const double *y, const Py_ssize_t *xo,
                               const Py_ssize_t *yo, const double *xs, const double *ys,
-                              Py_ssize_t n, int k, const Py_ssize_t *perm) noexcept nogil:
-    """The grid over (x_i, y_i), or (x_i, y_perm[i]) when perm is not NULL; xo, yo: the orders
-    that sort x and y (xs, ys: the sorted values). Returns 0, or -1 when out of memory."""
-    cdef Py_ssize_t r, i
+                              Py_ssize_t n, int k) noexcept nogil:
+    """The grid over (x_i, y_i); xo, yo: the orders that sort x and y (xs, ys: the sorted
+    values). Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t r
     cdef int status
     cdef Py_ssize_t *rx = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t *ry = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
-    cdef Py_ssize_t *inv = NULL
-    cdef double *yv = NULL
     grid2_init(g)
-    if perm != NULL:
-        inv = <Py_ssize_t *>malloc(max(n, 1) * sizeof(Py_ssize_t))
-        yv = <double *>malloc(max(n, 1) * sizeof(double))
-    if rx == NULL or ry == NULL or (perm != NULL and (inv == NULL or yv == NULL)):
+    if rx == NULL or ry == NULL:
         free(rx)
         free(ry)
-        free(inv)
-        free(yv)
         return -1
     for r in range(n):
         rx[xo[r]] = r
-    if perm == NULL:
-        for r in range(n):
-            ry[yo[r]] = r
-        status = grid2_build(g, x, y, rx, ry, xs, ys, n, k)
-    else:
-        for r in range(n):
-            inv[yo[r]] = r
-        for i in range(n):
-            ry[i] = inv[perm[i]]
-            yv[i] = y[perm[i]]
-        status = grid2_build(g, x, yv, rx, ry, xs, ys, n, k)
+        ry[yo[r]] = r
+    status = grid2_build(g, x, y, rx, ry, xs, ys, n, k)
     free(rx)
     free(ry)
-    free(inv)
-    free(yv)
     return status
 
 
@@ -608,7 +590,7 @@ def ksg_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
     with nogil:
         if use_grid:
             status = grid2_from_marginals(&grid, &x[0, 0], &y[0, 0], &x_order[0], &y_order[0],
-                                          &x_sorted[0], &y_sorted[0], n, k, NULL)
+                                          &x_sorted[0], &y_sorted[0], n, k)
         else:
             joint = <double *>malloc(n * D * sizeof(double))
             if joint == NULL:
@@ -934,8 +916,7 @@ cdef double pair_mean_term(const double *xa, const double *xa_sorted, const Py_s
     kdtree_init(jt)
     grid2_init(grid)
     if use_grid:
-        if grid2_from_marginals(grid, xa, yb, xa_order, yb_order, xa_sorted, yb_sorted, n, k,
-                                NULL) != 0:
+        if grid2_from_marginals(grid, xa, yb, xa_order, yb_order, xa_sorted, yb_sorted, n, k) != 0:
             return NAN
     else:
         for i in range(n):
