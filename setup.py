@@ -12,6 +12,7 @@ import sys
 import sysconfig
 import tempfile
 import warnings
+from glob import glob
 
 import numpy as np
 from Cython.Build import cythonize
@@ -72,6 +73,8 @@ extensions = [
     Extension(
         "fastinfo._kernels",
         ["src/fastinfo/_kernels.pyx"],
+        # the C kernels (csrc/*.h) and the Cython sections (*.pxi): a change to any rebuilds
+        depends=sorted(glob("src/fastinfo/csrc/*.h") + glob("src/fastinfo/*.pxi")),
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,

@@ -33,40 +33,7 @@ ctypedef fused floating:
 # =============================================================================
 # A source-level shim so the same .pyx builds (and runs serially) without OpenMP.
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    /* GNU libgomp is not fork-safe: a child forked after the parent ran a parallel region
-       hangs in its next parallel region (the pool threads do not exist in the child).
-       In a forked child every kernel therefore runs serially (as PyTorch does). */
-    static volatile int fi_forked_child = 0;
-    #if !defined(_WIN32)
-    #include <pthread.h>
-    static void fi_mark_forked_child(void) { fi_forked_child = 1; }
-    static int fi_register_atfork(void) { return pthread_atfork(NULL, NULL, fi_mark_forked_child); }
-    #else
-    static int fi_register_atfork(void) { return 0; }
-    #endif
-    static int fi_max_threads(void) { return fi_forked_child ? 1 : omp_get_max_threads(); }
-    static int fi_openmp_enabled(void) { return 1; }
-    #else
-    static int fi_register_atfork(void) { return 0; }
-    static int fi_max_threads(void) { return 1; }
-    static int fi_openmp_enabled(void) { return 0; }
-    #endif
-    #if defined(__clang__)
-    static const char *fi_compiler(void) { return "clang " __clang_version__; }
-    #elif defined(__GNUC__)
-    static const char *fi_compiler(void) { return "gcc " __VERSION__; }
-    #elif defined(_MSC_VER)
-    #define FI_STR2(x) #x
-    #define FI_STR(x) FI_STR2(x)
-    static const char *fi_compiler(void) { return "msvc " FI_STR(_MSC_VER); }
-    #else
-    static const char *fi_compiler(void) { return "unknown"; }
-    #endif
-    """
+cdef extern from "csrc/common.h":
     int fi_max_threads() nogil
     int fi_register_atfork() nogil
     int fi_openmp_enabled() nogil
@@ -115,45 +82,7 @@ cdef extern from "numpy/random/bitgen.h":
     ctypedef struct bitgen_t:
         pass
 
-cdef extern from *:
-    """
-    static uint64_t fi_uniform_upto(bitgen_t *bg, uint64_t top) {
-        /* a uniform integer on [0, top] by masked rejection */
-        uint64_t mask = top, value;
-        if (top == 0) return 0;
-        mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4;
-        mask |= mask >> 8; mask |= mask >> 16; mask |= mask >> 32;
-        if (top <= 0xFFFFFFFFULL) {
-            do { value = bg->next_uint32(bg->state) & mask; } while (value > top);
-        } else {
-            do { value = bg->next_uint64(bg->state) & mask; } while (value > top);
-        }
-        return value;
-    }
-    static void fi_fill_permutation(bitgen_t *bg, Py_ssize_t n, Py_ssize_t *perm) {
-        Py_ssize_t i, j, t;
-        for (i = 0; i < n; i++) perm[i] = i;
-        for (i = n - 1; i > 0; i--) {
-            j = (Py_ssize_t)fi_uniform_upto(bg, (uint64_t)i);
-            t = perm[i]; perm[i] = perm[j]; perm[j] = t;
-        }
-    }
-    /* The next permutation in draw order, for loops that draw inside a parallel region: the
-       draw and its index are taken together under one lock, so permutation number p is always
-       the p-th draw whichever thread takes it. */
-    static Py_ssize_t fi_next_permutation(bitgen_t *bg, Py_ssize_t *counter, Py_ssize_t n,
-                                          Py_ssize_t *perm) {
-        Py_ssize_t p;
-    #ifdef _OPENMP
-    #pragma omp critical(fi_permutation_draw)
-    #endif
-        {
-            p = (*counter)++;
-            fi_fill_permutation(bg, n, perm);
-        }
-        return p;
-    }
-    """
+cdef extern from "csrc/permutation.h":
     void fi_fill_permutation(bitgen_t *bg, Py_ssize_t n, Py_ssize_t *perm) nogil
     Py_ssize_t fi_next_permutation(bitgen_t *bg, Py_ssize_t *counter, Py_ssize_t n,
                                    Py_ssize_t *perm) nogil
