@@ -350,28 +350,52 @@ cdef inline void _grid_ksg_tile(const Grid2 *g, const double *xs, const double *
         _grid_batch_flush(g, xs, ys, cxs, cys, &bt, algorithm, terms)
 
 
+cdef inline Py_ssize_t psi_table_size(Py_ssize_t n) noexcept nogil:
+    """Entries of the digamma table of a grid pass over n points (most counts are ~ sqrt(n))."""
+    return min(n + 1, max(n >> 3, <Py_ssize_t>256))
+
+
+cdef double *psi_table(Py_ssize_t n) noexcept nogil:
+    """psi[m] = digamma_int(m) for m < psi_table_size(n); malloc'd, NULL when out of memory."""
+    cdef Py_ssize_t npsi = psi_table_size(n), m
+    cdef double *psi = <double *>malloc(npsi * sizeof(double))
+    if psi != NULL:
+        for m in range(npsi):
+            psi[m] = digamma_int(m)
+    return psi
+
+
 cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k, int algorithm,
                        double *terms, int nt) noexcept nogil:
     """terms[i] for each sample i of the grid (1-D x and y, sorted values xs and ys), one fused
     loop over the grid's tiles (parallel with nt > 1). Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = g.n
+    cdef int status
+    cdef double *cxs = coarse_sample(xs, n)
+    cdef double *cys = coarse_sample(ys, n)
+    cdef double *psi = psi_table(n)
+    if cxs == NULL or cys == NULL or psi == NULL:
+        status = -1
+    else:
+        status = grid_ksg_pass_tables(g, xs, ys, cxs, cys, psi, k, algorithm, terms, nt)
+    free(cxs)
+    free(cys)
+    free(psi)
+    return status
+
+
+cdef int grid_ksg_pass_tables(const Grid2 *g, const double *xs, const double *ys,
+                              const double *cxs, const double *cys, const double *psi, int k,
+                              int algorithm, double *terms, int nt) noexcept nogil:
+    """grid_ksg_pass with the tables it reads built by the caller (so that many passes can share
+    them): cxs, cys = coarse_sample(xs, n), coarse_sample(ys, n); psi = psi_table(n)."""
     cdef Py_ssize_t n = g.n, T = GRID2_TILE, nb, tile
+    cdef Py_ssize_t npsi = psi_table_size(n)
     cdef int fail = 0
     cdef int *failp = &fail
     cdef double *best_d = NULL
     cdef Py_ssize_t *best_p = NULL
     cdef Py_ssize_t *best_i = NULL
-    cdef double *cxs = coarse_sample(xs, n)
-    cdef double *cys = coarse_sample(ys, n)
-    # digamma of the small counts, tabulated once (most counts are ~ sqrt(n))
-    cdef Py_ssize_t npsi = min(n + 1, max(n >> 3, <Py_ssize_t>256)), m
-    cdef double *psi = <double *>malloc(npsi * sizeof(double))
-    if cxs == NULL or cys == NULL or psi == NULL:
-        free(cxs)
-        free(cys)
-        free(psi)
-        return -1
-    for m in range(npsi):
-        psi[m] = digamma_int(m)
     if T > g.G:
         T = g.G
     nb = (g.G + T - 1) // T
@@ -388,9 +412,6 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
         free(best_d)
         free(best_p)
         free(best_i)
-        free(cxs)
-        free(cys)
-        free(psi)
         return -fail
     with parallel(num_threads=nt):
         best_d = <double *>malloc(k * sizeof(double))
@@ -405,9 +426,6 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
         free(best_d)
         free(best_p)
         free(best_i)
-    free(cxs)
-    free(cys)
-    free(psi)
     return -fail
 
 
@@ -510,6 +528,11 @@ def _set_grid2(bint on):
     cdef bint old = EST_USE_GRID2
     EST_USE_GRID2 = on
     return old
+
+
+def _grid2_enabled():
+    """Private: whether the 2-D grid path is in use (see _set_grid2)."""
+    return bool(EST_USE_GRID2)
 
 
 cdef int grid2_from_marginals(Grid2 *g, const double *x, const double *y, const Py_ssize_t *xo,
@@ -996,6 +1019,124 @@ def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_c
         free(mx)
         free(my)
         free(margs)
+    if fail != 0:
+        raise MemoryError("fastinfo: out of memory in the KSG estimator")
+    return out
+
+
+# Many pairs of prepared 1-D columns (mutual_info_matrix, in memory and in Dask tiles). What a pair
+# of 1-D columns needs from each column alone is prepared once per column, not once per pair: the
+# sorted copy, each sample's grid bin (the quantile bin of its rank, grid2_column_bins; uint16, as
+# G <= 2048) and, per kernel call, the coarse sample of the sorted copy; the digamma table once per
+# call. A pair then only builds its grid (a counting sort by cell) and runs the pass.
+
+
+def grid2_columns_side(Py_ssize_t n, int k):
+    """G, the number of grid bins per axis for n samples and k neighbours (grid2_build's)."""
+    return grid2_side(n, k)
+
+
+def grid2_column_bins(const Py_ssize_t[:, ::1] orders, Py_ssize_t G):
+    """bins[j, i] = the grid bin of sample i's rank in row j (orders[j] sorts row j): bin b holds
+    the ranks [ceil(b n / G), ceil((b + 1) n / G)), as grid2_build bins ranks. uint16 (m, n)."""
+    cdef Py_ssize_t m = orders.shape[0], n = orders.shape[1], j, b, r, r1
+    cdef int nt = num_threads_for(m) if m * n >= EST_PARALLEL_MIN else 1
+    out = np.empty((m, n), dtype=np.uint16)
+    cdef uint16_t[:, ::1] ov = out
+    if m == 0 or n == 0:
+        return out
+    for j in prange(m, nogil=True, schedule='static', num_threads=nt):
+        for b in range(G):
+            r1 = grid2_bin_start(b + 1, n, G)
+            for r in range(grid2_bin_start(b, n, G), r1):
+                ov[j, orders[j, r]] = <uint16_t>b
+    return out
+
+
+cdef void _free_rows(double **rows, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t j
+    if rows != NULL:
+        for j in range(m):
+            free(rows[j])
+        free(rows)
+
+
+cdef double **_coarse_rows(const double[:, ::1] sorted_rows) noexcept nogil:
+    """coarse_sample of every row (an array of malloc'd rows); NULL when out of memory."""
+    cdef Py_ssize_t m = sorted_rows.shape[0], n = sorted_rows.shape[1], j
+    cdef double **rows = <double **>calloc(max(m, 1), sizeof(double *))
+    if rows == NULL:
+        return NULL
+    for j in range(m):
+        rows[j] = coarse_sample(&sorted_rows[j, 0], n)
+        if rows[j] == NULL:
+            _free_rows(rows, m)
+            return NULL
+    return rows
+
+
+def ksg_grid_pairs(const double[:, ::1] columns_a, const double[:, ::1] sorted_a,
+                   const uint16_t[:, ::1] bins_a,
+                   const double[:, ::1] columns_b, const double[:, ::1] sorted_b,
+                   const uint16_t[:, ::1] bins_b,
+                   const Py_ssize_t[:, ::1] pairs, Py_ssize_t G, int k):
+    """Algorithm-1 KSG mean terms of pairs of prepared 1-D columns: ``columns_a`` (ma, n) holds
+    one variable per row, ``sorted_a`` their sorted copies, ``bins_a`` = grid2_column_bins(their
+    orders, G) (likewise b; a and b may be the same arrays); pair p is (columns_a[pairs[p, 0]],
+    columns_b[pairs[p, 1]]). Entry p equals bitwise ``ksg_mean_terms`` on that pair (the same
+    grid, the same per-sample terms summed in the same order) when G = grid2_columns_side(n, k).
+    Parallel over pairs (one thread per pair, dynamic); the coarse samples and the digamma table
+    are built once per call."""
+    cdef Py_ssize_t n = columns_a.shape[1], n_pairs = pairs.shape[0], p, a, b
+    cdef Py_ssize_t ma = columns_a.shape[0], mb = columns_b.shape[0]
+    cdef int nt = num_threads_for(n_pairs), fail = 0, status
+    cdef int *failp = &fail
+    cdef bint same
+    cdef double **coarse_a = NULL
+    cdef double **coarse_b = NULL
+    cdef double *psi = NULL
+    cdef double *terms = NULL
+    cdef Grid2 *grid = NULL
+    out = np.empty(n_pairs, dtype=np.float64)
+    cdef double[::1] ov = out
+    if n_pairs == 0:
+        return out
+    same = (ma == mb and &columns_a[0, 0] == &columns_b[0, 0]
+            and &sorted_a[0, 0] == &sorted_b[0, 0] and &bins_a[0, 0] == &bins_b[0, 0])
+    with nogil:
+        coarse_a = _coarse_rows(sorted_a)
+        coarse_b = coarse_a if same else _coarse_rows(sorted_b)
+        psi = psi_table(n)
+        if coarse_a == NULL or coarse_b == NULL or psi == NULL:
+            fail = 1
+        else:
+            with parallel(num_threads=nt):
+                terms = <double *>malloc(n * sizeof(double))
+                grid = <Grid2 *>malloc(sizeof(Grid2))
+                for p in prange(n_pairs, schedule='dynamic'):
+                    if terms == NULL or grid == NULL:
+                        failp[0] = 1
+                        continue
+                    a = pairs[p, 0]
+                    b = pairs[p, 1]
+                    status = grid2_build_cells(grid, &columns_a[a, 0], &columns_b[b, 0], NULL, NULL,
+                                               &bins_a[a, 0], &bins_b[b, 0], &sorted_a[a, 0],
+                                               &sorted_b[b, 0], n, G)
+                    if status == 0:
+                        status = grid_ksg_pass_tables(grid, &sorted_a[a, 0], &sorted_b[b, 0],
+                                                      coarse_a[a], coarse_b[b], psi, k, 1, terms, 1)
+                        grid2_free(grid)
+                    if status != 0:
+                        failp[0] = 1
+                        ov[p] = NAN
+                        continue
+                    ov[p] = ordered_sum(terms, n) / n
+                free(terms)
+                free(grid)
+        _free_rows(coarse_a, ma)
+        if not same:
+            _free_rows(coarse_b, mb)
+        free(psi)
     if fail != 0:
         raise MemoryError("fastinfo: out of memory in the KSG estimator")
     return out
