@@ -380,38 +380,51 @@ def wide_table(n, m, seed):
     return x
 
 
+@pytest.mark.parametrize("one_chunk", [True, False])
 @pytest.mark.parametrize("side", [1, 2, 3, 7])
 @pytest.mark.parametrize("chunks", [(-1, -1), (61, -1), ((40, 1, 159), (2, 5))])
-def test_mutual_info_matrix_tiles_any_chunking_bitwise(side, chunks, tile_side):
-    # tiles of 1, 2, 3 (uneven last block) and 7 (one block) columns; row chunks, mixed chunks
+def test_mutual_info_matrix_tiles_any_chunking_bitwise(side, chunks, one_chunk, tile_side, monkeypatch):
+    # tiles of 1, 2, 3 (uneven last block) and 7 (one block) columns; row chunks, mixed chunks;
+    # the result assembled into one chunk (small matrices) or left in tiles (large ones)
     x = wide_table(200, 7, side)
     tile_side(side)
+    if not one_chunk:
+        monkeypatch.setattr(fastinfo_dask, "_ONE_CHUNK_BYTES", 0)
     expected = fi.mutual_info_matrix(x, k=3)
     lazy = fi.mutual_info_matrix(as_dask(x, chunks), k=3)
-    n_blocks = -(-7 // side)
+    n_blocks = 1 if one_chunk else -(-7 // side)
     assert lazy.chunks[0] == lazy.chunks[1] and len(lazy.chunks[0]) == n_blocks
     assert_array_equal(threads(lazy), expected)
     assert_array_equal(dask.compute(lazy, scheduler="sync")[0], expected)
 
 
-def test_mutual_info_matrix_graph_one_preparation_per_column(tile_side):
-    # one preparation task per column, one task per tile of the upper triangle, a transpose per
-    # lower tile; a tile task reads the prepared columns of its two blocks only
+@pytest.mark.parametrize("one_chunk", [True, False])
+def test_mutual_info_matrix_graph_one_preparation_per_column(one_chunk, tile_side, monkeypatch):
+    # one preparation task per column, one task per tile of the upper triangle (and, for a tiled
+    # result, a transpose per lower tile); a tile task reads the prepared columns of its two
+    # column blocks only
     x = wide_table(120, 10, 3)
     tile_side(3)
+    if not one_chunk:
+        monkeypatch.setattr(fastinfo_dask, "_ONE_CHUNK_BYTES", 0)
     lazy = fi.mutual_info_matrix(as_dask(x, (50, 4)), k=3)
     graph = dict(lazy.__dask_graph__())
     prep = [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith("fastinfo-prepare-column")]
-    tiles = [key for key in graph if isinstance(key, tuple) and key[0] == lazy.name]
+    tile_prefix = "fastinfo-matrix-tile" if one_chunk else lazy.name
+    tiles = [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith(tile_prefix)]
     assert sorted(key[1] for key in prep) == list(range(10))
     n_blocks = 4  # 3 + 3 + 3 + 1 columns
-    assert len(tiles) == n_blocks * n_blocks
+    upper = [key for key in tiles if key[1] <= key[2]]
+    assert len(upper) == n_blocks * (n_blocks + 1) // 2
+    assert len(tiles) == (len(upper) if one_chunk else n_blocks * n_blocks)
     for key in tiles:
         deps = set(get_dependencies(graph, key))
         if key[1] > key[2]:
             assert deps == {(lazy.name, key[2], key[1])}
         else:
             assert all(d in prep for d in deps) and len(deps) <= 6
+    if one_chunk:
+        assert set(get_dependencies(graph, (lazy.name, 0, 0))) == set(upper)
     assert_array_equal(threads(lazy), fi.mutual_info_matrix(x, k=3))
 
 
@@ -461,6 +474,43 @@ def test_tile_sizing_from_the_data():
     features = fastinfo_dask._features_per_tile
     assert features(100_000, 10_000, 2) > 1 and -(-10_000 // features(100_000, 10_000, 2)) >= 16
     assert features(100, 3, 2) == 3
+
+
+def test_mutual_info_tiles_fuzz():
+    # any table shape, row and column chunking, tile side and k: the in-memory values, bitwise
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    def chunks_of(total, data):
+        cuts = sorted(data.draw(st.sets(st.integers(1, max(total - 1, 1)), max_size=3)))
+        cuts = [c for c in cuts if 0 < c < total]
+        return tuple(b - a for a, b in zip([0] + cuts, cuts + [total]))
+
+    @hypothesis.settings(max_examples=25, deadline=None)
+    @hypothesis.given(st.data())
+    def check(data):
+        n = data.draw(st.integers(4, 90))
+        m = data.draw(st.integers(1, 6))
+        k = data.draw(st.integers(1, min(5, n - 1)))
+        side = data.draw(st.integers(1, m))
+        seed = data.draw(st.integers(0, 2**16))
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, m))
+        if data.draw(st.booleans()):
+            x = np.round(x)  # ties and duplicates
+        chunks = (chunks_of(n, data), chunks_of(m, data))
+        y = x[:, 0] + rng.standard_normal(n)
+        old = (fastinfo_dask._columns_per_tile, fastinfo_dask._features_per_tile)
+        fastinfo_dask._columns_per_tile = fastinfo_dask._features_per_tile = lambda n, m, cores: side
+        try:
+            matrix, features = dask.compute(fi.mutual_info_matrix(as_dask(x, chunks), k=k),
+                                            fi.mutual_info_features(as_dask(x, chunks), y, k=k), scheduler="threads")
+        finally:
+            fastinfo_dask._columns_per_tile, fastinfo_dask._features_per_tile = old
+        assert_array_equal(matrix, fi.mutual_info_matrix(x, k=k))
+        assert_array_equal(features, fi.mutual_info_features(x, y, k=k))
+
+    check()
 
 
 def test_mutual_info_features_exact(table):

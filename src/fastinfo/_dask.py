@@ -23,9 +23,11 @@ Values that can only be checked by reading the data (a target out of range, a
 negative probability, non-finite samples) raise the NumPy front-end's ``ValueError``
 at compute time.
 
-``mutual_info_matrix`` and ``mutual_info_features`` turn every column into one task
-and every column pair (or column) into one task that runs the in-memory function on
-the columns it needs, so its values equal the in-memory results exactly.
+``mutual_info_matrix`` and ``mutual_info_features`` prepare each column (or the target)
+once, in one task, and run the pair work in tiles of whole-column blocks by the kernels of
+the in-memory call, so their values equal the in-memory results bitwise (see the
+estimators section below). NumPy arguments of a call are scattered to the cluster when a
+``dask.distributed`` client is the default, so no graph carries large data.
 
 Nothing in this module imports Dask at import time: ``import fastinfo`` never does.
 """
@@ -127,7 +129,8 @@ def _dask_array_module():
 
 
 def _as_dask(a, name):
-    """``a`` as a Dask array (NumPy/array_like arguments of mixed calls become one chunk)."""
+    """``a`` as a Dask array (NumPy/array_like arguments of mixed calls become one chunk,
+    scattered to the cluster when a dask.distributed client is the default)."""
     if is_dask_array(a):
         if any(isinstance(d, float) and math.isnan(d) for d in a.shape):
             raise ValueError(f"{name} has unknown chunk sizes (shape {a.shape}); call "
@@ -647,7 +650,7 @@ def js_divergence(p, q, axis=-1, *, base=None):
 # sizes the tiles.
 _PAIR_SECONDS_PER_SAMPLE = 4e-7
 _TASK_SECONDS_MIN = 0.05      # shorter tasks would pay a visible share of per-task overhead (~1 ms)
-_TASK_SECONDS_MAX = 10.0      # longer ones make the last task's tail and a lost worker costly
+_TASK_SECONDS_MAX = 4.0       # longer ones make the last task's tail and a lost worker costly
 _TASKS_PER_WORKER = 8         # enough tasks to balance the load across the workers
 _TILE_BYTES_MAX = 1 << 30     # a tile's prepared columns plus its block of X
 
@@ -686,9 +689,15 @@ def _columns_per_tile(n, m, cores):
 
 
 def _features_per_tile(n, m, cores):
-    """Columns per block of mutual_info_features (one pair per column, its sort included)."""
-    side = _tile_side(m, 1.1 * _PAIR_SECONDS_PER_SAMPLE * n, 26 * n, cores)
-    return max(1, min(side, m))
+    """Columns per block of mutual_info_features (one pair per column, its sort included). The
+    blocks cost about the same, so their number is rounded up to a multiple of the cores (no
+    last round with idle workers)."""
+    side = max(1, min(_tile_side(m, 1.1 * _PAIR_SECONDS_PER_SAMPLE * n, 26 * n, cores), m))
+    n_blocks = -(-m // side)
+    if n_blocks > cores:
+        n_blocks = -(-n_blocks // cores) * cores
+        side = max(1, -(-m // n_blocks))
+    return side
 
 
 def _check_samples_2d(X, name):
@@ -701,11 +710,23 @@ def _check_samples_2d(X, name):
     return X
 
 
+_BLOCK_BYTES = 128 << 20      # mutual_info_matrix: the rechunked blocks of X hold up to this
+
+
+def _matrix_block_width(n, m, side, cores):
+    """Columns per rechunked block of X for mutual_info_matrix: the blocks feed only the
+    per-column preparations, so they may be wider than a tile (fewer rechunk tasks): about one
+    block per core, within _BLOCK_BYTES."""
+    return max(side, min(-(-m // cores), max(1, _BLOCK_BYTES // (8 * n))))
+
+
 def _whole_columns(X, side):
     """X rechunked to blocks of ``side`` whole columns (no-op when it already is)."""
     n, m = X.shape
     wanted = ((n,), tuple(min(side, m - start) for start in range(0, m, side)))
-    return X if X.chunks == wanted else X.rechunk(wanted)
+    # the task-based rechunk: a few splits and concatenations per block (dask.distributed's p2p
+    # rechunk would move the table through its shuffle service: more CPU for tables this shape)
+    return X if X.chunks == wanted else X.rechunk(wanted, method="tasks")
 
 
 def _prepare_column(block, offset, k):
@@ -740,6 +761,22 @@ def _transposed(block):
     return np.ascontiguousarray(block.T)
 
 
+_ONE_CHUNK_BYTES = 64 << 20   # a matrix up to this size is assembled into one chunk (one task)
+
+
+def _assemble_matrix(m, starts, widths, *tiles):
+    """The (m, m) matrix from the upper tiles, in the order (I, J), I <= J."""
+    out = np.empty((m, m), dtype=np.float64)
+    tiles = iter(tiles)
+    for bi, (si, wi) in enumerate(zip(starts, widths)):
+        for bj in range(bi, len(widths)):
+            sj, wj = starts[bj], widths[bj]
+            tile = next(tiles)
+            out[si:si + wi, sj:sj + wj] = tile
+            out[sj:sj + wj, si:si + wi] = tile.T
+    return out
+
+
 def _graph_array(name, dsk, dependencies, chunks, priorities=None):
     """A float64 Dask array from a dict of tasks (one graph layer); ``priorities``: key -> priority
     (higher runs first on dask.distributed) for the tasks that have one."""
@@ -766,32 +803,42 @@ def mutual_info_matrix(X, *, k=3, base=None):
     n, m = X.shape
     k = check_k(k, n)
     divisor = log_base_divisor(base)
-    side = _columns_per_tile(n, m, _cluster_cores())
-    X = _whole_columns(X, side)
-    widths = X.chunks[1]
-    starts = np.cumsum((0,) + widths[:-1]).tolist()
+    cores = _cluster_cores()
+    side = _columns_per_tile(n, m, cores)
+    X = _whole_columns(X, _matrix_block_width(n, m, side, cores))
+    block_starts = np.cumsum((0,) + X.chunks[1][:-1]).tolist()
+    widths = tuple(min(side, m - start) for start in range(0, m, side))
+    starts = list(range(0, m, side))
     token = tokenize(X, k, base, side)
     name = f"fastinfo-mutual-info-matrix-{token}"
     prep = f"fastinfo-prepare-column-{token}"
-    dsk, priorities = {}, {}
-    for block, (start, width) in enumerate(zip(starts, widths)):
-        for offset in range(width):
+    tile = f"fastinfo-matrix-tile-{token}"
+    one_chunk = m * m * 8 <= _ONE_CHUNK_BYTES
+    tile_name = tile if one_chunk else name
+    dsk, priorities, upper = {}, {}, []
+    for block, start in enumerate(block_starts):
+        for offset in range(X.chunks[1][block]):
             dsk[(prep, start + offset)] = (_prepare_column, (X.name, 0, block), offset, k)
             priorities[(prep, start + offset)] = 1 << 40  # before any tile: they unlock the tiles
-    n_blocks = len(widths)
-    for bi in range(n_blocks):
+    n_tiles = len(widths)
+    for bi in range(n_tiles):
         prepared_i = [(prep, starts[bi] + o) for o in range(widths[bi])]
-        for bj in range(bi, n_blocks):
-            # the output's upper tiles are the tile tasks themselves; larger tiles first, so that
-            # the last tasks to run are the small ones (shorter idle tails at the end)
+        for bj in range(bi, n_tiles):
+            # larger tiles first, so that the last tasks to run are the small (diagonal) ones
+            key = (tile_name, bi, bj)
+            upper.append(key)
             if bj == bi:
-                dsk[(name, bi, bi)] = (_matrix_tile, n, k, divisor, prepared_i, None)
-                priorities[(name, bi, bi)] = widths[bi] * (widths[bi] - 1) // 2
+                dsk[key] = (_matrix_tile, n, k, divisor, prepared_i, None)
+                priorities[key] = widths[bi] * (widths[bi] - 1) // 2
             else:
                 prepared_j = [(prep, starts[bj] + o) for o in range(widths[bj])]
-                dsk[(name, bi, bj)] = (_matrix_tile, n, k, divisor, prepared_i, prepared_j)
-                priorities[(name, bi, bj)] = widths[bi] * widths[bj]
-                dsk[(name, bj, bi)] = (_transposed, (name, bi, bj))
+                dsk[key] = (_matrix_tile, n, k, divisor, prepared_i, prepared_j)
+                priorities[key] = widths[bi] * widths[bj]
+                if not one_chunk:  # the output's upper tiles are the tile tasks; the lower, transposes
+                    dsk[(name, bj, bi)] = (_transposed, key)
+    if one_chunk:
+        dsk[(name, 0, 0)] = (_assemble_matrix, m, starts, list(widths)) + tuple(upper)
+        return _graph_array(name, dsk, [X], ((m,), (m,)), priorities)
     return _graph_array(name, dsk, [X], (widths, widths), priorities)
 
 
