@@ -4,6 +4,21 @@
 The family sections live in ``_kernels_<family>.pxi`` files that are textually
 included below (so the extension is still the single module ``fastinfo._kernels``);
 this keeps each family's kernels in its own file for review and parallel work.
+The .pxi files hold only Cython (declarations, the prange drivers, memoryviews); the C they
+call is in plain C headers under csrc/:
+
+    section (Cython)              C (csrc/)
+    common (below)                common.h        OpenMP shim, build information
+    permutations (below)          permutation.h   Generator.permutation draws
+    _kernels_softmax.pxi          softmax.h       row kernels; body softmax_rows.h (float, double)
+    _kernels_distributions.pxi    distributions.h row passes; body distributions_rows.h
+    (both dense sections)         vec.h           vector types, loads/stores (vec_ops.h), exp, log
+    _kernels_kdtree.pxi           kdtree.h        k-NN buffer, AVX2 count / k-NN searches
+                                  grid2.h         branch-free min/max, the 1-D x 1-D grid search
+    _kernels_estimators.pxi       (no C of its own)
+
+A type-generic body (*_rows.h, vec_ops.h) is included once per element type with FT and SFX
+defined (``#define FT float`` / ``#define SFX f`` / ``#include`` ...), never a macro template.
 
 Rules for every kernel (see STYLE.md):
 - typed memoryviews, ``const floating[:, ::1]`` for read-only input, C-contiguous rows;
