@@ -1,4 +1,4 @@
-"""fastinfo on Dask: two standalone benchmarks (issue 8).
+"""fastinfo on Dask: standalone benchmarks (issues 8 and 18).
 
 1. ``perplexity``: perplexity of a large memory-mapped float32 logits file, read chunk by
    chunk through ``dask.array`` on the threaded scheduler. Reports the throughput and the
@@ -7,16 +7,27 @@
    short-lived memory map, so pages of finished chunks leave the process's RSS.
    The Dask value is checked against the in-memory ``fi.perplexity`` on the whole map.
 
-2. ``mi-matrix``: ``mutual_info_matrix`` of an (n, m) Gaussian table, in one process with one
-   OpenMP thread, in one process with every OpenMP thread, and through Dask on a
-   ``LocalCluster`` of two single-threaded worker processes (one task per column pair).
-   Reports the speed-up of the cluster over the single-threaded process and checks that
-   the matrices are identical.
+2. ``mi-matrix`` and ``mi-features`` (issue 18): ``mutual_info_matrix`` of an (n, m) table of
+   correlated Gaussian columns (default (1,000,000, 32), chunked by rows on the cluster) and
+   ``mutual_info_features`` of a wide (n, m) table (default (100,000, 2,000), blocks of 250 whole
+   columns, or row chunks with ``--layout rows``) against a NumPy target. The tables are built
+   chunk by chunk on the workers (seeded per chunk; the graph never carries them) and persisted.
+   Each repeat runs, interleaved, the in-memory call in one process with ``--threads`` OpenMP
+   threads and the Dask call on a ``LocalCluster(n_workers=2, threads_per_worker=1)``; it
+   reports wall times, CPU times (the in-memory process's; the cluster's task threads' and whole
+   worker processes'), and checks the results are identical. Then the scheduler's per-task
+   overhead, measured with independent no-op tasks, and a projection to N workers: the measured
+   fastinfo task durations scheduled greedily in priority order on N workers, each task paying
+   that overhead, and at least (tasks x overhead) for the scheduler. ``plot`` turns the
+   ``--json`` records into a table and a figure.
 
-Usage (the issue's sizes; reduce them on a shared machine)::
+Usage (the issue's sizes; run timings under the machine's benchmark lock)::
 
     python asv_bench/dask_bench.py perplexity --gib 4
-    python asv_bench/dask_bench.py mi-matrix --rows 1000000 --cols 32
+    flock /work/bench.lock python asv_bench/dask_bench.py mi-matrix --rows 200000 --cols 12 --repeat 5
+    flock /work/bench.lock python asv_bench/dask_bench.py mi-matrix --json matrix.json
+    flock /work/bench.lock python asv_bench/dask_bench.py mi-features --json features.json
+    python asv_bench/dask_bench.py plot matrix.json features.json --out docs/_static/figures/dask_projection.png
 
 Run from a tree where ``import fastinfo`` gives the built package (e.g. ``PYTHONPATH=src``);
 the cluster's workers inherit ``PYTHONPATH``.
