@@ -740,21 +740,22 @@ def _prepare_column(block, offset, k):
 
 def _matrix_tile(n, k, divisor, prepared_i, prepared_j):
     """The ``(c_i, c_j)`` block of the matrix from the prepared columns of column blocks I and J
-    (``prepared_j`` None: the diagonal tile I = J, diagonal NaN)."""
-    from ._estimators import column_pair_mean_terms, concatenate_prepared, matrix_values
+    (``prepared_j`` None: the diagonal tile I = J, diagonal NaN); the prepared columns are read
+    where they are, not copied."""
+    from ._estimators import column_pair_mean_terms, matrix_values
 
-    a = concatenate_prepared(prepared_i)
     if prepared_j is None:
         rows, cols = np.triu_indices(len(prepared_i), 1)
         out = np.full((len(prepared_i), len(prepared_i)), np.nan)
-        values = matrix_values(column_pair_mean_terms(a, a, np.stack([rows, cols], axis=1), k), n, k, divisor)
+        mean_terms = column_pair_mean_terms(prepared_i, prepared_i, np.stack([rows, cols], axis=1), k)
+        values = matrix_values(mean_terms, n, k, divisor)
         out[rows, cols] = values
         out[cols, rows] = values
         return out
-    b = concatenate_prepared(prepared_j)
     rows, cols = np.indices((len(prepared_i), len(prepared_j))).reshape(2, -1)
-    values = matrix_values(column_pair_mean_terms(a, b, np.stack([rows, cols], axis=1), k), n, k, divisor)
-    return np.array(values, dtype=np.float64).reshape(len(prepared_i), len(prepared_j))
+    mean_terms = column_pair_mean_terms(prepared_i, prepared_j, np.stack([rows, cols], axis=1), k)
+    return np.array(matrix_values(mean_terms, n, k, divisor), dtype=np.float64).reshape(len(prepared_i),
+                                                                                         len(prepared_j))
 
 
 def _transposed(block):

@@ -463,20 +463,29 @@ def concatenate_prepared(blocks):
                            blocks[0].grid_side)
 
 
-def column_pair_mean_terms(prepared_a, prepared_b, pairs, k):
-    """Algorithm-1 KSG mean terms of the pairs ``(prepared_a row pairs[p, 0], prepared_b row
-    pairs[p, 1])``: bitwise ``_kernels.ksg_mean_terms`` of each pair (one kernel call, parallel
-    over the pairs)."""
+def _rows(blocks, field):
+    return [row for block in blocks for row in getattr(block, field)]
+
+
+def column_pair_mean_terms(blocks_a, blocks_b, pairs, k):
+    """Algorithm-1 KSG mean terms of column pairs: the columns of a side are the rows, in order,
+    of its sequence of :class:`PreparedColumns` (read in place, not copied); pair p is (column
+    pairs[p, 0] of side a, column pairs[p, 1] of side b). Bitwise ``_kernels.ksg_mean_terms`` of
+    each pair (one kernel call, parallel over the pairs). ``blocks_b`` may be ``blocks_a``."""
     pairs = np.ascontiguousarray(pairs, dtype=np.intp).reshape(-1, 2)
-    a, b = prepared_a, prepared_b
-    if (a.bins is not None and b.bins is not None and a.grid_side == b.grid_side
-            and _kernels._grid2_enabled()):
-        return _kernels.ksg_grid_pairs(a.values, a.sorted_values, a.bins, b.values, b.sorted_values, b.bins,
-                                       pairs, a.grid_side, k)
+    same = blocks_b is blocks_a
+    grid = _kernels._grid2_enabled() and all(b.bins is not None for b in list(blocks_a) + list(blocks_b))
+    grid_sides = {b.grid_side for b in list(blocks_a) + list(blocks_b)}
+    if grid and len(grid_sides) == 1:
+        n = blocks_a[0].values.shape[1]
+        side_a = (_rows(blocks_a, "values"), _rows(blocks_a, "sorted_values"), _rows(blocks_a, "bins"))
+        side_b = side_a if same else (_rows(blocks_b, "values"), _rows(blocks_b, "sorted_values"),
+                                      _rows(blocks_b, "bins"))
+        return _kernels.ksg_grid_pairs(*side_a, *side_b, pairs, n, grid_sides.pop(), k)
     # the KD-tree path (private switch): one set of columns with their orders
-    if b is not a:
-        pairs = pairs + np.array([0, a.values.shape[0]], dtype=np.intp)
-        a = concatenate_prepared([a, b])
+    a = concatenate_prepared(list(blocks_a) if same else list(blocks_a) + list(blocks_b))
+    if not same:
+        pairs = pairs + np.array([0, sum(b.values.shape[0] for b in blocks_a)], dtype=np.intp)
     orders = a.orders if a.orders is not None else _sorted_with_order(a.values)[1]
     return _kernels.ksg_column_pairs(a.values, a.sorted_values, orders, pairs, k)
 
@@ -521,7 +530,8 @@ def mutual_info_matrix(X, *, k=3, base=None):
     prepared = prepare_columns(np.ascontiguousarray(X.T), k)
     rows, cols = np.triu_indices(m, 1)
     pairs = np.stack([rows, cols], axis=1)
-    values = matrix_values(column_pair_mean_terms(prepared, prepared, pairs, k), n, k, divisor)
+    blocks = [prepared]
+    values = matrix_values(column_pair_mean_terms(blocks, blocks, pairs, k), n, k, divisor)
     out = np.full((m, m), np.nan, dtype=np.float64)
     out[rows, cols] = values
     out[cols, rows] = values

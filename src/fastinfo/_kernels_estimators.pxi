@@ -1061,37 +1061,81 @@ cdef void _free_rows(double **rows, Py_ssize_t m) noexcept nogil:
         free(rows)
 
 
-cdef double **_coarse_rows(const double[:, ::1] sorted_rows) noexcept nogil:
+cdef double **_coarse_rows(const double **sorted_rows, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
     """coarse_sample of every row (an array of malloc'd rows); NULL when out of memory."""
-    cdef Py_ssize_t m = sorted_rows.shape[0], n = sorted_rows.shape[1], j
+    cdef Py_ssize_t j
     cdef double **rows = <double **>calloc(max(m, 1), sizeof(double *))
     if rows == NULL:
         return NULL
     for j in range(m):
-        rows[j] = coarse_sample(&sorted_rows[j, 0], n)
+        rows[j] = coarse_sample(sorted_rows[j], n)
         if rows[j] == NULL:
             _free_rows(rows, m)
             return NULL
     return rows
 
 
-def ksg_grid_pairs(const double[:, ::1] columns_a, const double[:, ::1] sorted_a,
-                   const uint16_t[:, ::1] bins_a,
-                   const double[:, ::1] columns_b, const double[:, ::1] sorted_b,
-                   const uint16_t[:, ::1] bins_b,
-                   const Py_ssize_t[:, ::1] pairs, Py_ssize_t G, int k):
-    """Algorithm-1 KSG mean terms of pairs of prepared 1-D columns: ``columns_a`` (ma, n) holds
-    one variable per row, ``sorted_a`` their sorted copies, ``bins_a`` = grid2_column_bins(their
-    orders, G) (likewise b; a and b may be the same arrays); pair p is (columns_a[pairs[p, 0]],
-    columns_b[pairs[p, 1]]). Entry p equals bitwise ``ksg_mean_terms`` on that pair (the same
-    grid, the same per-sample terms summed in the same order) when G = grid2_columns_side(n, k).
-    Parallel over pairs (one thread per pair, dynamic); the coarse samples and the digamma table
-    are built once per call."""
-    cdef Py_ssize_t n = columns_a.shape[1], n_pairs = pairs.shape[0], p, a, b
-    cdef Py_ssize_t ma = columns_a.shape[0], mb = columns_b.shape[0]
+cdef struct PreparedRows:
+    Py_ssize_t m
+    const double **values       # the columns' values (m pointers to n doubles)
+    const double **sorted_values
+    const uint16_t **bins
+
+
+cdef int _prepared_rows(PreparedRows *r, values, sorted_values, bins, Py_ssize_t n) except -1:
+    """Pointers to the data of sequences of 1-D arrays (the arrays stay owned by the caller, who
+    keeps them alive during the call); ValueError unless each has length n."""
+    cdef Py_ssize_t j, m = len(values)
+    cdef const double[::1] v
+    cdef const uint16_t[::1] b
+    if len(sorted_values) != m or len(bins) != m:
+        raise ValueError("prepared columns: values, sorted values and bins differ in number")
+    r.m = m
+    r.values = <const double **>malloc(max(m, 1) * sizeof(double *))
+    r.sorted_values = <const double **>malloc(max(m, 1) * sizeof(double *))
+    r.bins = <const uint16_t **>malloc(max(m, 1) * sizeof(uint16_t *))
+    if r.values == NULL or r.sorted_values == NULL or r.bins == NULL:
+        raise MemoryError()
+    for j in range(m):
+        v = values[j]
+        if v.shape[0] != n:
+            raise ValueError(f"prepared column {j} has {v.shape[0]} samples, not {n}")
+        r.values[j] = &v[0]
+        v = sorted_values[j]
+        if v.shape[0] != n:
+            raise ValueError(f"prepared column {j} has {v.shape[0]} sorted samples, not {n}")
+        r.sorted_values[j] = &v[0]
+        b = bins[j]
+        if b.shape[0] != n:
+            raise ValueError(f"prepared column {j} has {b.shape[0]} bins, not {n}")
+        r.bins[j] = &b[0]
+    return 0
+
+
+cdef void _prepared_rows_free(PreparedRows *r) noexcept nogil:
+    free(r.values)
+    free(r.sorted_values)
+    free(r.bins)
+    r.values = NULL
+    r.sorted_values = NULL
+    r.bins = NULL
+
+
+def ksg_grid_pairs(columns_a, sorted_a, bins_a, columns_b, sorted_b, bins_b,
+                   const Py_ssize_t[:, ::1] pairs, Py_ssize_t n, Py_ssize_t G, int k):
+    """Algorithm-1 KSG mean terms of pairs of prepared 1-D columns: ``columns_a`` is a sequence of
+    float64 arrays of length n (one variable each, C-contiguous), ``sorted_a`` their sorted copies,
+    ``bins_a`` their grid bins (grid2_column_bins of their orders, G bins; uint16); likewise b (a
+    and b may be the same sequences). Pair p is (columns_a[pairs[p, 0]], columns_b[pairs[p, 1]]).
+    Entry p equals bitwise ``ksg_mean_terms`` on that pair (the same grid, the same per-sample terms
+    summed in the same order) when G = grid2_columns_side(n, k). The columns are read where they
+    are (rows of one array, or separate arrays: no copy). Parallel over pairs (one thread per pair,
+    dynamic); the coarse samples and the digamma table are built once per call."""
+    cdef Py_ssize_t n_pairs = pairs.shape[0], p, a, b
     cdef int nt = num_threads_for(n_pairs), fail = 0, status
     cdef int *failp = &fail
-    cdef bint same
+    cdef bint same = columns_a is columns_b and sorted_a is sorted_b and bins_a is bins_b
+    cdef PreparedRows ra, rb
     cdef double **coarse_a = NULL
     cdef double **coarse_b = NULL
     cdef double *psi = NULL
@@ -1101,42 +1145,60 @@ def ksg_grid_pairs(const double[:, ::1] columns_a, const double[:, ::1] sorted_a
     cdef double[::1] ov = out
     if n_pairs == 0:
         return out
-    same = (ma == mb and &columns_a[0, 0] == &columns_b[0, 0]
-            and &sorted_a[0, 0] == &sorted_b[0, 0] and &bins_a[0, 0] == &bins_b[0, 0])
-    with nogil:
-        coarse_a = _coarse_rows(sorted_a)
-        coarse_b = coarse_a if same else _coarse_rows(sorted_b)
-        psi = psi_table(n)
-        if coarse_a == NULL or coarse_b == NULL or psi == NULL:
-            fail = 1
-        else:
-            with parallel(num_threads=nt):
-                terms = <double *>malloc(n * sizeof(double))
-                grid = <Grid2 *>malloc(sizeof(Grid2))
-                for p in prange(n_pairs, schedule='dynamic'):
-                    if terms == NULL or grid == NULL:
-                        failp[0] = 1
-                        continue
-                    a = pairs[p, 0]
-                    b = pairs[p, 1]
-                    status = grid2_build_cells(grid, &columns_a[a, 0], &columns_b[b, 0], NULL, NULL,
-                                               &bins_a[a, 0], &bins_b[b, 0], &sorted_a[a, 0],
-                                               &sorted_b[b, 0], n, G)
-                    if status == 0:
-                        status = grid_ksg_pass_tables(grid, &sorted_a[a, 0], &sorted_b[b, 0],
-                                                      coarse_a[a], coarse_b[b], psi, k, 1, terms, 1)
-                        grid2_free(grid)
-                    if status != 0:
-                        failp[0] = 1
-                        ov[p] = NAN
-                        continue
-                    ov[p] = ordered_sum(terms, n) / n
-                free(terms)
-                free(grid)
-        _free_rows(coarse_a, ma)
+    ra.values = NULL
+    ra.sorted_values = NULL
+    ra.bins = NULL
+    rb.values = NULL
+    rb.sorted_values = NULL
+    rb.bins = NULL
+    try:
+        _prepared_rows(&ra, columns_a, sorted_a, bins_a, n)
         if not same:
-            _free_rows(coarse_b, mb)
-        free(psi)
+            _prepared_rows(&rb, columns_b, sorted_b, bins_b, n)
+        for p in range(n_pairs):
+            if not (0 <= pairs[p, 0] < ra.m and 0 <= pairs[p, 1] < (ra.m if same else rb.m)):
+                raise ValueError(f"pair {p} ({pairs[p, 0]}, {pairs[p, 1]}) is out of range")
+        with nogil:
+            coarse_a = _coarse_rows(ra.sorted_values, ra.m, n)
+            coarse_b = coarse_a if same else _coarse_rows(rb.sorted_values, rb.m, n)
+            psi = psi_table(n)
+            if same:
+                rb = ra
+            if coarse_a == NULL or coarse_b == NULL or psi == NULL:
+                fail = 1
+            else:
+                with parallel(num_threads=nt):
+                    terms = <double *>malloc(n * sizeof(double))
+                    grid = <Grid2 *>malloc(sizeof(Grid2))
+                    for p in prange(n_pairs, schedule='dynamic'):
+                        if terms == NULL or grid == NULL:
+                            failp[0] = 1
+                            continue
+                        a = pairs[p, 0]
+                        b = pairs[p, 1]
+                        status = grid2_build_cells(grid, ra.values[a], rb.values[b], NULL, NULL,
+                                                   ra.bins[a], rb.bins[b], ra.sorted_values[a],
+                                                   rb.sorted_values[b], n, G)
+                        if status == 0:
+                            status = grid_ksg_pass_tables(grid, ra.sorted_values[a],
+                                                          rb.sorted_values[b], coarse_a[a],
+                                                          coarse_b[b], psi, k, 1, terms, 1)
+                            grid2_free(grid)
+                        if status != 0:
+                            failp[0] = 1
+                            ov[p] = NAN
+                            continue
+                        ov[p] = ordered_sum(terms, n) / n
+                    free(terms)
+                    free(grid)
+            _free_rows(coarse_a, ra.m)
+            if not same:
+                _free_rows(coarse_b, rb.m)
+            free(psi)
+    finally:
+        _prepared_rows_free(&ra)
+        if not same:
+            _prepared_rows_free(&rb)
     if fail != 0:
         raise MemoryError("fastinfo: out of memory in the KSG estimator")
     return out
