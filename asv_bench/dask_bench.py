@@ -370,23 +370,36 @@ def plot(args):
 
     records = [json.loads(Path(p).read_text()) for p in args.records]
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    lines = ["| workload | in-memory (2 threads) | cluster (2 workers) | wall ratio | task CPU ratio | tasks | "
-             "projected N=8 | N=32 |", "|---|---|---|---|---|---|---|---|"]
+    header = ["workload", "in-memory, 2 threads: wall min / median", "cluster, 2 workers: wall min / median",
+              "wall ratio min / median", "task CPU ratio min / median", "fastinfo tasks",
+              "projected N=8", "N=32"]
+    table = []
     for r in records:
         name = (f"matrix ({r['rows']:,}, {r['cols']})" if r["bench"] == "mi-matrix"
-                else f"features ({r['rows']:,}, {r['cols']:,})")
-        t_mem = min(x["t_mem"] for x in r["repeats"])
-        t_cl = min(x["t_cluster"] for x in r["repeats"])
-        cpu = min(x["task_cpu"] / x["cpu_mem"] for x in r["repeats"])
+                else f"features ({r['rows']:,}, {r['cols']:,}), {r['layout']}")
+        reps = r["repeats"]
+
+        def stat(values):
+            return min(values), float(np.median(values))
+
+        t_mem = stat([x["t_mem"] for x in reps])
+        t_cl = stat([x["t_cluster"] for x in reps])
+        wall = stat([x["t_cluster"] / x["t_mem"] for x in reps])
+        cpu = stat([x["task_cpu"] / x["cpu_mem"] for x in reps])
         proj = dict((int(w), t) for w, t in r["projection"])
-        lines.append(f"| {name} | {t_mem:.2f} s | {t_cl:.2f} s | {t_cl / t_mem:.3f} | {cpu:.3f} | "
-                     f"{r['repeats'][0]['n_tasks']} | {proj.get(8, math.nan):.2f} s | {proj.get(32, math.nan):.2f} s |")
+        table.append([name, f"{t_mem[0]:.2f} / {t_mem[1]:.2f} s", f"{t_cl[0]:.2f} / {t_cl[1]:.2f} s",
+                      f"{wall[0]:.3f} / {wall[1]:.3f}", f"{cpu[0]:.3f} / {cpu[1]:.3f}",
+                      f"{reps[0]['n_tasks']}", f"{proj.get(8, math.nan):.2f} s", f"{proj.get(32, math.nan):.2f} s"])
         ws = [int(w) for w, _ in r["projection"]]
         ts = [t for _, t in r["projection"]]
         (line,) = ax.plot(ws, ts, marker="o", label=f"{name}: projection")
-        ax.plot([r["workers"]], [t_cl], marker="*", markersize=12, color=line.get_color(), linestyle="none",
+        ax.plot([r["workers"]], [t_cl[0]], marker="*", markersize=12, color=line.get_color(), linestyle="none",
                 label=f"{name}: measured, {r['workers']} workers")
         ax.plot(ws, [ts[0] * ws[0] / w for w in ws], linestyle=":", color=line.get_color())
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header] + table:
+        lines.append("   * - " + row[0])
+        lines += [f"     - {cell}" for cell in row[1:]]
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("single-threaded workers")
