@@ -333,7 +333,8 @@ def bench_estimator(args):
           f"(CPU {summary['cpu_mem'][0]:.2f} / {summary['cpu_mem'][1]:.2f} s), "
           f"cluster {summary['t_cluster'][0]:.2f} / {summary['t_cluster'][1]:.2f} s "
           f"(task CPU {summary['task_cpu'][0]:.2f} / {summary['task_cpu'][1]:.2f} s); "
-          f"wall ratio (cluster / in-memory, same repeat) min {min(wall_ratios):.3f} median {np.median(wall_ratios):.3f}; "
+          f"wall ratio (cluster / in-memory, same repeat) min {min(wall_ratios):.3f} "
+          f"median {np.median(wall_ratios):.3f}; "
           f"task CPU ratio min {min(cpu_ratios):.3f} median {np.median(cpu_ratios):.3f}; "
           f"worker process CPU ratio min {min(process_ratios):.3f} median {np.median(process_ratios):.3f}; "
           f"all identical: {all(r['identical'] for r in rows)}")
