@@ -674,7 +674,7 @@ def client():
     os.environ["PYTHONPATH"] = SRC + (os.pathsep + old if old else "")
     try:
         cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+                                           dashboard_address=":0", silence_logs=logging.ERROR)
         client = distributed.Client(cluster)
     finally:
         if old is None:
