@@ -370,7 +370,7 @@ def plot(args):
     import matplotlib.pyplot as plt
 
     records = [json.loads(Path(p).read_text()) for p in args.records]
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=(10.0, 4.6))
     header = ["workload", "in-memory, 2 threads: wall min / median", "cluster, 2 workers: wall min / median",
               "wall ratio min / median", "task CPU ratio min / median", "fastinfo tasks",
               "projected N=8", "N=32", "N=32 from task CPU"]
@@ -414,7 +414,7 @@ def plot(args):
     ax.set_xlabel("single-threaded workers")
     ax.set_ylabel("wall time (s)")
     ax.set_title("fastinfo estimators on dask.distributed (dotted: linear scaling)", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     print("\n".join(lines))
