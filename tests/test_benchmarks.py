@@ -184,3 +184,31 @@ def test_compare_table_and_bad_options(capsys):
     assert "peak memory method" in text
     assert _bench.main(["--tiny", "--only", "W9"]) == 2
     assert _bench.main(["--tiny", "--threads", "0"]) == 2
+
+
+def _load_dask_bench():
+    path = Path(__file__).resolve().parent.parent / "asv_bench" / "dask_bench.py"
+    spec = importlib.util.spec_from_file_location("fastinfo_dask_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dask_bench_projection_and_tables():
+    pytest.importorskip("dask")
+    bench = _load_dask_bench()
+    # greedy list scheduling in priority order, each task paying the overhead; never below the
+    # scheduler's serial time
+    assert bench.project([1.0] * 4, [0] * 4, 2, 0.0) == 2.0
+    assert bench.project([3.0, 1.0, 1.0, 1.0], [1, 0, 0, 0], 2, 0.0) == 3.0
+    assert bench.project([1.0] * 4, [0] * 4, 1, 0.5) == 6.0
+    assert bench.project([0.001] * 100, [0] * 100, 64, 0.01) == pytest.approx(1.0)
+    # the cluster's chunks are the in-memory table's
+    for kind, chunk in (("rows", 7), ("columns", 3)):
+        local, _ = bench.build_table(kind, 20, 5, chunk)
+        assert local.shape == (20, 5)
+        func = bench.table_chunk if kind == "rows" else bench.feature_chunk
+        if kind == "rows":
+            assert np.array_equal(local[7:14], func(1, 1, 7, 5))
+        else:
+            assert np.array_equal(local[:, 3:], func(1, 1, 20, 2))

@@ -20,9 +20,18 @@ from numpy.testing import assert_allclose, assert_array_equal
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 
+from dask.core import get_dependencies  # noqa: E402
+
 import fastinfo as fi  # noqa: E402
+from fastinfo import _dask as fastinfo_dask  # noqa: E402
 
 SRC = str(Path(fi.__file__).resolve().parent.parent)
+
+# dask.distributed warns when a graph carries large embedded data ("Sending large graph of size
+# ..."): no fastinfo call may do that (its inputs travel as chunks or scattered futures). The
+# distributed fixtures below also lower the warning's threshold so that the small arrays of these
+# tests would trip it if they were embedded.
+pytestmark = pytest.mark.filterwarnings("error:Sending large graph:UserWarning")
 
 N_ROWS, N_CLASSES = 53, 13
 
@@ -354,6 +363,156 @@ def test_mutual_info_matrix_float32_and_base(table):
     assert_array_equal(threads(fi.mutual_info_matrix(as_dask(x, 64), base=2)), fi.mutual_info_matrix(x, base=2))
 
 
+@pytest.fixture
+def tile_side(monkeypatch):
+    """Force the columns per tile of both estimators (the sizing rule picks them from the data)."""
+    def force(side):
+        monkeypatch.setattr(fastinfo_dask, "_columns_per_tile", lambda n, m, cores: side)
+        monkeypatch.setattr(fastinfo_dask, "_features_per_tile", lambda n, m, cores: side)
+    return force
+
+
+def wide_table(n, m, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, m))
+    x[:, 1::3] += 0.7 * x[:, ::3][:, : x[:, 1::3].shape[1]]
+    x[:, 2::5] = np.round(2 * x[:, 2::5])  # ties
+    return x
+
+
+@pytest.mark.parametrize("one_chunk", [True, False])
+@pytest.mark.parametrize("side", [1, 2, 3, 7])
+@pytest.mark.parametrize("chunks", [(-1, -1), (61, -1), ((40, 1, 159), (2, 5))])
+def test_mutual_info_matrix_tiles_any_chunking_bitwise(side, chunks, one_chunk, tile_side, monkeypatch):
+    # tiles of 1, 2, 3 (uneven last block) and 7 (one block) columns; row chunks, mixed chunks;
+    # the result assembled into one chunk (small matrices) or left in tiles (large ones)
+    x = wide_table(200, 7, side)
+    tile_side(side)
+    if not one_chunk:
+        monkeypatch.setattr(fastinfo_dask, "_ONE_CHUNK_BYTES", 0)
+    expected = fi.mutual_info_matrix(x, k=3)
+    lazy = fi.mutual_info_matrix(as_dask(x, chunks), k=3)
+    n_blocks = 1 if one_chunk else -(-7 // side)
+    assert lazy.chunks[0] == lazy.chunks[1] and len(lazy.chunks[0]) == n_blocks
+    assert_array_equal(threads(lazy), expected)
+    assert_array_equal(dask.compute(lazy, scheduler="sync")[0], expected)
+
+
+@pytest.mark.parametrize("one_chunk", [True, False])
+def test_mutual_info_matrix_graph_one_preparation_per_column(one_chunk, tile_side, monkeypatch):
+    # one preparation task per column, one task per tile of the upper triangle (and, for a tiled
+    # result, a transpose per lower tile); a tile task reads the prepared columns of its two
+    # column blocks only
+    x = wide_table(120, 10, 3)
+    tile_side(3)
+    if not one_chunk:
+        monkeypatch.setattr(fastinfo_dask, "_ONE_CHUNK_BYTES", 0)
+    lazy = fi.mutual_info_matrix(as_dask(x, (50, 4)), k=3)
+    graph = dict(lazy.__dask_graph__())
+    prep = [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith("fastinfo-prepare-column")]
+    tile_prefix = "fastinfo-matrix-tile" if one_chunk else lazy.name
+    tiles = [key for key in graph if isinstance(key, tuple) and str(key[0]).startswith(tile_prefix)]
+    assert sorted(key[1] for key in prep) == list(range(10))
+    n_blocks = 4  # 3 + 3 + 3 + 1 columns
+    upper = [key for key in tiles if key[1] <= key[2]]
+    assert len(upper) == n_blocks * (n_blocks + 1) // 2
+    assert len(tiles) == (len(upper) if one_chunk else n_blocks * n_blocks)
+    for key in tiles:
+        deps = set(get_dependencies(graph, key))
+        if key[1] > key[2]:
+            assert deps == {(lazy.name, key[2], key[1])}
+        else:
+            assert all(d in prep for d in deps) and len(deps) <= 6
+    if one_chunk:
+        assert set(get_dependencies(graph, (lazy.name, 0, 0))) == set(upper)
+    assert_array_equal(threads(lazy), fi.mutual_info_matrix(x, k=3))
+
+
+def test_mutual_info_matrix_small_and_kdtree_path(tile_side):
+    from fastinfo import _kernels
+
+    x = wide_table(40, 5, 4)
+    for m in (1, 2, 5):
+        for side in (1, 2):
+            tile_side(side)
+            assert_array_equal(threads(fi.mutual_info_matrix(as_dask(x[:, :m], 13), k=2)),
+                               fi.mutual_info_matrix(x[:, :m], k=2))
+    old = _kernels._set_grid2(False)  # the private KD-tree switch: the same values
+    try:
+        tile_side(2)
+        general = threads(fi.mutual_info_matrix(as_dask(x, 13), k=3))
+    finally:
+        _kernels._set_grid2(old)
+    assert_array_equal(general, fi.mutual_info_matrix(x, k=3))
+    with pytest.raises(ValueError, match="at least one dimension"):
+        fi.mutual_info_matrix(as_dask(x[:, :0], 13))
+
+
+def test_mutual_info_estimators_any_openmp_threads(tile_side):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    x = wide_table(400, 6, 5)
+    y = x[:, 0] - x[:, 4]
+    tile_side(2)
+    with threadpoolctl.threadpool_limits(1, "openmp"):
+        matrix_one, features_one = dask.compute(fi.mutual_info_matrix(as_dask(x, 90)),
+                                                fi.mutual_info_features(as_dask(x, 90), y), scheduler="threads")
+    assert_array_equal(matrix_one, fi.mutual_info_matrix(x))
+    assert_array_equal(features_one, fi.mutual_info_features(x, y))
+
+
+def test_tile_sizing_from_the_data():
+    side = fastinfo_dask._columns_per_tile
+    # tiny columns: many pairs per task (tasks of at least _TASK_SECONDS_MIN); huge ones: one pair
+    assert side(1000, 400, 2) > 5
+    assert side(10**9, 400, 2) == 1
+    # more cores: smaller tiles (more tasks); never more columns than the table has
+    assert side(100_000, 400, 64) <= side(100_000, 400, 2)
+    assert side(100, 3, 2) == 3
+    # the prepared columns of a tile stay within _TILE_BYTES_MAX
+    s = side(5 * 10**6, 2000, 1)
+    assert 2 * s * 26 * 5 * 10**6 <= fastinfo_dask._TILE_BYTES_MAX
+    features = fastinfo_dask._features_per_tile
+    assert features(100_000, 10_000, 2) > 1 and -(-10_000 // features(100_000, 10_000, 2)) >= 16
+    assert features(100, 3, 2) == 3
+
+
+def test_mutual_info_tiles_fuzz():
+    # any table shape, row and column chunking, tile side and k: the in-memory values, bitwise
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    def chunks_of(total, data):
+        cuts = sorted(data.draw(st.sets(st.integers(1, max(total - 1, 1)), max_size=3)))
+        cuts = [c for c in cuts if 0 < c < total]
+        return tuple(b - a for a, b in zip([0] + cuts, cuts + [total]))
+
+    @hypothesis.settings(max_examples=25, deadline=None)
+    @hypothesis.given(st.data())
+    def check(data):
+        n = data.draw(st.integers(4, 90))
+        m = data.draw(st.integers(1, 6))
+        k = data.draw(st.integers(1, min(5, n - 1)))
+        side = data.draw(st.integers(1, m))
+        seed = data.draw(st.integers(0, 2**16))
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, m))
+        if data.draw(st.booleans()):
+            x = np.round(x)  # ties and duplicates
+        chunks = (chunks_of(n, data), chunks_of(m, data))
+        y = x[:, 0] + rng.standard_normal(n)
+        old = (fastinfo_dask._columns_per_tile, fastinfo_dask._features_per_tile)
+        fastinfo_dask._columns_per_tile = fastinfo_dask._features_per_tile = lambda n, m, cores: side
+        try:
+            matrix, features = dask.compute(fi.mutual_info_matrix(as_dask(x, chunks), k=k),
+                                            fi.mutual_info_features(as_dask(x, chunks), y, k=k), scheduler="threads")
+        finally:
+            fastinfo_dask._columns_per_tile, fastinfo_dask._features_per_tile = old
+        assert_array_equal(matrix, fi.mutual_info_matrix(x, k=k))
+        assert_array_equal(features, fi.mutual_info_features(x, y, k=k))
+
+    check()
+
+
 def test_mutual_info_features_exact(table):
     x, labels = table
     y = x[:, 0] + 0.3 * x[:, 3]
@@ -366,6 +525,41 @@ def test_mutual_info_features_exact(table):
     mask = np.array([False, True, False, False])
     assert_array_equal(threads(fi.mutual_info_features(as_dask(xm, 80), y, discrete_features=mask)),
                        fi.mutual_info_features(xm, y, discrete_features=mask))
+
+
+@pytest.mark.parametrize("side", [1, 3, 10])
+def test_mutual_info_features_tiles_bitwise(side, tile_side):
+    x = wide_table(150, 10, 11)
+    labels = np.random.default_rng(1).integers(0, 4, 150)
+    x[:, 3] = labels[::-1]
+    x[:, 7] = labels % 2
+    mask = np.zeros(10, dtype=bool)
+    mask[[3, 7]] = True
+    y = x[:, 0] + 0.5 * x[:, 5]
+    tile_side(side)
+    for chunks in ((-1, -1), (37, 4)):
+        xd = as_dask(x, chunks)
+        lazy = fi.mutual_info_features(xd, y, discrete_features=mask)
+        assert len(lazy.chunks[0]) == -(-10 // side)
+        assert_array_equal(threads(lazy), fi.mutual_info_features(x, y, discrete_features=mask))
+        for discrete_target in (False, True):
+            target = labels if discrete_target else y
+            assert_array_equal(
+                threads(fi.mutual_info_features(xd, as_dask(target, 40), discrete_features=mask,
+                                                discrete_target=discrete_target, base=2)),
+                fi.mutual_info_features(x, target, discrete_features=mask, discrete_target=discrete_target, base=2))
+    assert threads(fi.mutual_info_features(as_dask(x[:, :0], 50), y)).shape == (0,)
+
+
+def test_mutual_info_features_target_prepared_once(tile_side):
+    x = wide_table(100, 9, 12)
+    tile_side(2)
+    lazy = fi.mutual_info_features(as_dask(x, 30), x[:, 0] + x[:, 1])
+    graph = lazy.__dask_graph__()
+    targets = [key for key in dict(graph) if str(key).startswith("fastinfo-prepare-target")]
+    assert len(targets) == 1
+    tiles = [key for key in dict(graph) if isinstance(key, tuple) and key[0] == lazy.name]
+    assert len(tiles) == 5 and all(targets[0] in get_dependencies(dict(graph), key) for key in tiles)
 
 
 # =============================================================================
@@ -480,7 +674,7 @@ def client():
     os.environ["PYTHONPATH"] = SRC + (os.pathsep + old if old else "")
     try:
         cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+                                           dashboard_address=":0", silence_logs=logging.ERROR)
         client = distributed.Client(cluster)
     finally:
         if old is None:
@@ -533,9 +727,10 @@ def test_distributed_softmax_and_distributions(client, data):
         fi.perplexity(ld, td, ignore_index=-100))
 
 
-def test_distributed_estimators_and_errors(client, table, data):
+def test_distributed_estimators_and_errors(client, table, data, tile_side):
     x, labels = table
     xd = as_dask(x, (100, 2))
+    tile_side(2)
     matrix, features = client.compute([fi.mutual_info_matrix(xd, k=3),
                                        fi.mutual_info_features(xd, labels, discrete_target=True)], sync=True)
     assert_array_equal(matrix, fi.mutual_info_matrix(x, k=3))
@@ -544,3 +739,48 @@ def test_distributed_estimators_and_errors(client, table, data):
     target[7] = 1234
     with pytest.raises(ValueError, match="1234"):
         client.compute(fi.softmax_cross_entropy(as_dask(data["logits"], 10), target, ignore_index=-100), sync=True)
+
+
+# =============================================================================
+# dask.distributed: the estimators on clusters of threads (and one case on processes above)
+# =============================================================================
+
+
+@pytest.fixture(scope="module")
+def thread_cluster():
+    """Two workers of two threads each in this process, with the large-graph warning (an error
+    here) lowered to 200 kB: arrays of 400 kB embedded in a graph would trip it."""
+    distributed = pytest.importorskip("distributed")
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "200kB"}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False,
+                                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
+            with distributed.Client(cluster, set_as_default=False) as client:
+                yield client
+
+
+def test_large_graph_warning_is_an_error_here(thread_cluster):
+    # the check that guards the tests below: embedding a 400 kB array does raise
+    with thread_cluster.as_current(), pytest.raises(UserWarning, match="Sending large graph"):
+        thread_cluster.compute(da.from_array(np.zeros(50_000), chunks=-1).sum(), sync=True)
+
+
+@pytest.mark.parametrize("side", [1, 3])
+def test_distributed_threads_matrix_and_features_bitwise(side, thread_cluster, tile_side):
+    x = wide_table(10_000, 5, 21)  # 400 kB: a graph embedding it would raise
+    y = x[:, 0] + 0.5 * x[:, 3] + np.random.default_rng(3).standard_normal(10_000)
+    labels = (x[:, 2] > 0).astype(np.int64) + (x[:, 4] > 1)
+    tile_side(side)
+    with thread_cluster.as_current():
+        # the table on the workers in row chunks (as a store read by rows would give it)
+        scattered = thread_cluster.scatter(x)
+        xd = thread_cluster.persist(da.from_delayed(dask.delayed(scattered), x.shape, x.dtype).rechunk((2_500, 5)))
+        yd = da.from_delayed(dask.delayed(thread_cluster.scatter(y)), y.shape, y.dtype)
+        lazy = [fi.mutual_info_matrix(xd),
+                fi.mutual_info_features(xd, y),                  # NumPy y: scattered by fastinfo
+                fi.mutual_info_features(xd, labels, discrete_target=True),
+                fi.mutual_info_features(x, yd, base=2)]          # NumPy X: scattered by fastinfo
+        got = thread_cluster.compute(lazy, sync=True)
+    expected = [fi.mutual_info_matrix(x), fi.mutual_info_features(x, y),
+                fi.mutual_info_features(x, labels, discrete_target=True), fi.mutual_info_features(x, y, base=2)]
+    for value, reference in zip(got, expected):
+        assert_array_equal(value, reference)

@@ -553,3 +553,27 @@ def test_kdtree_simd_paths_match_reference(data):
             kernels._set_kd_avx2(old)
         assert generic == fi.entropy_knn(j, k=3)
         assert close(generic, ref.entropy_knn_ref(j, k=3))
+
+
+def test_prepared_column_pairs_equal_ksg_bitwise_and_check_lengths():
+    # mutual_info_matrix's kernel reads prepared columns in place (rows of one array or separate
+    # arrays): every pair bitwise mutual_info_ksg's mean term; malformed input raises, never reads
+    # out of bounds
+    from fastinfo import _estimators, _kernels
+
+    rng = np.random.default_rng(seed("prepared-pairs"))
+    for n in (5, 300, 40_000):
+        x = rng.normal(size=(n, 4))
+        x[:, 2] = np.round(x[:, 2])
+        blocks = [_estimators.prepare_columns(np.ascontiguousarray(x[:, [j]].T), 3) for j in range(4)]
+        pairs = np.array([[0, 1], [1, 0], [0, 0], [1, 1]])
+        terms = _estimators.column_pair_mean_terms(blocks[:2], blocks[2:], pairs, 3)
+        for (a, b), t in zip(pairs.tolist(), terms.tolist()):
+            constant = _kernels.digamma_integer(3) + _kernels.digamma_integer(n)
+            assert constant - t == fi.mutual_info_ksg(x[:, a], x[:, 2 + b]), (n, a, b)
+    p = blocks[0]
+    rows = ([p.values[0]], [p.sorted_values[0]], [p.bins[0]])
+    with pytest.raises(ValueError, match="samples"):
+        _kernels.ksg_grid_pairs(*rows, *rows, np.zeros((1, 2), dtype=np.intp), n + 1, p.grid_side, 3)
+    with pytest.raises(ValueError, match="out of range"):
+        _kernels.ksg_grid_pairs(*rows, *rows, np.array([[0, 1]], dtype=np.intp), n, p.grid_side, 3)

@@ -23,21 +23,24 @@ Values that can only be checked by reading the data (a target out of range, a
 negative probability, non-finite samples) raise the NumPy front-end's ``ValueError``
 at compute time.
 
-``mutual_info_matrix`` and ``mutual_info_features`` turn every column into one task
-and every column pair (or column) into one task that runs the in-memory function on
-the columns it needs, so its values equal the in-memory results exactly.
+``mutual_info_matrix`` and ``mutual_info_features`` prepare each column (or the target)
+once, in one task, and run the pair work in tiles of whole-column blocks by the kernels of
+the in-memory call, so their values equal the in-memory results bitwise (see the
+estimators section below). NumPy arguments of a call are scattered to the cluster when a
+``dask.distributed`` client is the default, so no graph carries large data.
 
 Nothing in this module imports Dask at import time: ``import fastinfo`` never does.
 """
 import functools
 import importlib
 import math
+import os
 import sys
 
 import numpy as np
 
 from ._estimators import check_features_args
-from ._validation import as_float_array, check_k, log_base_divisor, normalize_axis
+from ._validation import as_float_array, as_samples, check_k, log_base_divisor, normalize_axis
 
 __all__ = ["dask_dispatch", "is_dask_array"]
 
@@ -126,18 +129,45 @@ def _dask_array_module():
 
 
 def _as_dask(a, name):
-    """``a`` as a Dask array (NumPy/array_like arguments of mixed calls become one chunk)."""
+    """``a`` as a Dask array (NumPy/array_like arguments of mixed calls become one chunk,
+    scattered to the cluster when a dask.distributed client is the default)."""
     if is_dask_array(a):
         if any(isinstance(d, float) and math.isnan(d) for d in a.shape):
             raise ValueError(f"{name} has unknown chunk sizes (shape {a.shape}); call "
                              f"{name}.compute_chunk_sizes() first")
         return a
-    da = _dask_array_module()
     try:
         arr = np.asarray(a)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{name} could not be converted to an array: {exc}") from None
-    return da.from_array(arr, chunks=arr.shape or ())
+    return _scattered_or_embedded(arr)
+
+
+def _default_client():
+    """The default dask.distributed client, or None (distributed is never imported for this)."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ValueError, ImportError):
+        return None
+
+
+def _scattered_or_embedded(arr):
+    """A NumPy argument as a one-chunk Dask array: scattered to the cluster when a
+    dask.distributed client is the default (so the graph carries a key, not the data), else
+    wrapped as it is (local schedulers share this process's memory)."""
+    da = _dask_array_module()
+    client = _default_client()
+    if client is None or arr.nbytes < (1 << 16) or arr.dtype.hasobject:
+        return da.from_array(arr, chunks=arr.shape or ())
+    import dask
+
+    future = client.scatter(arr, hash=True)
+    return da.from_delayed(dask.delayed(future), shape=arr.shape, dtype=arr.dtype,
+                           meta=np.empty((0,) * arr.ndim, dtype=arr.dtype))
 
 
 def _probe_shape(shape, axis):
@@ -599,70 +629,236 @@ def js_divergence(p, q, axis=-1, *, base=None):
 
 
 # =============================================================================
-# Estimators: one task per column, one per column pair (or column)
+# Estimators: per-column preparation once, pair work in tiles of columns
 # =============================================================================
+# mutual_info_matrix: X is rechunked once to blocks of whole columns, c columns per block (c from
+# the data, _columns_per_tile). One task per column prepares what every pair of that column needs
+# from it alone (validated float64 values, sorted copy, grid bins: _estimators.prepare_columns);
+# one task per tile (I, J), I <= J, of the (m, m) matrix computes the pairs of column block I with
+# column block J from the prepared columns of the two blocks (a diagonal tile: the pairs within its
+# block) by the kernel of the in-memory call, so every value is bitwise the in-memory value for
+# any chunking, workers and threads. The lower tiles are the transposes of the upper ones. A task
+# holds at most 2 c prepared columns (18 bytes per sample each) and the kernel's scratch.
+# mutual_info_features: the target is prepared once (one task), X is rechunked to blocks of c
+# whole columns and one task per block runs _estimators.features_block (each column is used by one
+# pair only, so its own sort is part of that task). Inputs travel as Dask chunks; NumPy arguments
+# of a call are scattered to the cluster when a dask.distributed client is the default, never
+# embedded in the graph.
+
+# One KSG estimate of a pair of 1-D columns (k = 3) on one core, per sample: ~0.2 us at 10**5
+# samples, ~0.6 us at 10**6 (cache misses grow with n). Only the order of magnitude matters: it
+# sizes the tiles.
+_PAIR_SECONDS_PER_SAMPLE = 4e-7
+_TASK_SECONDS_MIN = 0.05      # shorter tasks would pay a visible share of per-task overhead (~1 ms)
+_TASK_SECONDS_MAX = 4.0       # longer ones make the last task's tail and a lost worker costly
+_TASKS_PER_WORKER = 8         # enough tasks to balance the load across the workers
+_TILE_BYTES_MAX = 1 << 30     # a tile's prepared columns plus its block of X
 
 
-def _column_tasks(X):
-    """One delayed NumPy column per column of the 2-D Dask array ``X``."""
-    columns = []
-    for j in range(X.shape[1]):
-        column = X[:, j]
-        column = column.rechunk(column.shape)
-        columns.append(column.to_delayed().ravel()[0])
-    return columns
+def _cluster_cores():
+    """Cores that will run the tasks: the default dask.distributed client's worker threads when
+    there is one, else this machine's CPUs (the local schedulers)."""
+    client = _default_client()
+    if client is not None:
+        try:
+            cores = sum(client.nthreads().values())
+        except Exception:  # a client without a reachable scheduler: fall back to this machine
+            cores = 0
+        if cores > 0:
+            return cores
+    return os.cpu_count() or 1
 
 
-def _pair_mutual_info(x, y, k, base):
-    """``mutual_info_matrix`` of the two columns: the in-memory computation of that pair."""
-    return float(_front_end("mutual_info_matrix")(np.column_stack((x, y)), k=k, base=base)[0, 1])
+def _tile_side(n_items, item_seconds, item_bytes, cores, per_task_items=lambda c: c):
+    """Columns per tile: as many as give ``_TASKS_PER_WORKER`` tasks per core, clamped so that a
+    task lasts between ``_TASK_SECONDS_MIN`` and ``_TASK_SECONDS_MAX`` and holds at most
+    ``_TILE_BYTES_MAX``; ``per_task_items(c)``: the work items (pairs, columns) of a tile of c columns."""
+    total = n_items * item_seconds
+    per_task = min(max(total / (_TASKS_PER_WORKER * cores), _TASK_SECONDS_MIN), _TASK_SECONDS_MAX)
+    side = 1
+    while per_task_items(side + 1) * item_seconds <= per_task and (side + 1) * item_bytes <= _TILE_BYTES_MAX:
+        side += 1
+    return side
 
 
-def _assemble_matrix(m, pairs, *values):
-    out = np.full((m, m), np.nan)
-    for (i, j), value in zip(pairs, values):
-        out[i, j] = out[j, i] = value
-    return out
+def _columns_per_tile(n, m, cores):
+    """Columns per block of mutual_info_matrix: a tile of c columns does about c**2 pairs."""
+    pairs = m * (m - 1) // 2
+    side = _tile_side(pairs, _PAIR_SECONDS_PER_SAMPLE * n, 2 * 26 * n, cores, lambda c: c * c)
+    return max(1, min(side, m))
+
+
+def _features_per_tile(n, m, cores):
+    """Columns per block of mutual_info_features (one pair per column, its sort included). The
+    blocks cost about the same, so their number is rounded up to a multiple of the cores (no
+    last round with idle workers)."""
+    side = max(1, min(_tile_side(m, 1.1 * _PAIR_SECONDS_PER_SAMPLE * n, 26 * n, cores), m))
+    n_blocks = -(-m // side)
+    if n_blocks > cores:
+        n_blocks = -(-n_blocks // cores) * cores
+        side = max(1, -(-m // n_blocks))
+    return side
 
 
 def _check_samples_2d(X, name):
     if X.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D (n,) or 2-D (n, d); got shape {X.shape}")
     as_float_array(np.empty((0,), dtype=X.dtype), name)  # dtype policy: complex/odd dtypes raise here
-    return X if X.ndim == 2 else X[:, None]
+    X = X if X.ndim == 2 else X[:, None]
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one dimension per sample; got shape {X.shape}")
+    return X
+
+
+_BLOCK_BYTES = 128 << 20      # mutual_info_matrix: the rechunked blocks of X hold up to this
+
+
+def _matrix_block_width(n, m, side, cores):
+    """Columns per rechunked block of X for mutual_info_matrix: the blocks feed only the
+    per-column preparations, so they may be wider than a tile (fewer rechunk tasks): about one
+    block per core, within _BLOCK_BYTES."""
+    return max(side, min(-(-m // cores), max(1, _BLOCK_BYTES // (8 * n))))
+
+
+def _whole_columns(X, side):
+    """X rechunked to blocks of ``side`` whole columns (no-op when it already is)."""
+    n, m = X.shape
+    wanted = ((n,), tuple(min(side, m - start) for start in range(0, m, side)))
+    # the task-based rechunk: a few splits and concatenations per block (dask.distributed's p2p
+    # rechunk would move the table through its shuffle service: more CPU for tables this shape)
+    return X if X.chunks == wanted else X.rechunk(wanted, method="tasks")
+
+
+def _prepare_column(block, offset, k):
+    """PreparedColumns of column ``offset`` of a ``(n, c)`` block (validated as the in-memory call
+    validates X: dtype policy, finite values)."""
+    from ._estimators import prepare_columns
+
+    column = as_samples(np.asarray(block)[:, offset], "X")
+    return prepare_columns(np.ascontiguousarray(column.T), k)
+
+
+def _matrix_tile(n, k, divisor, prepared_i, prepared_j):
+    """The ``(c_i, c_j)`` block of the matrix from the prepared columns of column blocks I and J
+    (``prepared_j`` None: the diagonal tile I = J, diagonal NaN); the prepared columns are read
+    where they are, not copied."""
+    from ._estimators import column_pair_mean_terms, matrix_values
+
+    if prepared_j is None:
+        rows, cols = np.triu_indices(len(prepared_i), 1)
+        out = np.full((len(prepared_i), len(prepared_i)), np.nan)
+        mean_terms = column_pair_mean_terms(prepared_i, prepared_i, np.stack([rows, cols], axis=1), k)
+        values = matrix_values(mean_terms, n, k, divisor)
+        out[rows, cols] = values
+        out[cols, rows] = values
+        return out
+    rows, cols = np.indices((len(prepared_i), len(prepared_j))).reshape(2, -1)
+    mean_terms = column_pair_mean_terms(prepared_i, prepared_j, np.stack([rows, cols], axis=1), k)
+    return np.array(matrix_values(mean_terms, n, k, divisor), dtype=np.float64).reshape(len(prepared_i),
+                                                                                         len(prepared_j))
+
+
+def _transposed(block):
+    return np.ascontiguousarray(block.T)
+
+
+_ONE_CHUNK_BYTES = 64 << 20   # a matrix up to this size is assembled into one chunk (one task)
+
+
+def _assemble_matrix(m, starts, widths, *tiles):
+    """The (m, m) matrix from the upper tiles, in the order (I, J), I <= J."""
+    out = np.empty((m, m), dtype=np.float64)
+    tiles = iter(tiles)
+    for bi, (si, wi) in enumerate(zip(starts, widths)):
+        for bj in range(bi, len(widths)):
+            sj, wj = starts[bj], widths[bj]
+            tile = next(tiles)
+            out[si:si + wi, sj:sj + wj] = tile
+            out[sj:sj + wj, si:si + wi] = tile.T
+    return out
+
+
+def _graph_array(name, dsk, dependencies, chunks, priorities=None):
+    """A float64 Dask array from a dict of tasks (one graph layer); ``priorities``: key -> priority
+    (higher runs first on dask.distributed) for the tasks that have one."""
+    import dask
+    from dask.highlevelgraph import HighLevelGraph
+
+    da = _dask_array_module()
+    if priorities:
+        with dask.annotate(priority=functools.partial(_priority_of, priorities)):
+            graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
+    else:
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=dependencies)
+    return da.Array(graph, name, chunks, dtype=np.float64, meta=np.empty((0,) * len(chunks), np.float64))
+
+
+def _priority_of(priorities, key):
+    return priorities.get(key, 0)
 
 
 def mutual_info_matrix(X, *, k=3, base=None):
-    import dask
+    from dask.base import tokenize
 
-    da = _dask_array_module()
     X = _check_samples_2d(_as_dask(X, "X"), "X")
     n, m = X.shape
     k = check_k(k, n)
-    log_base_divisor(base)
-    columns = _column_tasks(X)
-    pair_mi = dask.delayed(_pair_mutual_info, pure=True)
-    pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
-    values = [pair_mi(columns[i], columns[j], k, base) for i, j in pairs]
-    matrix = dask.delayed(_assemble_matrix, pure=True)(m, pairs, *values)
-    return da.from_delayed(matrix, shape=(m, m), dtype=np.float64)
+    divisor = log_base_divisor(base)
+    cores = _cluster_cores()
+    side = _columns_per_tile(n, m, cores)
+    X = _whole_columns(X, _matrix_block_width(n, m, side, cores))
+    block_starts = np.cumsum((0,) + X.chunks[1][:-1]).tolist()
+    widths = tuple(min(side, m - start) for start in range(0, m, side))
+    starts = list(range(0, m, side))
+    token = tokenize(X, k, base, side)
+    name = f"fastinfo-mutual-info-matrix-{token}"
+    prep = f"fastinfo-prepare-column-{token}"
+    tile = f"fastinfo-matrix-tile-{token}"
+    one_chunk = m * m * 8 <= _ONE_CHUNK_BYTES
+    tile_name = tile if one_chunk else name
+    dsk, priorities, upper = {}, {}, []
+    for block, start in enumerate(block_starts):
+        for offset in range(X.chunks[1][block]):
+            dsk[(prep, start + offset)] = (_prepare_column, (X.name, 0, block), offset, k)
+            priorities[(prep, start + offset)] = 1 << 40  # before any tile: they unlock the tiles
+    n_tiles = len(widths)
+    for bi in range(n_tiles):
+        prepared_i = [(prep, starts[bi] + o) for o in range(widths[bi])]
+        for bj in range(bi, n_tiles):
+            # larger tiles first, so that the last tasks to run are the small (diagonal) ones
+            key = (tile_name, bi, bj)
+            upper.append(key)
+            if bj == bi:
+                dsk[key] = (_matrix_tile, n, k, divisor, prepared_i, None)
+                priorities[key] = widths[bi] * (widths[bi] - 1) // 2
+            else:
+                prepared_j = [(prep, starts[bj] + o) for o in range(widths[bj])]
+                dsk[key] = (_matrix_tile, n, k, divisor, prepared_i, prepared_j)
+                priorities[key] = widths[bi] * widths[bj]
+                if not one_chunk:  # the output's upper tiles are the tile tasks; the lower, transposes
+                    dsk[(name, bj, bi)] = (_transposed, key)
+    if one_chunk:
+        dsk[(name, 0, 0)] = (_assemble_matrix, m, starts, list(widths)) + tuple(upper)
+        return _graph_array(name, dsk, [X], ((m,), (m,)), priorities)
+    return _graph_array(name, dsk, [X], (widths, widths), priorities)
 
 
-def _feature_mutual_info(column, y, k, discrete, discrete_target, base):
-    return float(_front_end("mutual_info_features")(
-        np.asarray(column)[:, None], y, k=k, discrete_features=discrete,
-        discrete_target=discrete_target, base=base)[0])
+def _features_tile(block, mask, target, k, divisor):
+    from ._estimators import features_block
+
+    return features_block(block, mask, target, k, divisor)
 
 
-def _stack_values(*values):
-    return np.array(values, dtype=np.float64).reshape(len(values))
+def _prepare_target(y, discrete_target):
+    from ._estimators import prepare_target
+
+    return prepare_target(np.asarray(y), discrete_target)
 
 
 def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=False, base=None):
-    import dask
+    from dask.base import tokenize
 
-    da = _dask_array_module()
-    log_base_divisor(base)
+    divisor = log_base_divisor(base)
     X = _as_dask(X, "X")
     if X.ndim == 1:
         X = X[:, None]
@@ -673,14 +869,23 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
     if is_dask_array(discrete_features):
         discrete_features = discrete_features.compute()
     flags, discrete_target, k = check_features_args(n, m, yd.shape, discrete_features, discrete_target, k)
+    if m == 0:
+        return _dask_array_module().from_array(np.empty(0, dtype=np.float64), chunks=(0,))
     if yd.ndim == 2:
         yd = yd[:, 0]
-    y_task = yd.rechunk(yd.shape).to_delayed().ravel()[0]
-    columns = _column_tasks(X)
-    feature_mi = dask.delayed(_feature_mutual_info, pure=True)
-    values = [feature_mi(columns[j], y_task, k, bool(flags[j]), discrete_target, base) for j in range(m)]
-    vector = dask.delayed(_stack_values, pure=True)(*values)
-    return da.from_delayed(vector, shape=(m,), dtype=np.float64)
+    yd = yd.rechunk(yd.shape)
+    side = _features_per_tile(n, m, _cluster_cores())
+    X = _whole_columns(X, side)
+    widths = X.chunks[1]
+    starts = np.cumsum((0,) + widths[:-1]).tolist()
+    token = tokenize(X, yd, k, flags, discrete_target, base, side)
+    name = f"fastinfo-mutual-info-features-{token}"
+    target = f"fastinfo-prepare-target-{token}"
+    dsk = {target: (_prepare_target, (yd.name, 0), discrete_target)}
+    for block, (start, width) in enumerate(zip(starts, widths)):
+        dsk[(name, block)] = (_features_tile, (X.name, 0, block), flags[start:start + width].copy(),
+                              target, k, divisor)
+    return _graph_array(name, dsk, [X, yd], (widths,), {target: 1 << 40})
 
 
 _DASK_IMPLEMENTATIONS.update({

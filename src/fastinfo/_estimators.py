@@ -8,6 +8,7 @@ per-point digamma terms in a fixed order (bitwise identical for any thread count
 """
 import math
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -244,13 +245,15 @@ def _label_codes(labels, name):
     return codes.reshape(-1).astype(np.intp, copy=False), uniques.shape[0]
 
 
-def _mixed_from_codes(x, codes, n_labels, k):
-    """Ross (2014) estimate in nats from validated samples x (n, d) and label codes."""
+def _mixed_from_codes(x, codes, n_labels, k, marginal=None):
+    """Ross (2014) estimate in nats from validated samples x (n, d) and label codes. ``marginal``:
+    ``_marginal(x)`` when the caller has it already (used when every sample is kept)."""
     label_counts = np.bincount(codes, minlength=n_labels)
     kept = label_counts[codes] > 1
     if not kept.all():
         x = np.ascontiguousarray(x[kept])
         codes = codes[kept]
+        marginal = None
     n = x.shape[0]
     if n == 0:
         # every label occurs once: nothing is kept, the estimate is undefined (a mean of nothing)
@@ -265,7 +268,7 @@ def _mixed_from_codes(x, codes, n_labels, k):
     radius_grouped = _kernels.knn_radius_grouped(x_grouped, offsets, group_k)
     radius = np.empty(n, dtype=np.float64)
     radius[order] = radius_grouped
-    m = _kernels.count_within(*_marginal(x), radius, False)
+    m = _kernels.count_within(*(marginal if marginal is not None else _marginal(x)), radius, False)
     k_all = group_k[codes]
     n_label = group_sizes[codes]
     digamma = _kernels.digamma_counts
@@ -423,12 +426,84 @@ def mutual_info_from_joint(pxy, *, base=None):
     return float(value / divisor)
 
 
+class PreparedColumns(NamedTuple):
+    """What the KSG estimate of a pair of 1-D columns needs from each column alone, for a block of
+    columns (one per row, ``(m_block, n)``): the values, their sorted copies and the grid bin of
+    every sample (the quantile bin of its rank; ``grid_side`` bins per axis). Built once per column
+    by :func:`prepare_columns` and reused by every pair the column takes part in. With the private
+    KD-tree switch (``_kernels._set_grid2(False)``) ``orders`` (the sorting orders) replace the bins."""
+
+    values: np.ndarray
+    sorted_values: np.ndarray
+    bins: object
+    orders: object
+    grid_side: int
+
+
+def prepare_columns(columns, k):
+    """:class:`PreparedColumns` of the validated C-contiguous float64 ``(m_block, n)`` array."""
+    sorted_values, orders = _sorted_with_order(columns)
+    if not _kernels._grid2_enabled():
+        return PreparedColumns(columns, sorted_values, None, orders, 0)
+    grid_side = _kernels.grid2_columns_side(columns.shape[1], k)
+    bins = _kernels.grid2_column_bins(orders, grid_side)
+    return PreparedColumns(columns, sorted_values, bins, None, grid_side)
+
+
+def concatenate_prepared(blocks):
+    """One :class:`PreparedColumns` of the rows of several (e.g. one per column)."""
+    if len(blocks) == 1:
+        return blocks[0]
+
+    def rows(field):
+        parts = [getattr(b, field) for b in blocks]
+        return None if any(p is None for p in parts) else np.concatenate(parts, axis=0)
+
+    return PreparedColumns(rows("values"), rows("sorted_values"), rows("bins"), rows("orders"),
+                           blocks[0].grid_side)
+
+
+def _rows(blocks, field):
+    return [row for block in blocks for row in getattr(block, field)]
+
+
+def column_pair_mean_terms(blocks_a, blocks_b, pairs, k):
+    """Algorithm-1 KSG mean terms of column pairs: the columns of a side are the rows, in order,
+    of its sequence of :class:`PreparedColumns` (read in place, not copied); pair p is (column
+    pairs[p, 0] of side a, column pairs[p, 1] of side b). Bitwise ``_kernels.ksg_mean_terms`` of
+    each pair (one kernel call, parallel over the pairs). ``blocks_b`` may be ``blocks_a``."""
+    pairs = np.ascontiguousarray(pairs, dtype=np.intp).reshape(-1, 2)
+    same = blocks_b is blocks_a
+    grid = _kernels._grid2_enabled() and all(b.bins is not None for b in list(blocks_a) + list(blocks_b))
+    grid_sides = {b.grid_side for b in list(blocks_a) + list(blocks_b)}
+    if grid and len(grid_sides) == 1:
+        n = blocks_a[0].values.shape[1]
+        side_a = (_rows(blocks_a, "values"), _rows(blocks_a, "sorted_values"), _rows(blocks_a, "bins"))
+        side_b = side_a if same else (_rows(blocks_b, "values"), _rows(blocks_b, "sorted_values"),
+                                      _rows(blocks_b, "bins"))
+        return _kernels.ksg_grid_pairs(*side_a, *side_b, pairs, n, grid_sides.pop(), k)
+    # the KD-tree path (private switch): one set of columns with their orders
+    a = concatenate_prepared(list(blocks_a) if same else list(blocks_a) + list(blocks_b))
+    if not same:
+        pairs = pairs + np.array([0, sum(b.values.shape[0] for b in blocks_a)], dtype=np.intp)
+    orders = a.orders if a.orders is not None else _sorted_with_order(a.values)[1]
+    return _kernels.ksg_column_pairs(a.values, a.sorted_values, orders, pairs, k)
+
+
+def matrix_values(mean_terms, n, k, divisor):
+    """The estimates ``(psi(k) + psi(n) - mean term) / divisor`` of :func:`mutual_info_matrix`, as
+    Python floats: the expression of mutual_info_ksg, so each entry matches it bitwise."""
+    constant = _digamma(k) + _digamma(n)
+    return [float((constant - t) / divisor) for t in np.asarray(mean_terms).tolist()]
+
+
 def mutual_info_matrix(X, *, k=3, base=None):
     r"""Matrix of pairwise KSG (algorithm 1) mutual information between the columns of ``X``.
 
     ``M[i, j] = mutual_info_ksg(X[:, i], X[:, j], k=k)`` exactly (the same kernel on the same
     data), for ``i < j``, mirrored so the matrix is exactly symmetric; the diagonal is NaN.
-    Each column is validated and sorted once; the pairs run in parallel.
+    Each column is validated, sorted and binned once (the work a pair needs from one column
+    alone); the pairs run in parallel.
 
     Parameters
     ----------
@@ -452,18 +527,14 @@ def mutual_info_matrix(X, *, k=3, base=None):
     X = as_samples(X, "X")
     n, m = X.shape
     k = check_k(k, n)
-    columns = np.ascontiguousarray(X.T)
-    sorted_columns, orders = _sorted_with_order(columns)
+    prepared = prepare_columns(np.ascontiguousarray(X.T), k)
     rows, cols = np.triu_indices(m, 1)
-    pairs = np.ascontiguousarray(np.stack([rows, cols], axis=1), dtype=np.intp)
-    mean_terms = _kernels.ksg_column_pairs(columns, sorted_columns, orders, pairs, k)
-    constant = _digamma(k) + _digamma(n)
+    pairs = np.stack([rows, cols], axis=1)
+    blocks = [prepared]
+    values = matrix_values(column_pair_mean_terms(blocks, blocks, pairs, k), n, k, divisor)
     out = np.full((m, m), np.nan, dtype=np.float64)
-    for (i, j), t in zip(pairs.tolist(), mean_terms.tolist()):
-        # the same expression as mutual_info_ksg, so [i, j] matches it bitwise
-        value = float((constant - t) / divisor)
-        out[i, j] = value
-        out[j, i] = value
+    out[rows, cols] = values
+    out[cols, rows] = values
     return out
 
 
@@ -554,32 +625,68 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
     n, m = X_arr.shape
     y_arr = np.asarray(y)
     mask, discrete_target, k = check_features_args(n, m, y_arr.shape, discrete_features, discrete_target, k)
-    if y_arr.ndim == 2:
-        y_arr = y_arr[:, 0]
-    out = np.empty(m, dtype=np.float64)
     if m == 0:
-        return out
+        return np.empty(m, dtype=np.float64)
+    return features_block(X_arr, mask, prepare_target(y_arr, discrete_target), k, divisor)
+
+
+class PreparedTarget(NamedTuple):
+    """The target's structures of :func:`mutual_info_features`, built once for every column:
+    label codes (``discrete``), or the validated samples ``(n, 1)`` with their sorted copy and
+    sorting order."""
+
+    discrete: bool
+    codes: object
+    n_labels: int
+    samples: object
+    sorted_values: object
+    order: object
+
+
+def prepare_target(y, discrete_target):
+    """:class:`PreparedTarget` of ``y`` ((n,) or (n, 1), checked by check_features_args)."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        y = y[:, 0]
     if discrete_target:
-        y_codes, y_n_labels = _label_codes(y_arr, "y")
-    else:
-        y_samples = as_samples(y_arr, "y")
+        codes, n_labels = _label_codes(y, "y")
+        return PreparedTarget(True, codes, n_labels, None, None, None)
+    samples = as_samples(y, "y")
+    sorted_values, order = _sorted_with_order(samples.T)
+    return PreparedTarget(False, None, 0, samples, sorted_values[0], order[0])
+
+
+def features_block(X_block, mask, target, k, divisor):
+    """:func:`mutual_info_features` of the columns of ``X_block`` ((n, c) array_like, not yet
+    validated) against a :class:`PreparedTarget`; ``mask`` flags the discrete columns. The values of
+    a column do not depend on the other columns of the block, so any split into blocks gives the
+    same values."""
+    X_block = np.asarray(X_block)
+    out = np.empty(X_block.shape[1], dtype=np.float64)
     continuous_cols = np.flatnonzero(~mask)
     if continuous_cols.size:
-        X_cont = as_samples(X_arr[:, continuous_cols], "X")
-        if discrete_target:
+        X_cont = as_samples(X_block[:, continuous_cols], "X")
+        if target.discrete:
             for pos, j in enumerate(continuous_cols):
                 column = np.ascontiguousarray(X_cont[:, [pos]])
-                out[j] = _mixed_from_codes(column, y_codes, y_n_labels, k) / divisor
+                out[j] = _mixed_from_codes(column, target.codes, target.n_labels, k) / divisor
         else:
-            columns = np.ascontiguousarray(np.concatenate([X_cont.T, y_samples.T], axis=0))
-            for j, value in zip(continuous_cols.tolist(), ksg_rows_against_last(columns, k).tolist()):
+            rows = np.ascontiguousarray(X_cont.T)
+            del X_cont
+            n = rows.shape[1]
+            mean_terms = _kernels.ksg_rows_against_target(rows, target.samples[:, 0], target.sorted_values,
+                                                          target.order, k)
+            values = (_digamma(k) + _digamma(n)) - mean_terms
+            for j, value in zip(continuous_cols.tolist(), values.tolist()):
                 out[j] = float(value / divisor)
+    if not target.discrete and np.any(mask):
+        y_marginal = (target.samples, target.sorted_values, target.order)
     for j in np.flatnonzero(mask):
-        codes, n_labels = _label_codes(X_arr[:, j], "X")
-        if discrete_target:
-            value = max(_discrete_from_codes(codes, n_labels, y_codes, y_n_labels), 0.0)
+        codes, n_labels = _label_codes(X_block[:, j], "X")
+        if target.discrete:
+            value = max(_discrete_from_codes(codes, n_labels, target.codes, target.n_labels), 0.0)
         else:
-            value = _mixed_from_codes(y_samples, codes, n_labels, k)
+            value = _mixed_from_codes(target.samples, codes, n_labels, k, y_marginal)
         out[j] = value / divisor
     return out
 

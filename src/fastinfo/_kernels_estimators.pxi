@@ -350,28 +350,52 @@ cdef inline void _grid_ksg_tile(const Grid2 *g, const double *xs, const double *
         _grid_batch_flush(g, xs, ys, cxs, cys, &bt, algorithm, terms)
 
 
+cdef inline Py_ssize_t psi_table_size(Py_ssize_t n) noexcept nogil:
+    """Entries of the digamma table of a grid pass over n points (most counts are ~ sqrt(n))."""
+    return min(n + 1, max(n >> 3, <Py_ssize_t>256))
+
+
+cdef double *psi_table(Py_ssize_t n) noexcept nogil:
+    """psi[m] = digamma_int(m) for m < psi_table_size(n); malloc'd, NULL when out of memory."""
+    cdef Py_ssize_t npsi = psi_table_size(n), m
+    cdef double *psi = <double *>malloc(npsi * sizeof(double))
+    if psi != NULL:
+        for m in range(npsi):
+            psi[m] = digamma_int(m)
+    return psi
+
+
 cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k, int algorithm,
                        double *terms, int nt) noexcept nogil:
     """terms[i] for each sample i of the grid (1-D x and y, sorted values xs and ys), one fused
     loop over the grid's tiles (parallel with nt > 1). Returns 0, or -1 when out of memory."""
+    cdef Py_ssize_t n = g.n
+    cdef int status
+    cdef double *cxs = coarse_sample(xs, n)
+    cdef double *cys = coarse_sample(ys, n)
+    cdef double *psi = psi_table(n)
+    if cxs == NULL or cys == NULL or psi == NULL:
+        status = -1
+    else:
+        status = grid_ksg_pass_tables(g, xs, ys, cxs, cys, psi, k, algorithm, terms, nt)
+    free(cxs)
+    free(cys)
+    free(psi)
+    return status
+
+
+cdef int grid_ksg_pass_tables(const Grid2 *g, const double *xs, const double *ys,
+                              const double *cxs, const double *cys, const double *psi, int k,
+                              int algorithm, double *terms, int nt) noexcept nogil:
+    """grid_ksg_pass with the tables it reads built by the caller (so that many passes can share
+    them): cxs, cys = coarse_sample(xs, n), coarse_sample(ys, n); psi = psi_table(n)."""
     cdef Py_ssize_t n = g.n, T = GRID2_TILE, nb, tile
+    cdef Py_ssize_t npsi = psi_table_size(n)
     cdef int fail = 0
     cdef int *failp = &fail
     cdef double *best_d = NULL
     cdef Py_ssize_t *best_p = NULL
     cdef Py_ssize_t *best_i = NULL
-    cdef double *cxs = coarse_sample(xs, n)
-    cdef double *cys = coarse_sample(ys, n)
-    # digamma of the small counts, tabulated once (most counts are ~ sqrt(n))
-    cdef Py_ssize_t npsi = min(n + 1, max(n >> 3, <Py_ssize_t>256)), m
-    cdef double *psi = <double *>malloc(npsi * sizeof(double))
-    if cxs == NULL or cys == NULL or psi == NULL:
-        free(cxs)
-        free(cys)
-        free(psi)
-        return -1
-    for m in range(npsi):
-        psi[m] = digamma_int(m)
     if T > g.G:
         T = g.G
     nb = (g.G + T - 1) // T
@@ -388,9 +412,6 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
         free(best_d)
         free(best_p)
         free(best_i)
-        free(cxs)
-        free(cys)
-        free(psi)
         return -fail
     with parallel(num_threads=nt):
         best_d = <double *>malloc(k * sizeof(double))
@@ -405,9 +426,6 @@ cdef int grid_ksg_pass(const Grid2 *g, const double *xs, const double *ys, int k
         free(best_d)
         free(best_p)
         free(best_i)
-    free(cxs)
-    free(cys)
-    free(psi)
     return -fail
 
 
@@ -510,6 +528,11 @@ def _set_grid2(bint on):
     cdef bint old = EST_USE_GRID2
     EST_USE_GRID2 = on
     return old
+
+
+def _grid2_enabled():
+    """Private: whether the 2-D grid path is in use (see _set_grid2)."""
+    return bool(EST_USE_GRID2)
 
 
 cdef int grid2_from_marginals(Grid2 *g, const double *x, const double *y, const Py_ssize_t *xo,
@@ -996,6 +1019,186 @@ def ksg_column_pairs(const double[:, ::1] columns, const double[:, ::1] sorted_c
         free(mx)
         free(my)
         free(margs)
+    if fail != 0:
+        raise MemoryError("fastinfo: out of memory in the KSG estimator")
+    return out
+
+
+# Many pairs of prepared 1-D columns (mutual_info_matrix, in memory and in Dask tiles). What a pair
+# of 1-D columns needs from each column alone is prepared once per column, not once per pair: the
+# sorted copy, each sample's grid bin (the quantile bin of its rank, grid2_column_bins; uint16, as
+# G <= 2048) and, per kernel call, the coarse sample of the sorted copy; the digamma table once per
+# call. A pair then only builds its grid (a counting sort by cell) and runs the pass.
+
+
+def grid2_columns_side(Py_ssize_t n, int k):
+    """G, the number of grid bins per axis for n samples and k neighbours (grid2_build's)."""
+    return grid2_side(n, k)
+
+
+def grid2_column_bins(const Py_ssize_t[:, ::1] orders, Py_ssize_t G):
+    """bins[j, i] = the grid bin of sample i's rank in row j (orders[j] sorts row j): bin b holds
+    the ranks [ceil(b n / G), ceil((b + 1) n / G)), as grid2_build bins ranks. uint16 (m, n)."""
+    cdef Py_ssize_t m = orders.shape[0], n = orders.shape[1], j, b, r, r1
+    cdef int nt = num_threads_for(m) if m * n >= EST_PARALLEL_MIN else 1
+    out = np.empty((m, n), dtype=np.uint16)
+    cdef uint16_t[:, ::1] ov = out
+    if m == 0 or n == 0:
+        return out
+    for j in prange(m, nogil=True, schedule='static', num_threads=nt):
+        for b in range(G):
+            r1 = grid2_bin_start(b + 1, n, G)
+            for r in range(grid2_bin_start(b, n, G), r1):
+                ov[j, orders[j, r]] = <uint16_t>b
+    return out
+
+
+cdef void _free_rows(double **rows, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t j
+    if rows != NULL:
+        for j in range(m):
+            free(rows[j])
+        free(rows)
+
+
+cdef double **_coarse_rows(const double **sorted_rows, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """coarse_sample of every row (an array of malloc'd rows); NULL when out of memory."""
+    cdef Py_ssize_t j
+    cdef double **rows = <double **>calloc(max(m, 1), sizeof(double *))
+    if rows == NULL:
+        return NULL
+    for j in range(m):
+        rows[j] = coarse_sample(sorted_rows[j], n)
+        if rows[j] == NULL:
+            _free_rows(rows, m)
+            return NULL
+    return rows
+
+
+cdef struct PreparedRows:
+    Py_ssize_t m
+    const double **values       # the columns' values (m pointers to n doubles)
+    const double **sorted_values
+    const uint16_t **bins
+
+
+cdef int _prepared_rows(PreparedRows *r, values, sorted_values, bins, Py_ssize_t n) except -1:
+    """Pointers to the data of sequences of 1-D arrays (the arrays stay owned by the caller, who
+    keeps them alive during the call); ValueError unless each has length n."""
+    cdef Py_ssize_t j, m = len(values)
+    cdef const double[::1] v
+    cdef const uint16_t[::1] b
+    if len(sorted_values) != m or len(bins) != m:
+        raise ValueError("prepared columns: values, sorted values and bins differ in number")
+    r.m = m
+    r.values = <const double **>malloc(max(m, 1) * sizeof(double *))
+    r.sorted_values = <const double **>malloc(max(m, 1) * sizeof(double *))
+    r.bins = <const uint16_t **>malloc(max(m, 1) * sizeof(uint16_t *))
+    if r.values == NULL or r.sorted_values == NULL or r.bins == NULL:
+        raise MemoryError()
+    for j in range(m):
+        v = values[j]
+        if v.shape[0] != n:
+            raise ValueError(f"prepared column {j} has {v.shape[0]} samples, not {n}")
+        r.values[j] = &v[0]
+        v = sorted_values[j]
+        if v.shape[0] != n:
+            raise ValueError(f"prepared column {j} has {v.shape[0]} sorted samples, not {n}")
+        r.sorted_values[j] = &v[0]
+        b = bins[j]
+        if b.shape[0] != n:
+            raise ValueError(f"prepared column {j} has {b.shape[0]} bins, not {n}")
+        r.bins[j] = &b[0]
+    return 0
+
+
+cdef void _prepared_rows_free(PreparedRows *r) noexcept nogil:
+    free(r.values)
+    free(r.sorted_values)
+    free(r.bins)
+    r.values = NULL
+    r.sorted_values = NULL
+    r.bins = NULL
+
+
+def ksg_grid_pairs(columns_a, sorted_a, bins_a, columns_b, sorted_b, bins_b,
+                   const Py_ssize_t[:, ::1] pairs, Py_ssize_t n, Py_ssize_t G, int k):
+    """Algorithm-1 KSG mean terms of pairs of prepared 1-D columns: ``columns_a`` is a sequence of
+    float64 arrays of length n (one variable each, C-contiguous), ``sorted_a`` their sorted copies,
+    ``bins_a`` their grid bins (grid2_column_bins of their orders, G bins; uint16); likewise b (a
+    and b may be the same sequences). Pair p is (columns_a[pairs[p, 0]], columns_b[pairs[p, 1]]).
+    Entry p equals bitwise ``ksg_mean_terms`` on that pair (the same grid, the same per-sample terms
+    summed in the same order) when G = grid2_columns_side(n, k). The columns are read where they
+    are (rows of one array, or separate arrays: no copy). Parallel over pairs (one thread per pair,
+    dynamic); the coarse samples and the digamma table are built once per call."""
+    cdef Py_ssize_t n_pairs = pairs.shape[0], p, a, b
+    cdef int nt = num_threads_for(n_pairs), fail = 0, status
+    cdef int *failp = &fail
+    cdef bint same = columns_a is columns_b and sorted_a is sorted_b and bins_a is bins_b
+    cdef PreparedRows ra, rb
+    cdef double **coarse_a = NULL
+    cdef double **coarse_b = NULL
+    cdef double *psi = NULL
+    cdef double *terms = NULL
+    cdef Grid2 *grid = NULL
+    out = np.empty(n_pairs, dtype=np.float64)
+    cdef double[::1] ov = out
+    if n_pairs == 0:
+        return out
+    ra.values = NULL
+    ra.sorted_values = NULL
+    ra.bins = NULL
+    rb.values = NULL
+    rb.sorted_values = NULL
+    rb.bins = NULL
+    try:
+        _prepared_rows(&ra, columns_a, sorted_a, bins_a, n)
+        if not same:
+            _prepared_rows(&rb, columns_b, sorted_b, bins_b, n)
+        for p in range(n_pairs):
+            if not (0 <= pairs[p, 0] < ra.m and 0 <= pairs[p, 1] < (ra.m if same else rb.m)):
+                raise ValueError(f"pair {p} ({pairs[p, 0]}, {pairs[p, 1]}) is out of range")
+        with nogil:
+            coarse_a = _coarse_rows(ra.sorted_values, ra.m, n)
+            coarse_b = coarse_a if same else _coarse_rows(rb.sorted_values, rb.m, n)
+            psi = psi_table(n)
+            if same:
+                rb = ra
+            if coarse_a == NULL or coarse_b == NULL or psi == NULL:
+                fail = 1
+            else:
+                with parallel(num_threads=nt):
+                    terms = <double *>malloc(n * sizeof(double))
+                    grid = <Grid2 *>malloc(sizeof(Grid2))
+                    for p in prange(n_pairs, schedule='dynamic'):
+                        if terms == NULL or grid == NULL:
+                            failp[0] = 1
+                            continue
+                        a = pairs[p, 0]
+                        b = pairs[p, 1]
+                        status = grid2_build_cells(grid, ra.values[a], rb.values[b], NULL, NULL,
+                                                   ra.bins[a], rb.bins[b], ra.sorted_values[a],
+                                                   rb.sorted_values[b], n, G)
+                        if status == 0:
+                            status = grid_ksg_pass_tables(grid, ra.sorted_values[a],
+                                                          rb.sorted_values[b], coarse_a[a],
+                                                          coarse_b[b], psi, k, 1, terms, 1)
+                            grid2_free(grid)
+                        if status != 0:
+                            failp[0] = 1
+                            ov[p] = NAN
+                            continue
+                        ov[p] = ordered_sum(terms, n) / n
+                    free(terms)
+                    free(grid)
+            _free_rows(coarse_a, ra.m)
+            if not same:
+                _free_rows(coarse_b, rb.m)
+            free(psi)
+    finally:
+        _prepared_rows_free(&ra)
+        if not same:
+            _prepared_rows_free(&rb)
     if fail != 0:
         raise MemoryError("fastinfo: out of memory in the KSG estimator")
     return out

@@ -765,22 +765,42 @@ cdef inline Py_ssize_t _rank_bin(Py_ssize_t r, Py_ssize_t G, double g_over_n,
     return b
 
 
-cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_t *rx,
-                     const Py_ssize_t *ry, const double *xs, const double *ys, Py_ssize_t n,
-                     int k) noexcept nogil:
-    """x, y: values in (joint) sample order; rx, ry: their ranks in the sorted copies xs, ys.
-    Returns 0, or -1 when out of memory (the grid is then freed)."""
-    cdef Py_ssize_t G, c, i, cell, pos, lo, hi, n_cells
-    cdef int *tcell
-    cdef double g_over_n
-    grid2_init(g)
-    G = <Py_ssize_t>sqrt(<double>n / (GRID2_FILL * k))
+cdef inline Py_ssize_t grid2_side(Py_ssize_t n, int k) noexcept nogil:
+    """G, the number of quantile bins per axis of the grid of n points for k neighbours."""
+    cdef Py_ssize_t G = <Py_ssize_t>sqrt(<double>n / (GRID2_FILL * k))
     if G < 1:
         G = 1
     if G > 2048:
         G = 2048
     if G > n:
         G = n       # no empty bin
+    return G
+
+
+cdef inline Py_ssize_t grid2_bin_start(Py_ssize_t c, Py_ssize_t n, Py_ssize_t G) noexcept nogil:
+    """The first rank of bin c (ceil(c n / G)); bin c holds the ranks [start(c), start(c + 1))."""
+    return (c * n + G - 1) // G
+
+
+cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_t *rx,
+                     const Py_ssize_t *ry, const double *xs, const double *ys, Py_ssize_t n,
+                     int k) noexcept nogil:
+    """x, y: values in (joint) sample order; rx, ry: their ranks in the sorted copies xs, ys.
+    Returns 0, or -1 when out of memory (the grid is then freed)."""
+    return grid2_build_cells(g, x, y, rx, ry, NULL, NULL, xs, ys, n, grid2_side(n, k))
+
+
+cdef int grid2_build_cells(Grid2 *g, const double *x, const double *y, const Py_ssize_t *rx,
+                           const Py_ssize_t *ry, const uint16_t *bx, const uint16_t *by,
+                           const double *xs, const double *ys, Py_ssize_t n,
+                           Py_ssize_t G) noexcept nogil:
+    """grid2_build with G bins per axis; the samples' bins come from their ranks rx, ry or, when
+    bx is not NULL, are given (bx[i] = the bin of rx[i], as grid2_column_bins computes them:
+    the same cells, so the same grid). Returns 0, or -1 when out of memory (the grid is freed)."""
+    cdef Py_ssize_t c, i, cell, pos, lo, hi, n_cells
+    cdef int *tcell
+    cdef double g_over_n
+    grid2_init(g)
     tcell = <int *>malloc(max(n, 1) * sizeof(int))    # cell ids < 2048**2 < 2**31
     n_cells = G * G
     g.n = n
@@ -800,8 +820,8 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
         free(tcell)
         return -1
     for c in range(G):
-        lo = (c * n + G - 1) // G
-        hi = ((c + 1) * n + G - 1) // G - 1
+        lo = grid2_bin_start(c, n, G)
+        hi = grid2_bin_start(c + 1, n, G) - 1
         g.xlo[c] = xs[lo]
         g.xhi[c] = xs[hi]
         g.ylo[c] = ys[lo]
@@ -810,11 +830,17 @@ cdef int grid2_build(Grid2 *g, const double *x, const double *y, const Py_ssize_
     g.bstart[G] = n
     g_over_n = <double>G / <double>n
     # counting sort by cell (stable: sample order within a cell); the cells by sample in tcell
-    for i in range(n):
-        cell = (_rank_bin(ry[i], G, g_over_n, g.bstart) * G
-                + _rank_bin(rx[i], G, g_over_n, g.bstart))
-        tcell[i] = <int>cell
-        g.cell_start[cell + 1] += 1
+    if bx != NULL:
+        for i in range(n):
+            cell = <Py_ssize_t>by[i] * G + <Py_ssize_t>bx[i]
+            tcell[i] = <int>cell
+            g.cell_start[cell + 1] += 1
+    else:
+        for i in range(n):
+            cell = (_rank_bin(ry[i], G, g_over_n, g.bstart) * G
+                    + _rank_bin(rx[i], G, g_over_n, g.bstart))
+            tcell[i] = <int>cell
+            g.cell_start[cell + 1] += 1
     for c in range(n_cells):
         g.cell_start[c + 1] += g.cell_start[c]
     for i in range(n):
