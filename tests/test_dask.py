@@ -772,9 +772,10 @@ def test_distributed_threads_matrix_and_features_bitwise(side, thread_cluster, t
     tile_side(side)
     with thread_cluster.as_current():
         # the table on the workers in row chunks (as a store read by rows would give it)
-        scattered = thread_cluster.scatter(x)
+        scattered = thread_cluster.scatter(x, hash=False)  # futures held here until the compute is done
         xd = thread_cluster.persist(da.from_delayed(dask.delayed(scattered), x.shape, x.dtype).rechunk((2_500, 5)))
-        yd = da.from_delayed(dask.delayed(thread_cluster.scatter(y)), y.shape, y.dtype)
+        scattered_y = thread_cluster.scatter(y, hash=False)
+        yd = da.from_delayed(dask.delayed(scattered_y), y.shape, y.dtype)
         lazy = [fi.mutual_info_matrix(xd),
                 fi.mutual_info_features(xd, y),                  # NumPy y: scattered by fastinfo
                 fi.mutual_info_features(xd, labels, discrete_target=True),

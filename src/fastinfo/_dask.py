@@ -165,7 +165,9 @@ def _scattered_or_embedded(arr):
         return da.from_array(arr, chunks=arr.shape or ())
     import dask
 
-    future = client.scatter(arr, hash=True)
+    # a fresh key per call (hash=False): two scatters of equal data share a hashed key, and releasing
+    # one of their futures can cancel the other's tasks ("lost dependencies", dask/distributed#3703)
+    future = client.scatter(arr, hash=False)
     return da.from_delayed(dask.delayed(future), shape=arr.shape, dtype=arr.dtype,
                            meta=np.empty((0,) * arr.ndim, dtype=arr.dtype))
 
