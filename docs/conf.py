@@ -60,7 +60,7 @@ doctest_global_setup = "import numpy as np\nimport fastinfo as fi\n"
 
 # Optional public submodules get their own API page (docs/api/<name>.rst); a page whose module
 # is not importable in this checkout is left out instead of failing the whole build.
-OPTIONAL_API_MODULES = {"sklearn": "fastinfo.sklearn"}
+OPTIONAL_API_MODULES = {"sklearn": "fastinfo.sklearn", "scipy": "fastinfo.scipy"}
 for _page, _module in OPTIONAL_API_MODULES.items():
     if importlib.util.find_spec(_module) is None:
         exclude_patterns.append(f"api/{_page}.rst")

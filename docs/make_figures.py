@@ -6,19 +6,31 @@ Run from the repository root after building the extension in place::
     python docs/make_figures.py            # full sizes (a few minutes)
     python docs/make_figures.py --quick    # small sizes, under 2 minutes
 
+The published figures and the README table come from one command on a quiet machine (the lock
+keeps other benchmarks off the cores while it runs)::
+
+    flock /work/bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python docs/make_figures.py --threads 2 --readme
+
 It writes into ``docs/_static/figures/`` (commit the results; the Sphinx build does not run this):
 
 - ``ksg_timing.png`` / ``.csv``: time of the KSG estimator vs ``n`` (log-log), fastinfo against
   scikit-learn's ``mutual_info_regression`` and ennemi's ``estimate_mi`` (1-D x and y, k = 3,
   Gaussian rho = 0.6), min of repeats, all in this process.
 - ``dense_bandwidth.png`` / ``.csv``: effective GB/s (bytes read + written / time) of the dense
-  kernels, fastinfo against the SciPy route, next to the copy bandwidth measured in the same run.
+  kernels, fastinfo against the SciPy route, next to the machine's read and copy bandwidth measured
+  in the same run by fastinfo's own C loops, and each kernel's "% of floor" (its compulsory bytes /
+  its time / the matching bandwidth: copy for log_softmax, read for the reductions).
 - ``dense_accuracy.csv``: error of the dense kernels against high-precision references (mpmath
   for float64, a float64 computation for float32), fastinfo and SciPy.
 - ``ksg_accuracy.png`` / ``.csv``: KSG estimates against the true MI of correlated Gaussians over
   rho and n, both algorithms, mean and spread over seeds.
+- ``linear_memory_time.png`` / ``.csv``: time and peak extra memory of ``linear_cross_entropy`` from
+  hidden states (d 768, V 50,257, float32) against tokens, next to PyTorch's
+  ``F.cross_entropy(F.linear(h, W), t)`` and the bare product ``h @ W.T`` (NumPy), same process.
 - ``side_by_side.csv``: the side-by-side table of ``fastinfo bench`` (``asv_bench/compare.py``):
-  workloads W1-W7, every installed peer, min of repeats, speed-up, GB/s, extra memory.
+  workloads W1-W9, every installed peer, min of repeats, speed-up, GB/s, % of the memory floor,
+  extra memory. With ``--readme`` the same run also replaces the results table of ``README.md``
+  (between its ``<!-- fastinfo bench: begin ...`` and ``<!-- fastinfo bench: end -->`` lines).
 - ``benchmarks.json``: every number above, with the machine and build they were measured on.
 
 It needs matplotlib (the ``docs`` extra), mpmath, scikit-learn and ennemi (the ``test`` and ``bench``
@@ -27,6 +39,7 @@ installed is reported and left out; the rest still runs. Timings on a shared mac
 compare ratios measured in the same run, and rerun on a quiet machine for publication.
 """
 import argparse
+import contextlib
 import csv
 import datetime
 import gc
@@ -45,9 +58,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 import fastinfo as fi  # noqa: E402
 
 OUT_DEFAULT = os.path.join(HERE, "_static", "figures")
-SECTIONS = ("side_by_side", "ksg_timing", "dense_bandwidth", "dense_accuracy", "ksg_accuracy")
+SECTIONS = ("side_by_side", "ksg_timing", "dense_bandwidth", "dense_accuracy", "ksg_accuracy", "linear_memory_time")
 
-COLORS = {"fastinfo": "#1f77b4", "scikit-learn": "#ff7f0e", "ennemi": "#2ca02c", "scipy": "#7f7f7f"}
+COLORS = {"fastinfo": "#1f77b4", "scikit-learn": "#ff7f0e", "ennemi": "#2ca02c", "scipy": "#7f7f7f",
+          "torch": "#d62728", "numpy": "#7f7f7f"}
 
 
 def log(message):
@@ -196,11 +210,11 @@ def ksg_timing(out, quick, results):
 # Dense kernels: effective bandwidth
 # ------------------------------------------------------------------------------------------------
 
-def copy_bandwidth(nbytes, repeats):
-    src = np.ones(nbytes // 8, dtype=np.float64)
-    dst = np.empty_like(src)
-    seconds = best_time(lambda: np.copyto(dst, src), repeats)
-    return 2 * src.nbytes / seconds / 1e9
+def memory_bandwidth(threads):
+    """(read GB/s, copy GB/s, how) at ``threads`` threads, by fastinfo's own loops (as fastinfo bench)."""
+    from fastinfo import _bench
+
+    return _bench.memory_bandwidth(threads)
 
 
 def dense_bandwidth(out, quick, results):
@@ -231,29 +245,33 @@ def dense_bandwidth(out, quick, results):
         lq = scipy.special.log_softmax(logits, axis=-1)
         return -(np.exp(lq) * lq).sum(axis=-1)
 
-    # (label, bytes moved by an ideal kernel, fastinfo call, SciPy route)
+    # (label, bytes moved by an ideal kernel, the bandwidth that bounds it, fastinfo call, SciPy route)
     kernels = [
-        (f"log_softmax f32 {rows_}x{classes}", 2 * logits.nbytes,
+        (f"log_softmax f32 {rows_}x{classes} out=", 2 * logits.nbytes, "copy",
          lambda: fi.log_softmax(logits, out=out_buffer), lambda: scipy.special.log_softmax(logits, axis=-1)),
-        (f"softmax_cross_entropy f32 {rows_}x{classes}", logits.nbytes,
+        (f"softmax_cross_entropy f32 {rows_}x{classes}", logits.nbytes, "read",
          lambda: fi.softmax_cross_entropy(logits, target), scipy_ce),
-        (f"softmax_kl_divergence f32 2x{rows_ // 2}x{classes}", logits_p.nbytes + logits_q.nbytes,
+        (f"softmax_kl_divergence f32 2x{rows_ // 2}x{classes}", logits_p.nbytes + logits_q.nbytes, "read",
          lambda: fi.softmax_kl_divergence(logits_p, logits_q, reduction="mean"), scipy_kl),
-        (f"softmax_entropy f32 {rows_}x{classes}", logits.nbytes,
+        (f"softmax_entropy f32 {rows_}x{classes}", logits.nbytes, "read",
          lambda: fi.softmax_entropy(logits), scipy_softmax_entropy),
-        (f"entropy f64 {rows_}x{classes}", probs.nbytes,
+        (f"entropy f64 {rows_}x{classes}", probs.nbytes, "read",
          lambda: fi.entropy(probs), lambda: scipy.stats.entropy(probs, axis=-1)),
     ]
-    bandwidth = copy_bandwidth(logits.nbytes, repeats)
-    log(f"  copy bandwidth {bandwidth:.1f} GB/s (read + write of {logits.nbytes / 2**20:.0f} MiB)")
+    from fastinfo import _config
+
+    threads = _config.config()["default_threads"]
+    read_gbs, copy_gbs, how = memory_bandwidth(threads)
+    floors = {"read": read_gbs, "copy": copy_gbs}
+    log(f"  bandwidth: read {read_gbs:.1f} GB/s, copy {copy_gbs:.1f} GB/s ({how})")
     rows = []
-    for label, nbytes, fast, peer in kernels:
+    for label, nbytes, floor, fast, peer in kernels:
         try:
             fast_s = best_time(fast, repeats)
         except NotImplementedError:
             fast_s = None
         peer_s = best_time(peer, max(1, repeats - 1), budget=0.0)
-        rows.append((label, nbytes, fast_s, peer_s))
+        rows.append((label, nbytes, floor, fast_s, peer_s))
         shown = "not built" if fast_s is None else f"{fast_s:.4f} s"
         log(f"  {label:<46} fastinfo {shown:>10}   scipy {peer_s:.4f} s")
 
@@ -261,15 +279,18 @@ def dense_bandwidth(out, quick, results):
         return None if seconds is None else nbytes / seconds / 1e9
 
     write_csv(os.path.join(out, "dense_bandwidth.csv"),
-              ["kernel", "fastinfo (s)", "SciPy route (s)", "speed-up", "fastinfo GB/s", "copy GB/s"],
+              ["kernel", "fastinfo (s)", "SciPy route (s)", "speed-up", "fastinfo GB/s", "floor", "% of floor"],
               [(label, "not built" if f is None else f"{f:.4f}", f"{p:.4f}",
                 "n/a" if f is None else f"{p / f:.1f}x",
-                "n/a" if f is None else f"{gbs(n, f):.1f}", f"{bandwidth:.1f}")
-               for label, n, f, p in rows])
+                "n/a" if f is None else f"{gbs(n, f):.1f}", f"{floor} {floors[floor]:.1f} GB/s",
+                "n/a" if f is None else f"{100 * gbs(n, f) / floors[floor]:.0f}")
+               for label, n, floor, f, p in rows])
     results["dense_bandwidth"] = {
-        "copy_gb_per_s": bandwidth,
-        "kernels": [{"kernel": label, "bytes": n, "fastinfo_seconds": f, "scipy_seconds": p,
-                     "fastinfo_gb_per_s": gbs(n, f), "scipy_gb_per_s": gbs(n, p)} for label, n, f, p in rows],
+        "read_gb_per_s": read_gbs, "copy_gb_per_s": copy_gbs, "bandwidth_method": how, "threads": threads,
+        "kernels": [{"kernel": label, "bytes": n, "floor": floor, "fastinfo_seconds": f, "scipy_seconds": p,
+                     "fastinfo_gb_per_s": gbs(n, f), "scipy_gb_per_s": gbs(n, p),
+                     "fastinfo_pct_of_floor": None if f is None else 100 * gbs(n, f) / floors[floor]}
+                    for label, n, floor, f, p in rows],
     }
 
     plt = plt_module()
@@ -277,22 +298,25 @@ def dense_bandwidth(out, quick, results):
     names = [label.split(" ")[0] + "\n" + label.split(" ")[1] for label, *_ in rows]
     positions = np.arange(len(rows))
     width = 0.38
-    fast_gbs = [gbs(n, f) or 0.0 for _, n, f, _ in rows]
-    peer_gbs = [gbs(n, p) for _, n, _, p in rows]
+    fast_gbs = [gbs(n, f) or 0.0 for _, n, _, f, _ in rows]
+    peer_gbs = [gbs(n, p) for _, n, _, _, p in rows]
     ax.bar(positions - width / 2, fast_gbs, width, color=COLORS["fastinfo"], label="fastinfo")
     ax.bar(positions + width / 2, peer_gbs, width, color=COLORS["scipy"], label="SciPy route")
-    for pos, (_, _, f, _) in zip(positions, rows):
+    for pos, (_, n, floor, f, _) in zip(positions, rows):
+        ax.plot([pos - 0.45, pos + 0.45], [floors[floor]] * 2, color="black", linestyle="--", linewidth=1)
         if f is None:
             ax.text(pos - width / 2, 0.2, "not built", rotation=90, ha="center", va="bottom", fontsize=8)
-    ax.axhline(bandwidth, color="black", linestyle="--", label=f"copy bandwidth {bandwidth:.1f} GB/s")
+        else:
+            ax.text(pos - width / 2, gbs(n, f), f"{100 * gbs(n, f) / floors[floor]:.0f}%", ha="center",
+                    va="bottom", fontsize=7)
+    ax.plot([], [], color="black", linestyle="--", linewidth=1,
+            label=f"floor: read {read_gbs:.1f} / copy {copy_gbs:.1f} GB/s")
     ax.set_xticks(positions)
     ax.set_xticklabels(names, fontsize=8)
     ax.set_ylabel("effective GB/s (bytes read + written / time)")
-    from fastinfo import _config
-
-    ax.set_title(f"Dense kernels, float32 logits / float64 probabilities, "
-                 f"{_config.config()['default_threads']} threads")
-    ax.set_ylim(0, 1.3 * max([bandwidth] + fast_gbs + peer_gbs))
+    ax.set_title(f"Dense kernels, float32 logits / float64 probabilities, {threads} threads "
+                 f"(% of the memory floor over the bars)", fontsize=9)
+    ax.set_ylim(0, 1.3 * max([read_gbs, copy_gbs] + fast_gbs + peer_gbs))
     ax.legend(fontsize=8, loc="upper left", ncol=3)
     ax.grid(axis="x", visible=False)
     fig.tight_layout()
@@ -477,32 +501,106 @@ def ksg_accuracy(out, quick, results):
 
 
 # ------------------------------------------------------------------------------------------------
+# The fused linear head: time and memory against tokens
+# ------------------------------------------------------------------------------------------------
+
+def linear_memory_time(out, quick, results):
+    from fastinfo import _bench, _linear
+
+    d, n_vocab = 768, 50257
+    tokens = [256, 512, 1024] if quick else [1024, 2048, 4096, 8192]
+    alone = [2048] if quick else [16384, 65536]   # fastinfo only: the peers would need 6-26 GB of logits
+    repeats = 1 if quick else 2
+    memory = _bench.PeakMemory()
+    _linear._load_blas()
+    impls = {"fastinfo": lambda h, w, t: (lambda: fi.linear_cross_entropy(h, w, t)),
+             "numpy": lambda h, w, t: (lambda: h @ w.T)}
+    try:
+        torch, F = _bench._import_torch()
+        impls["torch"] = lambda h, w, t: (lambda ht=torch.from_numpy(h), wt=torch.from_numpy(w),
+                                          tt=torch.from_numpy(t): F.cross_entropy(F.linear(ht, wt), tt).item())
+    except ImportError:
+        log("linear_memory_time: torch is not installed, left out")
+    rows = []
+    for n in tokens + alone:
+        data = _bench._linear_data("W8", n, d, n_vocab)
+        h, w, t = data["h"], data["W"], data["t"]
+        for name, make in impls.items():
+            if n in alone and name != "fastinfo":
+                continue
+            call = make(h, w, t)
+            gc.collect()
+            _, peak = memory.measure(call)
+            seconds = min(_timed(call) for _ in range(repeats))
+            rows.append((name, n, round(seconds, 4), None if peak is None else round(peak / 2**20, 1)))
+            log(f"  {name} tokens={n}: {seconds:.3f} s, peak extra {rows[-1][3]} MiB")
+            del call
+        del data, h, w, t
+    write_csv(os.path.join(out, "linear_memory_time.csv"), ["implementation", "tokens", "seconds",
+                                                            "peak extra MiB"], rows)
+    results["linear_memory_time"] = {"d": d, "vocab": n_vocab, "memory_method": memory.method, "rows": rows}
+    plt = plt_module()
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    labels = {"fastinfo": "fastinfo.linear_cross_entropy", "torch": "torch F.cross_entropy(F.linear(h, W), t)",
+              "numpy": "bare product h @ W.T (NumPy)"}
+    for name in impls:
+        points = [(n, s, m) for impl, n, s, m in rows if impl == name]
+        xs = [p[0] for p in points]
+        ax_t.plot(xs, [p[1] for p in points], "o-", color=COLORS[name], label=labels[name])
+        ax_m.plot(xs, [max(p[2] or 0.0, 1.0) for p in points], "o-", color=COLORS[name], label=labels[name])
+    for ax in (ax_t, ax_m):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("tokens (d = 768, V = 50,257, float32)")
+    ax_t.set_yscale("log")
+    ax_t.set_ylabel("time (s)")
+    ax_m.set_yscale("log")
+    ax_m.set_ylabel("peak extra memory (MiB)")
+    ax_t.legend(fontsize=8)
+    ax_t.set_title("time, 2 threads")
+    ax_m.set_title("memory: logits never stored")
+    fig.tight_layout()
+    path = os.path.join(out, "linear_memory_time.png")
+    fig.savefig(path)
+    plt.close(fig)
+    log(f"wrote {os.path.relpath(path)}")
+
+
+def _timed(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------------------
 # The side-by-side table of the benchmark suite (fastinfo bench / asv_bench/compare.py)
 # ------------------------------------------------------------------------------------------------
 
-def side_by_side(out, quick, results):
+def side_by_side(out, quick, results, threads=None, readme=False):
     import contextlib
     import importlib.util
     import io
 
     header = ["workload", "what", "peer", "peer (s)", "fastinfo (s)", "speed-up",
-              "fastinfo GB/s", "copy GB/s", "extra memory MiB (fastinfo / peer)"]
+              "fastinfo GB/s", "read GB/s", "copy GB/s", "% of floor", "extra memory MiB (fastinfo / peer)"]
     path = os.path.join(out, "side_by_side.csv")
     if importlib.util.find_spec("fastinfo._bench") is None:
         log("side_by_side: fastinfo bench is not available in this checkout")
-        write_csv(path, header, [("W1-W7", "fastinfo bench is not available in this checkout",
-                                  "", "", "", "", "", "", "")])
+        write_csv(path, header, [("W1-W9", "fastinfo bench is not available in this checkout",
+                                  "", "", "", "", "", "", "", "", "")])
         return
     from fastinfo import _bench
 
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         # --quick leaves out W5 here (ksg_timing measures the same workload) to stay under 2 minutes
-        args = ["--quick", "--only", "W1,W2,W3,W4,W6,W7"] if quick else []
-        status = _bench.main(args + ["--format", "csv"])
+        args = ["--quick", "--only", "W1,W2,W3,W4,W6,W7,W8,W9"] if quick else []
+        if threads is not None:
+            args += ["--threads", str(threads)]
+        status = _bench.main(args + ["--format", "json"])
     if status not in (0, None):
         log(f"side_by_side: fastinfo bench exited with status {status}")
-    records = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    report = json.loads(buffer.getvalue())
+    records = report["rows"]
 
     def number(value, fmt):
         try:
@@ -516,15 +614,50 @@ def side_by_side(out, quick, results):
         speedup = number(r.get("speedup"), ".1f")
         memory = " / ".join(number(r.get(key), ".1f") or "-"
                             for key in ("fastinfo_peak_extra_mib", "peer_peak_extra_mib"))
+        dense = r.get("fastinfo_gbps") is not None
         rows.append((r.get("workload", ""), r.get("title", ""), r.get("peer", ""),
                      number(r.get("peer_min"), ".4f") if ok else r.get("status", ""),
                      number(r.get("fastinfo_min"), ".4f"),
                      f"{speedup}x" if ok and speedup else "",
-                     number(r.get("fastinfo_gbps"), ".1f"), number(r.get("copy_gbps"), ".1f"),
+                     number(r.get("fastinfo_gbps"), ".1f"),
+                     number(r.get("read_gbps"), ".1f") if dense else "",
+                     number(r.get("copy_gbps"), ".1f") if dense else "",
+                     number(r.get("floor_pct"), ".0f") if dense else "",
                      memory))
     write_csv(path, header, rows)
     results["side_by_side"] = records
+    results["side_by_side_meta"] = report["meta"]
     log(f"  {len(rows)} rows from fastinfo bench{' --quick' if quick else ''}")
+    if readme:
+        table = _bench.format_markdown([_bench.Row(**r) for r in records], report["meta"])
+        write_readme_table(table, threads)
+
+
+README = os.path.join(HERE, "..", "README.md")
+README_BEGIN = "<!-- fastinfo bench: begin (docs/make_figures.py --readme writes this part) -->"
+README_END = "<!-- fastinfo bench: end -->"
+
+
+def write_readme_table(table, threads):
+    """Replace the results table of README.md (between its markers) with this run's."""
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    if README_BEGIN not in text or README_END not in text:
+        log("side_by_side: README.md has no fastinfo bench markers; left unchanged")
+        return
+    machine = machine_info()
+    load = machine["load_average_1min"]
+    option = f" --threads {threads}" if threads is not None else ""
+    head = (f"Measured {machine['date_utc']} UTC on {machine['cpu_count']} CPUs"
+            + (f" (load average {load:.1f} at the start)" if load is not None else "")
+            + (f", commit {machine['git_commit']}" if machine["git_commit"] else "")
+            + f", by `python docs/make_figures.py{option} --readme` (the table is"
+            + f" `fastinfo bench{option} --format markdown`):\n\n")
+    before = text[: text.index(README_BEGIN) + len(README_BEGIN)]
+    after = text[text.index(README_END):]
+    with open(README, "w", encoding="utf-8") as f:
+        f.write(before + "\n" + head + table.rstrip() + "\n" + after)
+    log(f"wrote {os.path.relpath(README)} (results table)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -562,6 +695,10 @@ def main(argv=None):
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
     parser.add_argument("--out", default=OUT_DEFAULT, help="output directory (default: docs/_static/figures)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="thread limit for every section (threadpoolctl; fastinfo bench --threads)")
+    parser.add_argument("--readme", action="store_true",
+                        help="also write the side_by_side run's table into README.md (between its markers)")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -577,11 +714,21 @@ def main(argv=None):
     results["machine"] = machine_info()
     results["quick"] = args.quick
     started = time.perf_counter()
-    for name in sections:
-        log(f"[{name}]")
-        section_start = time.perf_counter()
-        globals()[name](args.out, args.quick, results)
-        log(f"[{name}] {time.perf_counter() - section_start:.1f} s")
+    limits = contextlib.nullcontext()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(limits=args.threads)
+    with limits:
+        results["machine"] = machine_info()  # the thread count in effect
+        for name in sections:
+            log(f"[{name}]")
+            section_start = time.perf_counter()
+            if name == "side_by_side":
+                side_by_side(args.out, args.quick, results, threads=args.threads, readme=args.readme)
+            else:
+                globals()[name](args.out, args.quick, results)
+            log(f"[{name}] {time.perf_counter() - section_start:.1f} s")
     if "ksg_speedups" in results:
         write_csv(os.path.join(args.out, "ksg_speedups.csv"),
                   ["workload", "peer", "peer (s)", "fastinfo (s)", "speed-up"], results["ksg_speedups"])

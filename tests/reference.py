@@ -151,6 +151,62 @@ def ref_perplexity(logits, target, axis=-1, ignore_index=None, temperature=1.0):
 
 
 # =============================================================================
+# Fused linear head family: the unfused composition
+# =============================================================================
+# The logits are formed the obvious way, by NumPy in the compute dtype (float64 if hidden or head is
+# float64, else float32; half precision widened to float32 first), then handed to the softmax twins.
+
+
+def _ref_compute_dtype(*arrays):
+    return np.float64 if any(np.asarray(a).dtype == np.float64 or np.asarray(a).dtype.kind in "biu"
+                             for a in arrays) else np.float32
+
+
+def ref_linear_logits(hidden, head, bias=None, dtype=None):
+    """``hidden @ head.T + bias`` by NumPy in the compute dtype (what a user would write)."""
+    dtype = dtype or _ref_compute_dtype(hidden, head)
+    h = np.asarray(hidden).astype(dtype)
+    w = np.asarray(head).astype(dtype)
+    z = h @ w.T
+    if bias is not None:
+        z = z + np.asarray(bias).astype(np.float64).astype(dtype)
+    return z
+
+
+def ref_linear_cross_entropy(hidden, head, target, bias=None, **options):
+    return ref_softmax_cross_entropy(ref_linear_logits(hidden, head, bias), target, -1, **options)
+
+
+def ref_linear_cross_entropy_grads(hidden, head, target, bias=None, **options):
+    """(grad_hidden, grad_head, grad_bias) in float64: the chain rule on the composition's gradient
+    G = d loss / d logits: G @ head, G.T @ hidden, sum of G over rows."""
+    logits = ref_linear_logits(hidden, head, bias)
+    g = ref_softmax_cross_entropy_grad(logits, target, -1, **options)
+    d = np.shape(head)[1]
+    g_rows = g.reshape(-1, g.shape[-1])
+    h_rows = np.asarray(hidden).astype(np.float64).reshape(-1, d)
+    grad_hidden = (g_rows @ np.asarray(head).astype(np.float64)).reshape(np.shape(hidden))
+    grad_head = g_rows.T @ h_rows
+    return grad_hidden, grad_head, (g_rows.sum(axis=0) if bias is not None else None)
+
+
+def ref_linear_perplexity(hidden, head, target, bias=None, ignore_index=None, temperature=1.0):
+    return ref_perplexity(ref_linear_logits(hidden, head, bias), target, -1, ignore_index, temperature)
+
+
+def ref_linear_softmax_entropy(hidden, head, bias=None, temperature=1.0, base=None):
+    return ref_softmax_entropy(ref_linear_logits(hidden, head, bias), -1, temperature, base)
+
+
+def ref_linear_kl_divergence(hidden_p, head_p, hidden_q, head_q, bias_p=None, bias_q=None, temperature=1.0,
+                             reduction="none", base=None):
+    dtype = _ref_compute_dtype(hidden_p, head_p, hidden_q, head_q)
+    return ref_softmax_kl_divergence(ref_linear_logits(hidden_p, head_p, bias_p, dtype),
+                                     ref_linear_logits(hidden_q, head_q, bias_q, dtype), -1, temperature,
+                                     reduction, base)
+
+
+# =============================================================================
 # Distribution family
 # =============================================================================
 
@@ -389,7 +445,57 @@ def infonce_bound_ref(scores):
     return np.log(n) + np.mean(np.diag(log_softmax))
 
 
+# =============================================================================
+# scikit-learn drop-in: scikit-learn's per-column estimators, the obvious way
+# =============================================================================
 
-# =============================================================================
-# scikit-learn drop-in
-# =============================================================================
+
+def sklearn_mi_cc_ref(x, y, n_neighbors=3):
+    """``sklearn.feature_selection._mutual_info._compute_mi_cc``: max-norm joint k-th distance,
+    radius ``nextafter(eps, 0)``, marginal counts ``<= radius`` (the sample itself included)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = x.shape[0]
+    dx, dy = np.abs(x[:, None] - x[None, :]), np.abs(y[:, None] - y[None, :])
+    joint = np.maximum(dx, dy) + np.diag(np.full(n, np.inf))
+    radius = np.nextafter(np.sort(joint, axis=1)[:, n_neighbors - 1], 0)
+    nx = (dx <= radius[:, None]).sum(axis=1)
+    ny = (dy <= radius[:, None]).sum(axis=1)
+    return max(0, digamma(n) + digamma(n_neighbors) - np.mean(digamma(nx)) - np.mean(digamma(ny)))
+
+
+def sklearn_mi_cd_ref(c, labels, n_neighbors=3):
+    """``_compute_mi_cd``: per label group the Euclidean k-th distance of ``NearestNeighbors()``
+    (brute force, ``||x||^2 - 2xy + ||y||^2``, when ``k >= size // 2``; exact otherwise),
+    radius ``nextafter(eps, 0)``, ``m_i`` = every kept sample within it (itself included).
+    Ordinary magnitudes only (no overflow of squares)."""
+    dtype = np.asarray(c).dtype
+    c = np.asarray(c, dtype=np.float64)
+    labels = np.asarray(labels)
+    radius = np.full(c.shape[0], np.nan)
+    k_all = np.zeros(c.shape[0])
+    count_all = np.zeros(c.shape[0])
+    for label in np.unique(labels):
+        mask = labels == label
+        size = int(mask.sum())
+        count_all[mask] = size
+        if size < 2:
+            continue
+        k = min(n_neighbors, size - 1)
+        g = c[mask]
+        if k >= size // 2:
+            squared = np.maximum((g[:, None] ** 2 + -2.0 * (g[:, None] * g[None, :])) + g[None, :] ** 2, 0.0)
+            kth = np.sort(squared, axis=1)[:, k]
+            if dtype == np.float32:
+                kth = np.sqrt(kth.astype(np.float32).astype(np.float64)).astype(np.float32).astype(np.float64)
+            else:
+                kth = np.sqrt(kth)
+        else:
+            d = np.abs(g[:, None] - g[None, :]) + np.diag(np.full(size, np.inf))
+            kth = np.sort(d, axis=1)[:, k - 1]
+        radius[mask] = np.nextafter(kth, 0)
+        k_all[mask] = k
+    keep = count_all > 1
+    c, radius = c[keep], radius[keep]
+    m = (np.abs(c[:, None] - c[None, :]) <= radius[:, None]).sum(axis=1)
+    return max(0, digamma(c.shape[0]) + np.mean(digamma(k_all[keep])) - np.mean(digamma(count_all[keep]))
+               - np.mean(digamma(m)))

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fastinfo import _kernels
+
 ASV_DIR = Path(__file__).resolve().parents[1] / "asv_bench"
 PACKAGE = "fastinfo_asv_benchmarks"
-MODULES = ["softmax", "distributions", "estimators", "sklearn"]
+MODULES = ["softmax", "distributions", "estimators", "sklearn", "linear", "scipy"]
 PREFIXES = ("time_", "peakmem_", "mem_", "track_")
 
 
@@ -99,7 +101,7 @@ def test_every_module_has_benchmarks_and_sizes_ascend():
 
 
 def test_fixed_workload_sizes_are_in_the_suite():
-    softmax, distributions, estimators, sklearn = (SUITE[m] for m in MODULES)
+    softmax, distributions, estimators, sklearn, linear, scipy_dropin = (SUITE[m] for m in MODULES)
     assert (4096, 32000) in softmax.LogSoftmax.params[-1]  # W1
     assert (4096, 32000) in softmax.SoftmaxCrossEntropy.params[-1]  # W2
     assert (2048, 32000) in softmax.SoftmaxKLDivergence.params[-1]  # W3
@@ -108,9 +110,16 @@ def test_fixed_workload_sizes_are_in_the_suite():
     assert 20_000 in estimators.MutualInfoKSG4D.params[-1]  # W6
     assert (10_000, 50) in estimators.MutualInfoFeatures.params[-1]  # W7
     assert (10_000, 50) in sklearn.MutualInfoRegression.params[-1]
+    assert (4096, 32000) in scipy_dropin.LogSumExpRows.params[-1]  # S1
+    assert (4096, 32000) in scipy_dropin.LogSoftmaxRows.params[-1]  # S2
+    assert (4096, 32000) in scipy_dropin.EntropyRows.params[-1]  # S3
+    assert (100_000_000,) in scipy_dropin.LogSumExpWholeArray.params[-1]  # S4
     for cls in (softmax.LogSoftmax, softmax.SoftmaxCrossEntropy, softmax.SoftmaxKLDivergence, distributions.Entropy):
         assert {"fastinfo", "scipy", "torch"} <= set(cls.params[0])
     assert {"fastinfo", "sklearn", "ennemi"} <= set(estimators.MutualInfoKSG1D.params[0])
+    assert (8192, 768, 50257) in linear.LinearCrossEntropy.params[-1]  # W8
+    assert (8192, 768, 50257) in linear.LinearCrossEntropyWithGrad.params[-1]  # W9
+    assert {"fastinfo", "torch", "numpy-product"} <= set(linear.LinearCrossEntropy.params[0])
 
 
 def test_seeded_data_is_reproducible():
@@ -142,21 +151,56 @@ def tiny_report():
 
 def test_compare_runs_every_workload_and_peers_agree(tiny_report):
     rows = tiny_report["rows"]
-    assert {r["workload"] for r in rows} == {f"W{i}" for i in range(1, 8)}
+    assert {r["workload"] for r in rows} == {f"W{i}" for i in range(1, 10)} | {f"S{i}" for i in range(1, 5)}
     for row in rows:
         if row["status"] == "not installed":
             assert row["peer_min"] is None and row["speedup"] is None
             continue
         assert row["status"] == "ok", row
-        assert row["fastinfo_min"] > 0 and row["peer_min"] > 0
+        assert row["fastinfo_min"] > 0 and row["fastinfo_peak_extra_mib"] is not None
+        if row["peer"] == "(none: fastinfo alone)":  # W8 at 65,536 tokens (a smaller count here)
+            assert row["peer_min"] is None and row["speedup"] is None
+            continue
+        assert row["peer_min"] > 0
+        if row["floor"]:  # the bare product: timed, its result not compared
+            assert row["agrees"] is None and row["speedup"] == pytest.approx(row["peer_min"] / row["fastinfo_min"])
+            continue
         assert row["speedup"] == pytest.approx(row["peer_min"] / row["fastinfo_min"])
         # Each peer computes the same quantity as fastinfo (no row compares different work).
         assert row["agrees"] is True, row
     # SciPy is a dependency, so the SciPy routes always run.
     scipy_rows = [r for r in rows if r["peer"].startswith("scipy")]
-    assert len(scipy_rows) == 4 and all(r["status"] == "ok" for r in scipy_rows)
+    assert len(scipy_rows) == 9 and all(r["status"] == "ok" for r in scipy_rows)  # W1-W3 f32, W4 f64 and f32, S1-S4
     dense = [r for r in rows if r["workload"] in ("W1", "W2", "W3", "W4")]
-    assert all(r["fastinfo_gbps"] > 0 and r["copy_gbps"] > 0 for r in dense)
+    assert all(r["fastinfo_gbps"] > 0 and r["copy_gbps"] > 0 and r["read_gbps"] > 0 for r in dense)
+    # % of floor: compulsory bytes / time / the matching bandwidth (copy for W1, read otherwise)
+    for r in dense:
+        floor = r["copy_gbps"] if r["workload"] == "W1" else r["read_gbps"]
+        assert r["floor_pct"] == pytest.approx(100 * r["fastinfo_gbps"] / floor)
+    floors = [r for r in rows if r["floor"]]
+    assert {r["peer"] for r in floors} >= {"numpy h @ W.T (floor)"} and all(r["workload"] == "W8" for r in floors)
+    assert "fastinfo's C loops" in tiny_report["meta"]["memory bandwidth GB/s"]
+    assert tiny_report["meta"]["dense kernels"] == _kernels.dense_simd()
+    # every dense workload also on half-precision input (bfloat16 needs ml_dtypes), with its ratio
+    # to fastinfo's float32 time of the same workload in the same run
+    half = {(r["workload"], r["variant"], r["dtype"]) for r in dense if r["dtype"] in ("float16", "bfloat16")}
+    assert {(w, v, "float16") for w, v in (("W1", ""), ("W1", "out="), ("W2", ""), ("W3", ""), ("W4", ""))} <= half
+    for r in dense:
+        reference = [f for f in dense if f["workload"] == r["workload"] and f["variant"] == r["variant"]
+                     and f["dtype"] == "float32"][0]
+        assert r["vs_float32"] == pytest.approx(r["fastinfo_min"] / reference["fastinfo_min"])
+
+
+def test_memory_bandwidth_loops_read_and_copy_exactly():
+    x = np.arange(1000.0) + 0.5
+    for threads in (1, 3):
+        assert _kernels.memory_read(x, threads) == pytest.approx(float(x.sum()))
+        for offset in (0, 1, 3):  # unaligned destinations take plain stores for the head
+            y = np.zeros(1003)
+            _kernels.memory_copy(y[offset:offset + 1000], x, threads)
+            assert np.array_equal(y[offset:offset + 1000], x) and not y[:offset].any()
+    with pytest.raises(ValueError, match="y: shape"):
+        _kernels.memory_copy(np.zeros(999), x, 1)
 
 
 def test_compare_reports_missing_peers_without_crashing(monkeypatch):
@@ -168,11 +212,12 @@ def test_compare_reports_missing_peers_without_crashing(monkeypatch):
     monkeypatch.setattr(_bench, "_import_torch", missing)
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
-    assert _bench.main(["--tiny", "--only", "W1,W4", "--format", "csv"]) == 0
+    assert _bench.main(["--tiny", "--only", "W1,W4", "--dtypes", "float32", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert {r["workload"] for r in rows} == {"W1", "W4"}
     torch_rows = [r for r in rows if r["peer"].startswith("torch")]
-    assert len(torch_rows) == 3 and all(r["status"] == "not installed" for r in torch_rows)  # W1, W1 out=, W4
+    # W1, W1 out=, W4 float64 and float32
+    assert len(torch_rows) == 4 and all(r["status"] == "not installed" for r in torch_rows)
 
 
 def test_compare_table_and_bad_options(capsys):
@@ -180,10 +225,11 @@ def test_compare_table_and_bad_options(capsys):
 
     assert _bench.main(["--tiny", "--only", "W2", "-v"]) == 0
     text = capsys.readouterr().out
-    assert "speed-up" in text and "copy GB/s" in text and "W2 softmax_cross_entropy" in text
+    assert "speed-up" in text and "copy GB/s" in text and "% of floor" in text and "W2 softmax_cross_entropy" in text
     assert "peak memory method" in text
-    assert _bench.main(["--tiny", "--only", "W9"]) == 2
+    assert _bench.main(["--tiny", "--only", "W10"]) == 2
     assert _bench.main(["--tiny", "--threads", "0"]) == 2
+    assert _bench.main(["--tiny", "--dtypes", "float8"]) == 2
 
 
 def _load_dask_bench():

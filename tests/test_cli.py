@@ -447,7 +447,207 @@ def test_logits_errors(logits_files, cli):
     assert_one_line_error(cli("logits", L, T, "--chunk-rows", "0"), "--chunk-rows")
     assert_one_line_error(cli("logits", L, T, "--temperature", "-1"), "--temperature")
     assert_one_line_error(cli("logits", L, T, "--ignore-index", "x"), "--ignore-index")
-    assert_one_line_error(cli("logits", L), "TARGETS.npy")
+    assert_one_line_error(cli("logits", L), "TARGETS")
+
+
+# --------------------------------------------------------------------------- half precision, safetensors
+
+
+def _write_safetensors(path, tensors, header_extra=None):
+    """A .safetensors file written by hand from the format's definition (8-byte little-endian header
+    length, JSON header of dtype / shape / data_offsets, the bytes), so the reader is tested without
+    the safetensors package; ``tensors`` maps names to ``(dtype name, array)``."""
+    header, blobs, offset = {}, [], 0
+    for name, (dtype_name, arr) in tensors.items():
+        data = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": dtype_name, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    header.update(header_extra or {})
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+
+
+def _half_dtypes():
+    try:
+        import ml_dtypes
+    except ImportError:
+        return [np.float16]
+    return [np.float16, ml_dtypes.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", _half_dtypes(), ids=lambda d: np.dtype(d).name)
+def test_logits_half_precision_npy_read_as_they_are(logits_files, dtype):
+    """float16 .npy and bfloat16 .npy (numpy.save writes ml_dtypes' bfloat16 as V2) give the
+    in-memory results of the same half-precision arrays, streamed in chunks."""
+    path, logits, other, targets = logits_files
+    half, other_half = logits.astype(dtype), other.astype(dtype)
+    np.save(path / "half.npy", half)
+    np.save(path / "other_half.npy", other_half)
+    expected = _expected_report(half, other_half, targets)
+    for chunk_rows in (7, 1000):
+        data = run_json("logits", path / "half.npy", path / "targets.npy", "--ignore-index", "-100",
+                        "--against", path / "other_half.npy", "--chunk-rows", chunk_rows)
+        # per-row float32 losses summed in float64: float32 precision against the in-memory mean
+        _check_report(data, expected, rel=1e-6)
+
+
+def test_logits_safetensors_hand_written(logits_files, cli):
+    path, logits, other, targets = logits_files
+    bits16 = logits.astype(np.float16)
+    # bfloat16 bits by rounding float32 to nearest even (no ml_dtypes needed)
+    u = logits.astype(np.float32).view(np.uint32)
+    bf_bits = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    bf_values = (bf_bits.astype(np.uint32) << 16).view(np.float32)
+    f = path / "eval.safetensors"
+    _write_safetensors(f, {"logits": ("BF16", bf_bits), "labels": ("I64", targets), "f16": ("F16", bits16),
+                           "f32": ("F32", logits.astype(np.float32)), "f64": ("F64", logits),
+                           "probs": ("F32", np.abs(logits).astype(np.float32))},
+                       {"__metadata__": {"format": "np"}})
+    data = run_json("logits", f, f, "--key", "logits", "--targets-key", "labels", "--ignore-index", "-100",
+                    "--chunk-rows", 64)
+    _check_report(data, _expected_report(bf_values, None, targets), rel=1e-6)   # bfloat16 values, exactly
+    for key, values in (("f16", bits16), ("f32", logits.astype(np.float32)), ("f64", logits)):
+        data = run_json("logits", f, path / "targets.npy", "--key", key, "--ignore-index", "-100",
+                        "--against", path / "other.npy", "--chunk-rows", 100)
+        _check_report(data, _expected_report(values, other, targets), rel=1e-6)
+    single = path / "single.safetensors"
+    _write_safetensors(single, {"only": ("F16", bits16)})
+    _check_report(run_json("logits", single, path / "targets.npy", "--ignore-index", "-100"),
+                  _expected_report(bits16, None, targets), rel=1e-6)
+    # errors: one line each, naming the option or the tensor
+    assert_one_line_error(cli("logits", f, path / "targets.npy"), "6 tensors", "--key")
+    assert_one_line_error(cli("logits", f, path / "targets.npy", "--key", "nope"), "'nope'", "'labels'")
+    assert_one_line_error(cli("logits", f, f, "--key", "f16", "--targets-key", "f32"), "integer", "float32")
+    assert_one_line_error(cli("logits", path / "logits.npy", path / "targets.npy", "--key", "x"), "--key", ".npy")
+    bad = path / "bad.safetensors"
+    bad.write_bytes((40).to_bytes(8, "little") + b"{not json" + b" " * 31)
+    assert_one_line_error(cli("logits", bad, path / "targets.npy"), "not JSON")
+    _write_safetensors(bad, {"x": ("C64", np.zeros((2, 3), np.complex64))})
+    assert_one_line_error(cli("logits", bad, path / "targets.npy"), "C64")
+    _write_safetensors(bad, {"x": ("F32", np.zeros((2, 3), np.float32))})
+    raw = bad.read_bytes()
+    bad.write_bytes(raw[:-8])                                       # truncated data
+    assert_one_line_error(cli("logits", bad, path / "targets.npy"), "does not fit")
+
+
+def test_logits_safetensors_written_by_the_safetensors_package(logits_files):
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    path, logits, _, targets = logits_files
+    tensors = {"logits16": logits.astype(np.float16), "labels": targets, "logits32": logits.astype(np.float32)}
+    try:
+        import ml_dtypes
+
+        tensors["logits_bf16"] = logits.astype(ml_dtypes.bfloat16)
+    except ImportError:
+        pass
+    f = path / "pkg.safetensors"
+    st_numpy.save_file(tensors, str(f))
+    for key, values in tensors.items():
+        if key == "labels":
+            continue
+        data = run_json("logits", f, f, "--key", key, "--targets-key", "labels", "--ignore-index", "-100",
+                        "--chunk-rows", 333)
+        _check_report(data, _expected_report(values, None, targets), rel=1e-6)
+
+
+@pytest.fixture
+def hidden_files(tmp_path):
+    rng = np.random.default_rng(21)
+    hidden = rng.standard_normal((1000, 24))
+    head = rng.standard_normal((37, 24)) * 0.6
+    bias = rng.standard_normal(37)
+    other = rng.standard_normal((1000, 9))
+    other_head = rng.standard_normal((37, 9))
+    targets = rng.integers(0, 37, size=1000)
+    targets[::9] = -100
+    for name, value in dict(hidden=hidden, head=head, bias=bias, other=other, other_head=other_head,
+                            targets=targets).items():
+        np.save(tmp_path / f"{name}.npy", value)
+    return tmp_path, hidden, head, bias, other, other_head, targets
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 128, 100000])
+def test_logits_from_hidden_states_equals_the_logits_report(hidden_files, chunk_rows):
+    path, hidden, head, bias, other, other_head, targets = hidden_files
+    data = run_json("logits", "--head", path / "head.npy", "--bias", path / "bias.npy", path / "hidden.npy",
+                    path / "targets.npy", "--ignore-index", "-100", "--against", path / "other.npy",
+                    "--against-head", path / "other_head.npy", "--chunk-rows", chunk_rows, "--temperature", "1.5")
+    expected = _expected_report(hidden @ head.T + bias, other @ other_head.T, targets, temperature=1.5)
+    _check_report(data, expected, rel=1e-10)
+    assert data["rows"] == 1000 and data["classes"] == 37 and data["hidden_size"] == 24
+    assert data["head"].endswith("head.npy") and data["against_head"].endswith("other_head.npy")
+
+
+def test_logits_from_hidden_states_shared_head_table_and_float32(hidden_files):
+    path, hidden, head, bias, other, _, targets = hidden_files
+    # --against without --against-head: the second model shares the head and bias
+    shared = path / "shared.npy"
+    np.save(shared, hidden[::-1].copy())
+    data = run_json("logits", "--head", path / "head.npy", "--bias", path / "bias.npy", path / "hidden.npy",
+                    path / "targets.npy", "--ignore-index", "-100", "--against", shared)
+    _check_report(data, _expected_report(hidden @ head.T + bias, hidden[::-1] @ head.T + bias, targets), rel=1e-10)
+    np.save(path / "hidden32.npy", hidden.astype(np.float32))
+    np.save(path / "head32.npy", head.astype(np.float32))
+    data = run_json("logits", "--head", path / "head32.npy", path / "hidden32.npy", path / "targets.npy",
+                    "--ignore-index", "-100", "--chunk-rows", "99")
+    logits32 = hidden.astype(np.float32) @ head.astype(np.float32).T
+    _check_report(data, _expected_report(logits32, None, targets), rel=1e-5)
+    result = run_cli("logits", "--head", path / "head.npy", path / "hidden.npy", path / "targets.npy",
+                     "--ignore-index", "-100", "--against", path / "other.npy", "--against-head",
+                     path / "other_head.npy")
+    assert result.returncode == 0, result.stderr
+    for label in ("hidden states", "head", "cross-entropy", "perplexity", "predictive entropy",
+                  "KL(logits || against)", "top-1 agreement"):
+        assert label in result.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB is Linux behaviour")
+def test_logits_from_hidden_states_memory_bounded(tmp_path):
+    rows, d, classes = 24000, 64, 5000  # the logits would be 458 MiB of float32
+    rng = np.random.default_rng(6)
+    hidden = np.lib.format.open_memmap(tmp_path / "hidden.npy", mode="w+", dtype=np.float32, shape=(rows, d))
+    hidden[:] = rng.standard_normal((rows, d), dtype=np.float32)
+    hidden.flush()
+    del hidden
+    np.save(tmp_path / "head.npy", rng.standard_normal((classes, d), dtype=np.float32) * 0.2)
+    np.save(tmp_path / "targets.npy", rng.integers(0, classes, size=rows))
+    np.save(tmp_path / "small.npy", np.zeros((10, d), dtype=np.float32))
+    np.save(tmp_path / "small_targets.npy", np.zeros(10, dtype=np.int64))
+    code = ("import sys, resource; from fastinfo._cli import main; status = main(sys.argv[1:]); "
+            "sys.stdout.flush(); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+            "sys.exit(status)")
+
+    def peak_kib(name, targets):
+        result = run_cli("logits", "--head", tmp_path / "head.npy", tmp_path / name, tmp_path / targets,
+                         "--format", "json", python_code=code)
+        assert result.returncode == 0, result.stderr
+        return int(result.stderr.strip().splitlines()[-1]), json.loads(result.stdout)
+
+    baseline, _ = peak_kib("small.npy", "small_targets.npy")
+    peak, data = peak_kib("hidden.npy", "targets.npy")
+    assert data["tokens"] == rows and math.isfinite(data["cross_entropy"])
+    assert peak - baseline < 48 * 1024, (peak, baseline)
+
+
+def test_logits_from_hidden_states_errors(hidden_files, cli):
+    path, *_ = hidden_files
+    H, T, W = path / "hidden.npy", path / "targets.npy", path / "head.npy"
+    assert_one_line_error(run_cli("logits", "--head", path / "nope.npy", H, T), "not found", "nope.npy")
+    assert_one_line_error(cli("logits", H, T, "--bias", path / "bias.npy"), "--bias", "--head")
+    assert_one_line_error(cli("logits", "--head", W, H, T, "--against-head", W), "--against")
+    assert_one_line_error(cli("logits", "--head", path / "other_head.npy", H, T), "(37, 9)", "d = 24")
+    assert_one_line_error(cli("logits", "--head", W, H, T, "--bias", path / "targets.npy"), "--bias", "(37,)")
+    assert_one_line_error(cli("logits", "--head", W, H, T, "--ignore-index", "-100", "--against",
+                              path / "other.npy"), "--against", "d = 9")
+    np.save(path / "short_head.npy", np.zeros((30, 9)))
+    assert_one_line_error(cli("logits", "--head", W, H, T, "--ignore-index", "-100", "--against",
+                              path / "other.npy", "--against-head", path / "short_head.npy"), "vocabulary")
+    assert_one_line_error(cli("logits", "--head", W, H, T), "-100")
+    np.save(path / "short_targets.npy", np.zeros(10, dtype=int))
+    assert_one_line_error(cli("logits", "--head", W, H, path / "short_targets.npy"), "(10,)", "(1000, 24)")
 
 
 def test_progress_bar_disabled_by_quiet_or_without_terminal(capsys):

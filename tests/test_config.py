@@ -40,7 +40,7 @@ def test_config_values_have_the_documented_types():
     assert isinstance(info["default_threads"], int) and info["default_threads"] >= 1
     assert info["compiler"] and info["compiler"] != "unknown"
     assert info["python"] == ".".join(map(str, sys.version_info[:3]))
-    assert "dispatch" in info["simd"]
+    assert "dispatch" in info["simd"] and info["simd"].startswith(_kernels.dense_simd())
     if not info["openmp"]:
         assert info["default_threads"] == 1
 
@@ -66,3 +66,30 @@ def test_public_names_exported():
     for name in fi.__all__:
         assert hasattr(fi, name), name
     assert callable(fi.show_config)
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_fastinfo_isa_forces_a_lower_clone(isa):
+    order = ["baseline", "avx2", "avx512"]
+    src = os.path.dirname(os.path.dirname(fi.__file__))
+    env = dict(os.environ, FASTINFO_ISA=isa.upper(), PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = "import fastinfo, fastinfo._kernels as k; fastinfo.show_config(); print(k.dense_isa(), k.cpu_isa())"
+    out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    cpu = _kernels.cpu_isa()
+    if order.index(isa) > order.index(cpu):
+        assert out.returncode != 0 and "cannot run" in out.stderr  # the warning, raised as an error here
+        return
+    assert out.returncode == 0, out.stderr
+    used, reported_cpu = out.stdout.split("\n")[-2].split()
+    assert used == isa and reported_cpu == cpu
+    assert f"FASTINFO_ISA={isa.upper()}" in out.stdout
+
+
+def test_fastinfo_isa_unknown_value_warns_and_uses_the_best_clone():
+    src = os.path.dirname(os.path.dirname(fi.__file__))
+    env = dict(os.environ, FASTINFO_ISA="sse9", PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = "import warnings, fastinfo._kernels as k; print(k.dense_isa())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "FASTINFO_ISA='sse9'" in out.stderr and out.stdout.strip() == _kernels.cpu_isa()

@@ -302,6 +302,60 @@ def test_mixed_numpy_and_dask(data):
                                          reduction="none"), expected, np.float64)
 
 
+def _half_dtypes():
+    try:
+        import ml_dtypes
+    except ImportError:
+        return [np.float16]
+    return [np.float16, ml_dtypes.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", _half_dtypes(), ids=lambda d: np.dtype(d).name)
+def test_half_precision_chunks(dtype, data):
+    """float16 / bfloat16 Dask arrays: chunks stay in their half dtype (the kernels read them as
+    they are) and every function equals the in-memory call on the same array (float32 results)."""
+    x, xq = data["logits"].astype(dtype), data["logits_q"].astype(dtype)
+    target = data["target"]
+    chunks = ((20, 3, 30), (5, 8))
+    xd, xqd, td = as_dask(x, chunks), as_dask(xq, (9, 6)), as_dask(target, 9)
+    assert xd.dtype == dtype
+    for name in ("logsumexp", "log_softmax", "softmax", "softmax_entropy"):
+        lazy = getattr(fi, name)(xd)
+        assert lazy.dtype == np.float32
+        assert_array_equal(threads(lazy), getattr(fi, name)(x))
+    assert_array_equal(threads(fi.softmax_kl_divergence(xd, xqd)), fi.softmax_kl_divergence(x, xq))
+    assert_array_equal(threads(fi.softmax_cross_entropy(xd, td, ignore_index=-100, reduction="none")),
+                       fi.softmax_cross_entropy(x, target, ignore_index=-100, reduction="none"))
+    for reduction in ("sum", "mean"):
+        assert_allclose(threads(fi.softmax_cross_entropy(xd, td, ignore_index=-100, reduction=reduction)),
+                        fi.softmax_cross_entropy(x, target, ignore_index=-100, reduction=reduction), rtol=1e-12)
+    assert_allclose(threads(fi.perplexity(xd, td, ignore_index=-100)), fi.perplexity(x, target, ignore_index=-100),
+                    rtol=1e-12)
+    loss, grad = dask.compute(*fi.softmax_cross_entropy_with_grad(xd, td, ignore_index=-100), scheduler="threads")
+    loss0, grad0 = fi.softmax_cross_entropy_with_grad(x, target, ignore_index=-100)
+    assert_allclose(loss, loss0, rtol=1e-12)
+    assert_grad_close(grad, grad0, np.float32)
+    probs = fi.softmax(xq).astype(dtype)
+    assert_array_equal(threads(fi.softmax_cross_entropy(xd, as_dask(probs, chunks), reduction="none")),
+                       fi.softmax_cross_entropy(x, probs, reduction="none"))
+    p, q = np.abs(x), np.abs(xq)
+    assert_array_equal(threads(fi.entropy(as_dask(p, chunks))), fi.entropy(p))
+    assert_array_equal(threads(fi.kl_divergence(as_dask(p, chunks), q)), fi.kl_divergence(p, q))
+    with pytest.raises(TypeError, match="target"):
+        fi.softmax_cross_entropy(xd, as_dask(target.astype(dtype), 9))
+    with pytest.raises(TypeError, match="out="):
+        fi.softmax_cross_entropy_with_grad(xd, td, out=np.empty_like(x))
+
+
+def test_torch_tensor_beside_a_dask_array(data):
+    torch = pytest.importorskip("torch")
+    logits = torch.from_numpy(data["logits"]).to(torch.float16)
+    target = data["target"]
+    expected = fi.softmax_cross_entropy(logits, target, ignore_index=-100, reduction="none")
+    assert_array_equal(threads(fi.softmax_cross_entropy(logits, as_dask(target, 8), ignore_index=-100,
+                                                        reduction="none")), expected)
+
+
 # =============================================================================
 # Distribution family
 # =============================================================================
@@ -662,6 +716,118 @@ def test_value_errors_at_compute_time(data):
 
 
 # =============================================================================
+# Fused linear head family: hidden chunked by rows, the head in memory
+# =============================================================================
+
+LINEAR_ROW_CHUNKS = [(N_ROWS,), 7, (20, 3, 30)]
+
+
+@pytest.fixture(scope="module")
+def linear_data():
+    rng = np.random.default_rng(20240901)
+    d, n_vocab = 16, 700  # the head is 89 KB: scattered to a cluster (above the 64 KiB threshold)
+    hidden = rng.standard_normal((N_ROWS, d))
+    head = rng.standard_normal((n_vocab, d)) * 0.5
+    bias = rng.standard_normal(n_vocab)
+    target = rng.integers(0, n_vocab, N_ROWS)
+    target[::5] = -100
+    hidden_q = rng.standard_normal((N_ROWS, 9))
+    head_q = rng.standard_normal((n_vocab, 9))
+    weight = rng.random(n_vocab) + 0.5
+    return dict(hidden=hidden, head=head, bias=bias, target=target, hidden_q=hidden_q, head_q=head_q, weight=weight)
+
+
+def _linear_dask(data, chunks, dtype, d_chunks=None):
+    hidden = data["hidden"].astype(dtype)
+    return hidden, da.from_array(hidden, chunks=(chunks, d_chunks or hidden.shape[1]))
+
+
+@pytest.mark.parametrize("chunks", LINEAR_ROW_CHUNKS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_linear_cross_entropy_and_grad(reduction, dtype, chunks, linear_data):
+    hidden, hd = _linear_dask(linear_data, chunks, dtype, d_chunks=5)  # d split: rechunked to one chunk
+    head, bias, target = linear_data["head"].astype(dtype), linear_data["bias"], linear_data["target"]
+    options = dict(bias=bias, ignore_index=-100, label_smoothing=0.1, weight=linear_data["weight"], temperature=1.5)
+    lazy = fi.linear_cross_entropy(hd, head, da.from_array(target, chunks=11), reduction=reduction, **options)
+    check_close(lazy, fi.linear_cross_entropy(hidden, head, target, reduction=reduction, **options), dtype,
+                reduction=reduction != "none")
+    lazy = fi.linear_cross_entropy_with_grad(hd, head, target, reduction=reduction, **options)
+    got = dask.compute(*lazy, scheduler="threads")
+    want = fi.linear_cross_entropy_with_grad(hidden, head, target, reduction=reduction, **options)
+    if reduction == "none":
+        assert_allclose(got[0], want[0], rtol=rtol_for(dtype))
+    else:
+        assert_allclose(float(got[0]), want[0], rtol=1e-12)
+    for g, w in zip(got[1:], want[1:]):
+        assert_grad_close(g, w, dtype)
+
+
+@pytest.mark.parametrize("chunks", LINEAR_ROW_CHUNKS)
+def test_linear_entropy_kl_perplexity(chunks, linear_data):
+    hidden, hd = _linear_dask(linear_data, chunks, np.float64)
+    head, bias, target = linear_data["head"], linear_data["bias"], linear_data["target"]
+    check_close(fi.linear_softmax_entropy(hd, head, bias=bias, base=2),
+                fi.linear_softmax_entropy(hidden, head, bias=bias, base=2), np.float64)
+    check_close(fi.linear_perplexity(hd, head, target, ignore_index=-100),
+                fi.linear_perplexity(hidden, head, target, ignore_index=-100), np.float64, reduction=True)
+    hq = linear_data["hidden_q"]
+    for reduction in ("none", "mean", "sum"):
+        lazy = fi.linear_kl_divergence(hd, head, hq, linear_data["head_q"], bias_p=bias, reduction=reduction)
+        check_close(lazy, fi.linear_kl_divergence(hidden, head, hq, linear_data["head_q"], bias_p=bias,
+                                                  reduction=reduction), np.float64, reduction=reduction != "none")
+
+
+def test_linear_nd_hidden_and_errors(linear_data):
+    rng = np.random.default_rng(3)
+    head = linear_data["head"]
+    hidden = rng.standard_normal((4, 6, head.shape[1]))
+    target = rng.integers(0, head.shape[0], (4, 6))
+    hd = da.from_array(hidden, chunks=(3, 4, 16))
+    check_close(fi.linear_cross_entropy(hd, head, target, reduction="none"),
+                fi.linear_cross_entropy(hidden, head, target, reduction="none"), np.float64)
+    got = dask.compute(*fi.linear_cross_entropy_with_grad(hd, head, target, reduction="sum"), scheduler="threads")
+    want = fi.linear_cross_entropy_with_grad(hidden, head, target, reduction="sum")
+    assert_allclose(float(got[0]), want[0], rtol=1e-12)
+    assert_grad_close(got[1], want[1], np.float64)
+    assert_grad_close(got[2], want[2], np.float64)
+    # shape, dtype and keyword errors at graph construction, with the in-memory messages
+    with pytest.raises(ValueError, match=r"hidden and head must have the same width d"):
+        fi.linear_cross_entropy(hd, head[:, :5], target)
+    with pytest.raises(ValueError, match=r"target must have shape \(4, 6\)"):
+        fi.linear_cross_entropy(hd, head, target[:3])
+    with pytest.raises(ValueError, match=r"bias must have shape"):
+        fi.linear_softmax_entropy(hd, head, bias=np.zeros(3))
+    with pytest.raises(ValueError, match=r"weight must have shape"):
+        fi.linear_cross_entropy(hd, head, target, weight=np.ones(3))
+    with pytest.raises(TypeError, match=r"target must hold integer"):
+        fi.linear_cross_entropy(hd, head, target.astype(float))
+    with pytest.raises(TypeError, match=r"hidden must be real"):
+        fi.linear_softmax_entropy(hd.astype(complex), head)
+    with pytest.raises(ValueError, match="reduction"):
+        fi.linear_cross_entropy(hd, head, target, reduction="avg")
+    with pytest.raises(ValueError, match="hidden_p and hidden_q must have the same rows"):
+        fi.linear_kl_divergence(hd, head, hidden[:3], head)
+    bad = target.copy()
+    bad[2, 2] = 10**6
+    with pytest.raises(ValueError, match="1000000"):
+        threads(fi.linear_cross_entropy(hd, head, bad))
+    with pytest.raises(ValueError, match="1000000"):
+        dask.compute(*fi.linear_cross_entropy_with_grad(hd, head, bad)[:2], scheduler="threads")
+
+
+def test_linear_dask_head_and_same_bits(linear_data):
+    hidden, hd = _linear_dask(linear_data, 7, np.float32)
+    head = linear_data["head"].astype(np.float32)
+    target = linear_data["target"]
+    head_d = da.from_array(head, chunks=(300, 8))   # a Dask head: made one chunk
+    a = threads(fi.linear_cross_entropy(hd, head_d, target, ignore_index=-100))
+    b = threads(fi.linear_cross_entropy(hd, head, target, ignore_index=-100))
+    assert a == b   # the same chunking gives the same bits
+    assert_allclose(a, fi.linear_cross_entropy(hidden, head, target, ignore_index=-100), rtol=1e-12)
+
+
+# =============================================================================
 # dask.distributed: two worker processes
 # =============================================================================
 
@@ -739,6 +905,30 @@ def test_distributed_estimators_and_errors(client, table, data, tile_side):
     target[7] = 1234
     with pytest.raises(ValueError, match="1234"):
         client.compute(fi.softmax_cross_entropy(as_dask(data["logits"], 10), target, ignore_index=-100), sync=True)
+
+
+def test_distributed_linear_head_broadcast_not_in_graph(client, linear_data):
+    hidden, head, bias, target = (linear_data[k] for k in ("hidden", "head", "bias", "target"))
+    hd = as_dask(hidden, (20, 16))
+    lazy = [fi.linear_cross_entropy(hd, head, target, bias=bias, ignore_index=-100),
+            fi.linear_softmax_entropy(hd, head, bias=bias),
+            fi.linear_kl_divergence(hd, head, linear_data["hidden_q"], linear_data["head_q"], reduction="sum")]
+    # the head travels as a scattered key, never as data inside the graph
+    for item in lazy:
+        large = [v for v in dict(item.__dask_graph__()).values()
+                 if isinstance(v, np.ndarray) and v.nbytes >= head.nbytes]
+        assert not large
+    got = client.compute(lazy, sync=True)
+    assert_allclose(got[0], fi.linear_cross_entropy(hidden, head, target, bias=bias, ignore_index=-100), rtol=1e-12)
+    assert_allclose(got[1], fi.linear_softmax_entropy(hidden, head, bias=bias), rtol=1e-12)
+    assert_allclose(got[2], fi.linear_kl_divergence(hidden, head, linear_data["hidden_q"], linear_data["head_q"],
+                                                    reduction="sum"), rtol=1e-12)
+    loss, g_hidden, g_head, g_bias = client.compute(
+        list(fi.linear_cross_entropy_with_grad(hd, head, target, bias=bias, ignore_index=-100)), sync=True)
+    want = fi.linear_cross_entropy_with_grad(hidden, head, target, bias=bias, ignore_index=-100)
+    assert_allclose(loss, want[0], rtol=1e-12)
+    for g, w in zip((g_hidden, g_head, g_bias), want[1:]):
+        assert_grad_close(g, w, np.float64)
 
 
 # =============================================================================

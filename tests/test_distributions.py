@@ -199,7 +199,11 @@ def test_accuracy_against_mpmath(rng):
 
 
 def test_vectorised_log_is_accurate_to_one_ulp(rng):
+    # the clone in use (tests/test_clones.py reruns this under every clone the CPU has): the
+    # generic clones' atanh log is below 1 ulp; the AVX-512 clone's division-free table log below
+    # 1.5 ulp by construction (three roundings at most; see csrc/simd_avx512.h)
     mpmath = pytest.importorskip("mpmath")
+    bound = 1.5 if _kernels.dense_isa() == "avx512" else 1.0
     x = np.concatenate(
         [
             np.exp(rng.uniform(-744, 709, 3000)),
@@ -220,7 +224,7 @@ def test_vectorised_log_is_accurate_to_one_ulp(rng):
         if exact == 0:
             continue
         worst = max(worst, float(abs(mpmath.mpf(yi) - exact)) / np.spacing(abs(float(exact))))
-    assert worst < 1.0
+    assert worst < bound, worst
 
 
 # ---------------------------------------------------------------------------

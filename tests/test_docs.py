@@ -27,9 +27,11 @@ PUBLIC_MODULES = [
     "fastinfo",
     "fastinfo._config",
     "fastinfo._softmax",
+    "fastinfo._linear",
     "fastinfo._distributions",
     "fastinfo._estimators",
     "fastinfo.sklearn",
+    "fastinfo.scipy",
 ]
 
 OPTIONFLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -93,7 +95,8 @@ def test_sphinx_html_build_has_no_warnings(tmp_path):
     assert proc.returncode == 0, f"sphinx-build failed:\n{proc.stdout}\n{proc.stderr}"
     # The pages exist and the API reference rendered a page per public function.
     for page in ["index", "theory", "numerics", "benchmarks", "api/index",
-                 "guides/llm_logits", "guides/feature_ranking", "guides/ksg", "guides/threads"]:
+                 "guides/llm_logits", "guides/linear", "guides/feature_ranking", "guides/ksg", "guides/threads",
+                 "dropins"]:
         assert (out / f"{page}.html").is_file(), page
     for name in fastinfo.__all__:
         if not name.startswith("__"):
@@ -103,6 +106,9 @@ def test_sphinx_html_build_has_no_warnings(tmp_path):
     for figure in ("ksg_timing.png", "dense_bandwidth.png", "ksg_accuracy.png"):
         assert figure in benchmarks, figure
         assert (out / "_images" / figure).is_file() or (out / "_static" / "figures" / figure).is_file(), figure
+    linear = (out / "guides" / "linear.html").read_text(encoding="utf-8")
+    assert "linear_memory_time.png" in linear
+    assert (out / "_images" / "linear_memory_time.png").is_file()
 
 
 def test_api_reference_lists_every_public_name():
@@ -116,6 +122,8 @@ def test_api_reference_lists_every_public_name():
         sk = importlib.import_module("fastinfo.sklearn")
         expected |= {f"fastinfo.sklearn.{n}" for n in ("mutual_info_regression", "mutual_info_classif")}
         expected |= {f"fastinfo.sklearn.{n}" for n in getattr(sk, "__all__", [])}
+    if importlib.util.find_spec("fastinfo.scipy") is not None:
+        expected |= {f"fastinfo.scipy.{n}" for n in ("logsumexp", "softmax", "log_softmax", "entropy")}
     assert expected <= listed, sorted(expected - listed)
     # and nothing is listed that does not exist
     for dotted in listed:
@@ -148,6 +156,9 @@ def _public_functions():
         sk = importlib.import_module("fastinfo.sklearn")
         names = getattr(sk, "__all__", ["mutual_info_regression", "mutual_info_classif"])
         found += [(f"fastinfo.sklearn.{name}", getattr(sk, name)) for name in names]
+    if importlib.util.find_spec("fastinfo.scipy") is not None:
+        sc = importlib.import_module("fastinfo.scipy")
+        found += [(f"fastinfo.scipy.{name}", getattr(sc, name)) for name in sc.__all__]
     return found
 
 
@@ -185,8 +196,8 @@ PAGES_WITH_EXAMPLES = _rst_pages()
 
 def test_pages_have_examples():
     # The guides are meant to be run: each holds doctest examples.
-    for guide in ["guides/llm_logits.rst", "guides/feature_ranking.rst", "guides/ksg.rst",
-                  "guides/threads.rst", "theory.rst"]:
+    for guide in ["guides/llm_logits.rst", "guides/linear.rst", "guides/feature_ranking.rst", "guides/ksg.rst",
+                  "guides/threads.rst", "theory.rst", "dropins.rst"]:
         assert guide in PAGES_WITH_EXAMPLES, guide
 
 

@@ -30,6 +30,15 @@ import pytest
 import fastinfo as fi
 import fastinfo._kernels as kernels
 
+try:
+    import ml_dtypes
+except ImportError:  # pragma: no cover - the test extra installs it (else float16 stands in)
+    ml_dtypes = None
+try:
+    import torch
+except ImportError:
+    torch = None
+
 DURATION = float(os.environ.get("FASTINFO_CONCURRENCY_SECONDS", "2"))
 JOIN_TIMEOUT = 120.0
 
@@ -38,12 +47,17 @@ def _inputs():
     rng = np.random.default_rng(2024)
     logits64 = rng.standard_normal((256, 384)) * 3
     logits32 = logits64.astype(np.float32)
+    logits16 = logits64.astype(np.float16)
+    logits_bf16 = logits64.astype(ml_dtypes.bfloat16) if ml_dtypes is not None else logits16
     logits64[5, 7] = -np.inf
     target = rng.integers(0, 384, 256)
     target[3] = -100
     p = rng.random((128, 300))
     p[p < 0.1] = 0.0
     q = rng.random((128, 300)) + 1e-3
+    p16 = p.astype(np.float16)
+    q_bf16 = q.astype(ml_dtypes.bfloat16) if ml_dtypes is not None else q.astype(np.float16)
+    p_bf16 = p.astype(q_bf16.dtype)
     n = 400
     x = rng.standard_normal(n)
     y = x + 0.5 * rng.standard_normal(n)
@@ -52,7 +66,16 @@ def _inputs():
     labels = rng.integers(0, 4, n)
     X = np.column_stack([x, y, z])
     scores = rng.standard_normal((64, 64))
-    for a in (logits64, logits32, target, p, q, x, y, z, xy, labels, X, scores):
+    hidden = rng.standard_normal((300, 24))
+    hidden32 = hidden.astype(np.float32)
+    head = rng.standard_normal((1500, 24)) * 0.5
+    head32 = head.astype(np.float32)
+    bias = rng.standard_normal(1500)
+    hidden_target = rng.integers(0, 1500, 300)
+    hidden_target[::9] = -100
+    long_row = rng.standard_normal(300_000)  # fastinfo.scipy's whole-array reductions: parallel chunks
+    for a in (logits64, logits32, logits16, logits_bf16, target, p, q, p16, p_bf16, q_bf16, x, y, z, xy, labels, X,
+              scores, hidden, hidden32, head, head32, bias, hidden_target, long_row):
         a.flags.writeable = False  # shared inputs: nobody may write them
     return locals()
 
@@ -76,6 +99,17 @@ def _calls():
             d["logits64"], d["target"], ignore_index=-100),
         "perplexity": lambda: fi.perplexity(d["logits64"], d["target"], ignore_index=-100),
         "softmax_kl_divergence": lambda: fi.softmax_kl_divergence(d["logits64"], d["logits64"][::-1]),
+        "logsumexp16": lambda: fi.logsumexp(d["logits16"]),
+        "log_softmax_bf16": lambda: fi.log_softmax(d["logits_bf16"], temperature=2.0),
+        "softmax16": lambda: fi.softmax(d["logits16"], axis=0),
+        "softmax_entropy_bf16": lambda: fi.softmax_entropy(d["logits_bf16"]),
+        "softmax_cross_entropy16": lambda: fi.softmax_cross_entropy(d["logits16"], d["target"], ignore_index=-100,
+                                                                    label_smoothing=0.1),
+        "softmax_cross_entropy_with_grad_bf16": lambda: fi.softmax_cross_entropy_with_grad(
+            d["logits_bf16"], d["target"], ignore_index=-100),
+        "softmax_kl_divergence16": lambda: fi.softmax_kl_divergence(d["logits16"], d["logits16"][::-1]),
+        "entropy16": lambda: fi.entropy(d["p16"]),
+        "kl_divergence_bf16": lambda: fi.kl_divergence(d["p_bf16"], d["q_bf16"]),
         "entropy": lambda: fi.entropy(d["p"]),
         "cross_entropy": lambda: fi.cross_entropy(d["p"], d["q"]),
         "kl_divergence": lambda: fi.kl_divergence(d["p"], d["q"], eps=1e-9),
@@ -91,13 +125,39 @@ def _calls():
         "mutual_info_features": lambda: fi.mutual_info_features(d["X"], d["y"]),
         "mutual_info_test": lambda: fi.mutual_info_test(d["x"], d["y"], n_permutations=5, random_state=1),
         "infonce_bound": lambda: fi.infonce_bound(d["scores"]),
+        "linear_cross_entropy": lambda: fi.linear_cross_entropy(d["hidden32"], d["head32"], d["hidden_target"],
+                                                                bias=d["bias"], ignore_index=-100, label_smoothing=0.1),
+        "linear_cross_entropy_with_grad": lambda: fi.linear_cross_entropy_with_grad(
+            d["hidden"], d["head"], d["hidden_target"], ignore_index=-100, weight=d["bias"] ** 2),
+        "linear_perplexity": lambda: fi.linear_perplexity(d["hidden32"], d["head32"], d["hidden_target"],
+                                                          ignore_index=-100),
+        "linear_softmax_entropy": lambda: fi.linear_softmax_entropy(d["hidden"], d["head"], temperature=2.0),
+        "linear_kl_divergence": lambda: fi.linear_kl_divergence(d["hidden32"], d["head32"], d["hidden"][:, ::-1],
+                                                                d["head"], reduction="none"),
     }
+    if torch is not None:  # torch tensors (viewed, not copied); torch is never a test dependency
+        t16 = torch.from_numpy(np.asarray(d["logits16"]))
+        tb = torch.from_numpy(np.asarray(d["logits64"])).to(torch.bfloat16)
+        calls["log_softmax_torch16"] = lambda: fi.log_softmax(t16)
+        calls["softmax_cross_entropy_torch_bf16"] = lambda: fi.softmax_cross_entropy(tb, d["target"], ignore_index=-100)
     try:
         import fastinfo.sklearn as fsk
 
         calls["sklearn.mutual_info_regression"] = lambda: fsk.mutual_info_regression(d["X"], d["y"], random_state=0)
         calls["sklearn.mutual_info_classif"] = lambda: fsk.mutual_info_classif(d["X"], d["labels"], random_state=0)
     except ImportError:  # reported by test_sklearn_module_exists
+        pass
+    try:
+        import fastinfo.scipy as fsp
+
+        calls["scipy.logsumexp"] = lambda: fsp.logsumexp(d["long_row"])  # one long row, in chunks
+        calls["scipy.logsumexp_long_b"] = lambda: fsp.logsumexp(d["long_row"], b=d["long_row"], return_sign=True)
+        calls["scipy.logsumexp_b"] = lambda: fsp.logsumexp(d["logits32"], axis=(0, 1), b=d["logits32"][0],
+                                                           return_sign=True)
+        calls["scipy.log_softmax"] = lambda: fsp.log_softmax(d["logits64"], axis=0)
+        calls["scipy.softmax"] = lambda: fsp.softmax(d["logits32"], axis=1)
+        calls["scipy.entropy"] = lambda: fsp.entropy(d["p"], d["q"], axis=1, base=2)
+    except ImportError:  # reported by test_scipy_dropin_module_exists
         pass
     return calls
 
@@ -122,6 +182,12 @@ def _serial(calls):
         except NotImplementedError:
             missing.append(name)
     return expected, missing
+
+
+def test_scipy_dropin_module_exists():
+    import fastinfo.scipy as fsp
+
+    assert all(callable(getattr(fsp, name)) for name in ("logsumexp", "softmax", "log_softmax", "entropy"))
 
 
 def test_sklearn_module_exists():
@@ -225,10 +291,16 @@ def test_threadpool_limits_bitwise_identical():
             for name, call in calls.items():
                 if name in expected:
                     assert same(call(), expected[name]), f"{name} differs with {limit} OpenMP thread(s)"
-    # threadpool_limits changed from one thread while others compute must not deadlock or change results
+    # OpenMP limits changed from one thread while others compute must not deadlock or change results.
+    # The limiter is restricted to the OpenMP libraries: threadpool_limits(user_api="openmp") restores
+    # the thread count of *every* library on exit, BLAS included, which would undo the one-thread pin
+    # of SciPy's BLAS that the fused linear functions hold during a call (OpenBLAS's gemm results
+    # depend on its thread count for small shapes; see _kernels_linear.pxi).
+    openmp_only = threadpoolctl.ThreadpoolController().select(user_api="openmp")
+
     def toggler():
         for _ in range(20):
-            with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+            with openmp_only.limit(limits=1):
                 time.sleep(0.005)
 
     t = threading.Thread(target=toggler, daemon=True)
@@ -251,9 +323,12 @@ FORK_SCRIPT = textwrap.dedent(
     p = rng.random((512, 256))
     x = rng.standard_normal(3000); y = x + rng.standard_normal(3000)
 
+    head = rng.standard_normal((256, 64))
+
     def work():
         return [fi.logsumexp(logits), fi.softmax(logits), fi.softmax_cross_entropy(logits, target, reduction="none"),
-                fi.entropy(p), fi.mutual_info_ksg(x, y), fi.entropy_knn(x)]
+                fi.entropy(p), fi.mutual_info_ksg(x, y), fi.entropy_knn(x),
+                fi.linear_cross_entropy_with_grad(p[:, :64], head, target, reduction="none")[2]]
 
     def same(a, b):
         return all(np.array_equal(np.asarray(u), np.asarray(v), equal_nan=True) for u, v in zip(a, b))

@@ -172,6 +172,8 @@ def _leak_calls():
     labels = np.arange(24) % 3
     dup = np.zeros(24)
     scores = rng.standard_normal((6, 6))
+    hidden = rng.standard_normal((8, 5))
+    head = rng.standard_normal((16, 5))
     calls = {
         "logsumexp": lambda: fi.logsumexp(logits),
         "log_softmax": lambda: fi.log_softmax(logits32),
@@ -197,6 +199,12 @@ def _leak_calls():
         "mutual_info_features": lambda: fi.mutual_info_features(X, y),
         "mutual_info_test": lambda: fi.mutual_info_test(x, y, n_permutations=3, random_state=0),
         "infonce_bound": lambda: fi.infonce_bound(scores),
+        "linear_cross_entropy": lambda: fi.linear_cross_entropy(hidden, head, target, bias=logits[0],
+                                                                label_smoothing=0.1),
+        "linear_cross_entropy_with_grad": lambda: fi.linear_cross_entropy_with_grad(hidden, head, target),
+        "linear_perplexity": lambda: fi.linear_perplexity(hidden.astype(np.float32), head, target),
+        "linear_softmax_entropy": lambda: fi.linear_softmax_entropy(hidden, head),
+        "linear_kl_divergence": lambda: fi.linear_kl_divergence(hidden, head, logits32, logits[:, ::-1].repeat(2, 0)),
     }
     try:
         import fastinfo.sklearn as fsk
@@ -220,6 +228,8 @@ def _leak_calls():
     calls["error: duplicate samples"] = raises(lambda: fi.entropy_knn(dup))
     calls["error: negative probability"] = raises(lambda: fi.entropy(-p))
     calls["error: k too large"] = raises(lambda: fi.mutual_info_ksg(x, y, k=24))
+    calls["error: linear target out of range"] = raises(lambda: fi.linear_cross_entropy_with_grad(hidden, head,
+                                                                                                 bad_target))
     return calls
 
 
@@ -305,6 +315,9 @@ def test_unaligned_inputs_and_out_give_the_aligned_results():
         (fi.kl_divergence(_unaligned(p), _unaligned(p[::-1])), fi.kl_divergence(p, p[::-1])),
         (fi.mutual_info_ksg(_unaligned(x), _unaligned(x + y)), fi.mutual_info_ksg(x, x + y)),
         (fi.entropy_knn(_unaligned(x)), fi.entropy_knn(x)),
+        (fi.linear_softmax_entropy(_unaligned(logits), _unaligned(p)), fi.linear_softmax_entropy(logits, p)),
+        (fi.linear_cross_entropy(_unaligned(logits), p, _unaligned(target % 7), bias=_unaligned(p[:, 0]), reduction="none"),
+         fi.linear_cross_entropy(logits, p, target % 7, bias=p[:, 0].copy(), reduction="none")),
     ]
     for got, want in pairs:
         np.testing.assert_array_equal(got, want)

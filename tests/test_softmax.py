@@ -597,6 +597,43 @@ def test_streaming_store_path(dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
+def test_log_softmax_rows_pipelined_or_not_give_the_same_bits(dtype):
+    """log_softmax writes each row while the next row is summed; row by row gives the same bits,
+    whatever the output's alignment, in place or not, with streaming stores or not."""
+    from fastinfo import _kernels
+
+    rng = np.random.default_rng(23)
+    x = (rng.standard_normal((7, 3001)) * 3).astype(dtype)
+    x[2, 5] = np.nan
+    x[4, :] = -np.inf
+    x[5, 17] = np.inf
+    old_stream = _kernels.softmax_set_stream_min_bytes(0)
+    try:
+        results = []
+        for pipelined in (True, False):
+            old = _kernels.softmax_set_pipelining(pipelined)
+            try:
+                for stream_min in (0, 1 << 62):
+                    _kernels.softmax_set_stream_min_bytes(stream_min)
+                    for temperature in (1.0, 0.7):
+                        for offset in (0, 1):
+                            buf = np.empty(x.size + offset, dtype=dtype)
+                            out = buf[offset:].reshape(x.shape)
+                            results.append(fi.log_softmax(x, out=out, temperature=temperature).copy())
+                            y = x.copy()
+                            results.append(fi.log_softmax(y, out=y, temperature=temperature))
+            finally:
+                _kernels.softmax_set_pipelining(old)
+        half = len(results) // 2
+        for a, b in zip(results[:half], results[half:]):
+            assert np.array_equal(a, b, equal_nan=True)
+        assert np.isnan(results[0][2]).all() and np.isnan(results[0][4]).all() and np.isnan(results[0][5]).all()
+        assert_close(results[0], ref.ref_log_softmax(x), dtype, 10)
+    finally:
+        _kernels.softmax_set_stream_min_bytes(old_stream)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 def test_softmax_block_rescaling(dtype):
     """softmax keeps the exps of its sum pass (taken against the running max of each block) and
     rescales them per block; check rows whose max rises in every block, rows that are all -inf for

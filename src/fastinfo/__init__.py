@@ -1,6 +1,6 @@
 """fastinfo: fast information theory on large arrays.
 
-Softmax family (from logits), distribution family (from probabilities) and
+Softmax family (from logits), fused linear head losses (from hidden states), distribution family (from probabilities) and
 k-nearest-neighbour estimators of entropy and mutual information, computed by
 compiled OpenMP kernels behind a NumPy-style API. See ``shared/API.md`` for the contract.
 """
@@ -14,6 +14,13 @@ from ._softmax import (
     softmax_cross_entropy_with_grad,
     perplexity,
     softmax_kl_divergence,
+)
+from ._linear import (
+    linear_cross_entropy,
+    linear_cross_entropy_with_grad,
+    linear_perplexity,
+    linear_softmax_entropy,
+    linear_kl_divergence,
 )
 from ._distributions import entropy, cross_entropy, kl_divergence, js_divergence
 from ._estimators import (
@@ -40,6 +47,11 @@ softmax_cross_entropy = _dask_dispatch(softmax_cross_entropy)
 softmax_cross_entropy_with_grad = _dask_dispatch(softmax_cross_entropy_with_grad)
 perplexity = _dask_dispatch(perplexity)
 softmax_kl_divergence = _dask_dispatch(softmax_kl_divergence)
+linear_cross_entropy = _dask_dispatch(linear_cross_entropy)
+linear_cross_entropy_with_grad = _dask_dispatch(linear_cross_entropy_with_grad)
+linear_perplexity = _dask_dispatch(linear_perplexity)
+linear_softmax_entropy = _dask_dispatch(linear_softmax_entropy)
+linear_kl_divergence = _dask_dispatch(linear_kl_divergence)
 entropy = _dask_dispatch(entropy)
 cross_entropy = _dask_dispatch(cross_entropy)
 kl_divergence = _dask_dispatch(kl_divergence)
@@ -58,6 +70,11 @@ __all__ = [
     "softmax_cross_entropy_with_grad",
     "perplexity",
     "softmax_kl_divergence",
+    "linear_cross_entropy",
+    "linear_cross_entropy_with_grad",
+    "linear_perplexity",
+    "linear_softmax_entropy",
+    "linear_kl_divergence",
     "entropy",
     "cross_entropy",
     "kl_divergence",

@@ -1,10 +1,17 @@
 """Side-by-side comparison of fastinfo with the libraries users would pick (``fastinfo bench``).
 
-Runs the fixed workloads W1-W7 of the benchmark suite for fastinfo and every installed peer
+Runs the fixed workloads W1-W9 and S1-S4 of the benchmark suite for fastinfo and every installed peer
 (NumPy/SciPy, PyTorch CPU, scikit-learn, ennemi) in one process, interleaved, and prints
 peer time / fastinfo time (min and median of repeats), fastinfo's effective bandwidth for
-the dense kernels next to the machine's copy bandwidth measured in the same run, and the
-peak extra memory of each call.
+the dense kernels next to the machine's read and copy bandwidth measured in the same run, and
+the peak extra memory of each call.
+
+The memory floor of a dense workload is the time its compulsory bytes (every input read once,
+every output written once) take at the machine's bandwidth: the read bandwidth for the
+reductions (W2-W4), the copy bandwidth (bytes read + written) for log_softmax (W1). Both are
+measured at the bench's thread count by fastinfo's own compiled loops (``_kernels.memory_read``,
+``_kernels.memory_copy``: a vector sum, and a copy with streaming stores as the kernels write
+large outputs), and each dense row prints "% of floor" = floor / fastinfo's time.
 
 Workloads (names and sizes are quoted outside the project; do not change them):
 
@@ -13,11 +20,29 @@ W1    ``log_softmax`` float32 (4096, 32000) (also into a preallocated ``out=``, 
 W2    mean ``softmax_cross_entropy`` float32 (4096, 32000), int64 targets
 W3    mean ``softmax_kl_divergence`` of two float32 (2048, 32000)
 W4    ``entropy`` of float64 probabilities (4096, 32000)
+      (W1-W4 also on half-precision input, float16 and bfloat16: the same values rounded, read as
+      they are; W1 ``out=`` in the input's dtype, W4 also float32. ``--dtypes`` picks the rows.
+      Their "vs f32" column is the fastinfo time over fastinfo's float32 time of the same
+      workload in the same run.)
 W5    ``mutual_info_ksg`` 1-D x 1-D, n = 10,000 / 100,000 / 1,000,000, k = 3, Gaussian rho = 0.6
 W6    ``mutual_info_ksg`` 4-D x 4-D, n = 20,000, k = 3, Gaussian rho = 0.6 per coordinate pair
 W7    ``mutual_info_features`` (and the ``fastinfo.sklearn`` drop-in) on X of shape (10,000, 50);
       the drop-in also on (100,000, 20)
+W8    ``linear_cross_entropy`` float32, tokens 8192, d 768, V 50,257 (GPT-2 small) against
+      ``F.cross_entropy(F.linear(h, W), t)``, and the bare product ``h @ W.T`` (NumPy and torch) in the
+      same run, the floor of this workload; also tokens 65,536 (13 GB of logits) for fastinfo alone
+W9    ``linear_cross_entropy_with_grad`` at the W8 shapes against torch autograd (forward + backward
+      of the same expression)
+S1    ``fastinfo.scipy.logsumexp(x, axis=-1)``, float32 (4096, 32000), against ``scipy.special``
+S2    ``fastinfo.scipy.log_softmax(x, axis=-1)``, float32 (4096, 32000)
+S3    ``fastinfo.scipy.entropy(p, axis=1)``, float64 probabilities (4096, 32000), against ``scipy.stats``
+S4    ``fastinfo.scipy.logsumexp(x)`` (``axis=None``: the whole array), 100,000,000 float64
 ====  ===========================================================================
+
+A "floor" row (the bare matrix product) computes only part of the work: its speed-up column is
+floor time / fastinfo time (1.0 means fastinfo costs exactly the product) and its result is not
+compared. A workload without any peer (W8 at 65,536 tokens) has one row with fastinfo's time and
+peak memory only.
 
 Every peer computes the same quantity as fastinfo on the same data; the largest absolute
 difference of the results is checked for every pair (shown with ``--verbose``) so that no
@@ -61,11 +86,18 @@ DENSE_SHAPES = {
     "W2": {"full": (4096, 32000), "quick": (256, 32000), "tiny": (16, 1000)},
     "W3": {"full": (2048, 32000), "quick": (128, 32000), "tiny": (16, 1000)},
     "W4": {"full": (4096, 32000), "quick": (256, 32000), "tiny": (16, 1000)},
+    # the SciPy drop-in (fastinfo.scipy) with SciPy's own calls
+    "S1": {"full": (4096, 32000), "quick": (256, 32000), "tiny": (16, 1000)},
+    "S2": {"full": (4096, 32000), "quick": (256, 32000), "tiny": (16, 1000)},
+    "S3": {"full": (4096, 32000), "quick": (256, 32000), "tiny": (16, 1000)},
+    "S4": {"full": (100_000_000,), "quick": (10_000_000,), "tiny": (300_000,)},  # one long row (chunked)
 }
 KSG_1D_SIZES = {"full": (10_000, 100_000, 1_000_000), "quick": (10_000, 100_000), "tiny": (500,)}
 KSG_4D_SIZE = {"full": 20_000, "quick": 5_000, "tiny": 300}
 FEATURES_SHAPE = {"full": (10_000, 50), "quick": (2_000, 10), "tiny": (300, 3)}
 DROPIN_LONG_SHAPE = {"full": (100_000, 20), "quick": (10_000, 5), "tiny": (400, 2)}  # the drop-in only
+LINEAR_SHAPES = {"full": (8192, 768, 50257), "quick": (1024, 768, 50257), "tiny": (64, 32, 1000)}  # W8, W9
+LINEAR_LONG_TOKENS = {"full": 65536, "quick": 8192, "tiny": 256}  # W8, fastinfo alone
 REPEATS = {"full": (7, 3), "quick": (3, 2), "tiny": (1, 1)}  # (dense, estimators)
 
 
@@ -77,16 +109,38 @@ def _rng(tag):
     return np.random.default_rng([SEED, sum(map(ord, tag))])
 
 
+# dtype parameter of the dense workloads -> (NumPy dtype name, short label)
+DENSE_DTYPES = {"float64": "f64", "float32": "f32", "float16": "f16", "bfloat16": "bf16"}
+HALF_DTYPES = ("float16", "bfloat16")
+
+
+def numpy_dtype(dtype):
+    """A NumPy dtype from a dtype or its name ("bfloat16": ml_dtypes', an ImportError without it)."""
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(dtype)
+
+
 def make_logits(shape, dtype, rng):
     """Logits drawn from N(0, 3^2): the spread of a trained language model's outputs."""
-    return (3.0 * rng.standard_normal(shape, dtype=np.float32)).astype(dtype, copy=False)
+    return (3.0 * rng.standard_normal(shape, dtype=np.float32)).astype(numpy_dtype(dtype), copy=False)
 
 
 def make_probabilities(shape, dtype, rng):
     """Rows of uniform(0, 1) draws normalised to sum to one."""
     p = rng.random(shape, dtype=np.float64)
     p /= p.sum(axis=-1, keepdims=True)
-    return p.astype(dtype, copy=False)
+    return p.astype(numpy_dtype(dtype), copy=False)
+
+
+def _to_torch(arr):
+    """A torch tensor sharing ``arr``'s memory (bfloat16 through its 16-bit patterns)."""
+    torch, _ = _import_torch()
+    if arr.dtype.name == "bfloat16":
+        return torch.from_numpy(arr.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(arr)
 
 
 def standardise(a):
@@ -138,11 +192,18 @@ def _import_ennemi():
 
 
 def _as_numpy(result):
-    """Any result (float, ndarray, torch tensor) as a flat ndarray of its own float dtype (no copy)."""
+    """Any result (float, ndarray, torch tensor, or a tuple of them, concatenated) as a flat float ndarray
+    (no copy for float32/64)."""
+    if isinstance(result, (tuple, list)):
+        parts = [_as_numpy(r) for r in result if r is not None]
+        return np.concatenate([p.astype(np.float64) for p in parts]) if parts else np.empty(0)
     if hasattr(result, "detach"):
-        result = result.detach().cpu().numpy()
+        result = result.detach().cpu()
+        if result.dtype.is_floating_point and result.element_size() == 2:  # float16 / bfloat16
+            result = result.float()
+        result = result.numpy()
     result = np.asarray(result)
-    return result.ravel() if result.dtype.kind == "f" else result.astype(np.float64).ravel()
+    return result.ravel() if result.dtype.kind == "f" and result.itemsize >= 4 else result.astype(np.float64).ravel()
 
 
 def _max_abs_difference(a, b, chunk=1 << 22):
@@ -173,6 +234,7 @@ class Implementation:
     name: str
     factory: object
     clips_at_zero: bool = False  # the peer clips negative estimates at 0 (scikit-learn): compare max(fastinfo, 0)
+    floor: bool = False  # computes only part of the work (the bare product): timed, not compared
 
 
 @dataclass
@@ -183,8 +245,11 @@ class Workload:
     fastinfo: Implementation
     peers: list
     bytes_moved: object = None  # data -> bytes read + written by the fastinfo call, dense kernels only
+    floor: str = None  # "read" or "copy": the bandwidth that bounds the dense kernel
     tolerance: float = 1e-6
     repeats_kind: int = 0  # 0 dense, 1 estimator
+    dtype: str = None  # the input dtype of a dense workload (its "vs f32" ratio compares within the key)
+    variant: str = ""  # rows of one key and variant differ only in dtype ("out=" for W1 out=)
 
 
 def _shape(shape):
@@ -198,9 +263,17 @@ def _fastinfo_call(name, *args, **kwargs):
     return lambda: function(*args, **kwargs)
 
 
-def _w1(shape):
+# Agreement with a peer that computes and returns in half precision (torch on half tensors): its
+# result carries the half dtype's rounding, about 2^-9 (bfloat16) or 2^-12 (float16) relative.
+def _half_tolerance(dtype, magnitude):
+    return {"bfloat16": 2.0 ** -7, "float16": 2.0 ** -10}.get(dtype, 0.0) * magnitude
+
+
+def _w1(shape, dtype="float32"):
+    label = DENSE_DTYPES[dtype]
+
     def make():
-        return {"x": make_logits(shape, np.float32, _rng("W1"))}
+        return {"x": make_logits(shape, dtype, _rng("W1"))}
 
     def scipy_factory(d, threads):
         from scipy.special import log_softmax
@@ -210,24 +283,28 @@ def _w1(shape):
     def torch_factory(d, threads):
         torch, F = _import_torch()
         _torch_threads(threads)
-        x = torch.from_numpy(d["x"])
+        x = _to_torch(d["x"])
         return lambda: F.log_softmax(x, dim=-1)
 
+    peers = [Implementation("torch F.log_softmax", torch_factory)]
+    if dtype not in HALF_DTYPES:
+        peers.append(Implementation("scipy.special.log_softmax", scipy_factory))
     return Workload(
-        "W1", f"log_softmax f32 {_shape(shape)}", make,
+        "W1", f"log_softmax {label} {_shape(shape)}", make,
         Implementation("fastinfo.log_softmax", lambda d, t: _fastinfo_call("log_softmax", d["x"])),
-        [Implementation("torch F.log_softmax", torch_factory),
-         Implementation("scipy.special.log_softmax", scipy_factory)],
-        bytes_moved=lambda d: 2 * d["x"].nbytes,
-        tolerance=1e-4,
+        peers,
+        bytes_moved=lambda d: d["x"].nbytes + 4 * d["x"].size, floor="copy",  # a float32 output for half input
+        tolerance=max(1e-4, _half_tolerance(dtype, 40.0)), dtype=dtype,
     )
 
 
-def _w1_out(shape):
-    """W1 again into a preallocated output: the kernel's own bandwidth, without first-touch page faults."""
+def _w1_out(shape, dtype="float32"):
+    """W1 again into a preallocated output of the input's dtype (half into half): the kernel's own
+    bandwidth, without first-touch page faults."""
+    label = DENSE_DTYPES[dtype]
 
     def make():
-        return {"x": make_logits(shape, np.float32, _rng("W1"))}
+        return {"x": make_logits(shape, dtype, _rng("W1"))}
 
     def fastinfo_factory(d, threads):
         import fastinfo
@@ -238,23 +315,25 @@ def _w1_out(shape):
     def torch_factory(d, threads):
         torch, _ = _import_torch()
         _torch_threads(threads)
-        x = torch.from_numpy(d["x"])
+        x = _to_torch(d["x"])
         out = torch.zeros_like(x)
         return lambda: torch.log_softmax(x, -1, out=out)
 
     return Workload(
-        "W1", f"log_softmax f32 {_shape(shape)} out=", make,
+        "W1", f"log_softmax {label} {_shape(shape)} out=", make,
         Implementation("fastinfo.log_softmax(out=)", fastinfo_factory),
         [Implementation("torch log_softmax(out=)", torch_factory)],
-        bytes_moved=lambda d: 2 * d["x"].nbytes,
-        tolerance=1e-4,
+        bytes_moved=lambda d: 2 * d["x"].nbytes, floor="copy",
+        tolerance=max(1e-4, _half_tolerance(dtype, 40.0)), dtype=dtype, variant="out=",
     )
 
 
-def _w2(shape):
+def _w2(shape, dtype="float32"):
+    label = DENSE_DTYPES[dtype]
+
     def make():
         rng = _rng("W2")
-        x = make_logits(shape, np.float32, rng)
+        x = make_logits(shape, dtype, rng)
         return {"x": x, "target": rng.integers(0, shape[1], shape[0], dtype=np.int64)}
 
     def scipy_factory(d, threads):
@@ -267,24 +346,28 @@ def _w2(shape):
     def torch_factory(d, threads):
         torch, F = _import_torch()
         _torch_threads(threads)
-        x, target = torch.from_numpy(d["x"]), torch.from_numpy(d["target"])
+        x, target = _to_torch(d["x"]), torch.from_numpy(d["target"])
         return lambda: F.cross_entropy(x, target).item()
 
+    peers = [Implementation("torch F.cross_entropy", torch_factory)]
+    if dtype not in HALF_DTYPES:
+        peers.append(Implementation("scipy log_softmax + gather", scipy_factory))
     return Workload(
-        "W2", f"softmax_cross_entropy mean f32 {_shape(shape)}", make,
+        "W2", f"softmax_cross_entropy mean {label} {_shape(shape)}", make,
         Implementation("fastinfo.softmax_cross_entropy",
                        lambda d, t: _fastinfo_call("softmax_cross_entropy", d["x"], d["target"])),
-        [Implementation("torch F.cross_entropy", torch_factory),
-         Implementation("scipy log_softmax + gather", scipy_factory)],
-        bytes_moved=lambda d: d["x"].nbytes + d["target"].nbytes,
-        tolerance=1e-4,
+        peers,
+        bytes_moved=lambda d: d["x"].nbytes + d["target"].nbytes, floor="read",
+        tolerance=max(1e-4, _half_tolerance(dtype, 12.0)), dtype=dtype,
     )
 
 
-def _w3(shape):
+def _w3(shape, dtype="float32"):
+    label = DENSE_DTYPES[dtype]
+
     def make():
         rng = _rng("W3")
-        return {"p": make_logits(shape, np.float32, rng), "q": make_logits(shape, np.float32, rng)}
+        return {"p": make_logits(shape, dtype, rng), "q": make_logits(shape, dtype, rng)}
 
     def scipy_factory(d, threads):
         from scipy.special import log_softmax
@@ -299,26 +382,30 @@ def _w3(shape):
     def torch_factory(d, threads):
         torch, F = _import_torch()
         _torch_threads(threads)
-        p, q = torch.from_numpy(d["p"]), torch.from_numpy(d["q"])
+        p, q = _to_torch(d["p"]), _to_torch(d["q"])
         # kl_div(input, target) = sum target * (log target - input) / rows, with target = log softmax(p):
         # the mean over rows of KL(softmax(p) || softmax(q)).
         return lambda: F.kl_div(F.log_softmax(q, dim=-1), F.log_softmax(p, dim=-1),
                                 log_target=True, reduction="batchmean").item()
 
+    peers = [Implementation("torch F.kl_div(log_softmax)", torch_factory)]
+    if dtype not in HALF_DTYPES:
+        peers.append(Implementation("scipy log_softmax + numpy", scipy_factory))
     return Workload(
-        "W3", f"softmax_kl_divergence mean 2x f32 {_shape(shape)}", make,
+        "W3", f"softmax_kl_divergence mean 2x {label} {_shape(shape)}", make,
         Implementation("fastinfo.softmax_kl_divergence",
                        lambda d, t: _fastinfo_call("softmax_kl_divergence", d["p"], d["q"], reduction="mean")),
-        [Implementation("torch F.kl_div(log_softmax)", torch_factory),
-         Implementation("scipy log_softmax + numpy", scipy_factory)],
-        bytes_moved=lambda d: d["p"].nbytes + d["q"].nbytes,
-        tolerance=1e-4,
+        peers,
+        bytes_moved=lambda d: d["p"].nbytes + d["q"].nbytes, floor="read",
+        tolerance=max(1e-4, _half_tolerance(dtype, 40.0)), dtype=dtype,
     )
 
 
-def _w4(shape):
+def _w4(shape, dtype="float64"):
+    label = DENSE_DTYPES[dtype]
+
     def make():
-        return {"p": make_probabilities(shape, np.float64, _rng("W4"))}
+        return {"p": make_probabilities(shape, dtype, _rng("W4"))}
 
     def scipy_factory(d, threads):
         from scipy.stats import entropy
@@ -328,16 +415,18 @@ def _w4(shape):
     def torch_factory(d, threads):
         torch, _ = _import_torch()
         _torch_threads(threads)
-        p = torch.from_numpy(d["p"])
+        p = _to_torch(d["p"])
         return lambda: torch.special.entr(p).sum(-1)
 
+    peers = [Implementation("torch special.entr().sum(-1)", torch_factory)]
+    if dtype not in HALF_DTYPES:
+        peers.append(Implementation("scipy.stats.entropy", scipy_factory))
     return Workload(
-        "W4", f"entropy f64 {_shape(shape)}", make,
+        "W4", f"entropy {label} {_shape(shape)}", make,
         Implementation("fastinfo.entropy", lambda d, t: _fastinfo_call("entropy", d["p"])),
-        [Implementation("torch special.entr().sum(-1)", torch_factory),
-         Implementation("scipy.stats.entropy", scipy_factory)],
-        bytes_moved=lambda d: d["p"].nbytes + 8 * d["p"].shape[0],
-        tolerance=1e-10,
+        peers,
+        bytes_moved=lambda d: d["p"].nbytes + 8 * d["p"].shape[0], floor="read",
+        tolerance={"float64": 1e-10, "float32": 1e-4}.get(dtype, _half_tolerance(dtype, 12.0)), dtype=dtype,
     )
 
 
@@ -430,20 +519,166 @@ def _w7_dropin(shape):
     )
 
 
-def workloads(preset="full"):
-    """The list of workloads for a size preset (``"full"``, ``"quick"`` or ``"tiny"``)."""
-    out = [
-        _w1(DENSE_SHAPES["W1"][preset]),
-        _w1_out(DENSE_SHAPES["W1"][preset]),
-        _w2(DENSE_SHAPES["W2"][preset]),
-        _w3(DENSE_SHAPES["W3"][preset]),
-        _w4(DENSE_SHAPES["W4"][preset]),
+def _linear_data(tag, tokens, d, n_vocab):
+    """Hidden states N(0, 1), a head of N(0, 1/d) rows (logits of unit scale), uniform targets."""
+    rng = _rng(tag)
+    hidden = rng.standard_normal((tokens, d), dtype=np.float32)
+    head = rng.standard_normal((n_vocab, d), dtype=np.float32) * np.float32(1.0 / np.sqrt(d))
+    return {"h": hidden, "W": head, "t": rng.integers(0, n_vocab, tokens, dtype=np.int64)}
+
+
+def _w8(shape, tokens=None):
+    n_tokens, d, n_vocab = shape
+    if tokens is not None:
+        n_tokens = tokens
+
+    def make():
+        return _linear_data("W8", n_tokens, d, n_vocab)
+
+    def torch_factory(data, threads):
+        torch, F = _import_torch()
+        _torch_threads(threads)
+        h, w, t = (torch.from_numpy(data[k]) for k in ("h", "W", "t"))
+        return lambda: F.cross_entropy(F.linear(h, w), t).item()
+
+    def torch_product(data, threads):
+        torch, _ = _import_torch()
+        _torch_threads(threads)
+        h, w = torch.from_numpy(data["h"]), torch.from_numpy(data["W"])
+        return lambda: h @ w.T
+
+    def numpy_product(data, threads):
+        h, w = data["h"], data["W"]
+        return lambda: h @ w.T
+
+    def fastinfo_factory(data, threads):
+        from fastinfo import _linear
+
+        _linear._load_blas()  # the one-time look-up of SciPy's BLAS (imports scipy.linalg): not measured
+        return _fastinfo_call("linear_cross_entropy", data["h"], data["W"], data["t"])
+
+    title = f"linear_cross_entropy f32 tokens={n_tokens:,} d={d} V={n_vocab:,}"
+    fastinfo = Implementation("fastinfo.linear_cross_entropy", fastinfo_factory)
+    peers = [] if tokens is not None else [
+        Implementation("torch F.cross_entropy(F.linear)", torch_factory),
+        Implementation("numpy h @ W.T (floor)", numpy_product, floor=True),
+        Implementation("torch h @ W.T (floor)", torch_product, floor=True),
     ]
+    return Workload("W8", title, make, fastinfo, peers, tolerance=1e-4)
+
+
+def _w9(shape):
+    n_tokens, d, n_vocab = shape
+
+    def make():
+        return _linear_data("W8", n_tokens, d, n_vocab)
+
+    def fastinfo_factory(data, threads):
+        import fastinfo
+        from fastinfo import _linear
+
+        _linear._load_blas()
+        h, w, t = data["h"], data["W"], data["t"]
+        return lambda: fastinfo.linear_cross_entropy_with_grad(h, w, t)[:3]
+
+    def torch_factory(data, threads):
+        torch, F = _import_torch()
+        _torch_threads(threads)
+        h0, w0, t = (torch.from_numpy(data[k]) for k in ("h", "W", "t"))
+
+        def call():
+            h, w = h0.detach().requires_grad_(), w0.detach().requires_grad_()
+            loss = F.cross_entropy(F.linear(h, w), t)
+            loss.backward()
+            return loss.detach(), h.grad, w.grad
+
+        return call
+
+    return Workload(
+        "W9", f"linear_cross_entropy_with_grad f32 tokens={n_tokens:,} d={d} V={n_vocab:,}", make,
+        Implementation("fastinfo.linear_cross_entropy_with_grad", fastinfo_factory),
+        [Implementation("torch autograd F.cross_entropy(F.linear)", torch_factory)],
+        tolerance=1e-4,
+    )
+
+
+def _scipy_dropin(key, title, make, name, peer_module, kwargs, bytes_moved, tolerance):
+    """A SciPy drop-in row: ``fastinfo.scipy.<name>`` against ``<peer_module>.<name>``, same arguments."""
+    def fastinfo_factory(d, threads):
+        import fastinfo.scipy
+
+        function = getattr(fastinfo.scipy, name)
+        return lambda: function(d["x"], **kwargs)
+
+    def scipy_factory(d, threads):
+        import importlib
+
+        function = getattr(importlib.import_module(peer_module), name)
+        return lambda: function(d["x"], **kwargs)
+
+    return Workload(key, title, make, Implementation(f"fastinfo.scipy.{name}", fastinfo_factory),
+                    [Implementation(f"{peer_module}.{name}", scipy_factory)],
+                    bytes_moved=bytes_moved, tolerance=tolerance)
+
+
+def _s1(shape):
+    return _scipy_dropin("S1", f"scipy drop-in logsumexp axis=-1 f32 {_shape(shape)}",
+                         lambda: {"x": make_logits(shape, np.float32, _rng("S1"))}, "logsumexp", "scipy.special",
+                         {"axis": -1}, lambda d: d["x"].nbytes + 4 * d["x"].shape[0], 1e-4)
+
+
+def _s2(shape):
+    return _scipy_dropin("S2", f"scipy drop-in log_softmax axis=-1 f32 {_shape(shape)}",
+                         lambda: {"x": make_logits(shape, np.float32, _rng("S2"))}, "log_softmax", "scipy.special",
+                         {"axis": -1}, lambda d: 2 * d["x"].nbytes, 1e-4)
+
+
+def _s3(shape):
+    return _scipy_dropin("S3", f"scipy drop-in entropy axis=1 f64 {_shape(shape)}",
+                         lambda: {"x": make_probabilities(shape, np.float64, _rng("S3"))}, "entropy", "scipy.stats",
+                         {"axis": 1}, lambda d: d["x"].nbytes + 8 * d["x"].shape[0], 1e-10)
+
+
+def _s4(shape):
+    return _scipy_dropin("S4", f"scipy drop-in logsumexp axis=None f64 n={shape[0]:,}",
+                         lambda: {"x": _rng("S4").standard_normal(shape)}, "logsumexp", "scipy.special",
+                         {}, lambda d: d["x"].nbytes, 1e-9)
+
+
+def _available_dtypes(dtypes):
+    """``dtypes`` without bfloat16 when ml_dtypes (NumPy's bfloat16) is not installed."""
+    try:
+        import ml_dtypes  # noqa: F401
+    except ImportError:
+        return [d for d in dtypes if d != "bfloat16"]
+    return list(dtypes)
+
+
+def workloads(preset="full", dtypes=("float32", "float16", "bfloat16")):
+    """The list of workloads for a size preset (``"full"``, ``"quick"`` or ``"tiny"``); W1-W3 for
+    each of ``dtypes`` (float32, float64, float16, bfloat16), W4 in float64 and, when other dtypes
+    are asked for, in each of them (float32 included, the half-precision rows' reference)."""
+    dtypes = _available_dtypes(dtypes)
+    w4_dtypes = ["float64"] + (["float32"] if any(d != "float64" for d in dtypes) else [])
+    w4_dtypes += [d for d in dtypes if d in HALF_DTYPES]
+    out = []
+    for dtype in [d for d in dtypes if d != "float64"] or ["float32"]:
+        out += [_w1(DENSE_SHAPES["W1"][preset], dtype), _w1_out(DENSE_SHAPES["W1"][preset], dtype)]
+    for dtype in [d for d in dtypes if d != "float64"] or ["float32"]:
+        out.append(_w2(DENSE_SHAPES["W2"][preset], dtype))
+    for dtype in [d for d in dtypes if d != "float64"] or ["float32"]:
+        out.append(_w3(DENSE_SHAPES["W3"][preset], dtype))
+    out += [_w4(DENSE_SHAPES["W4"][preset], dtype) for dtype in w4_dtypes]
     out += [_w5(n) for n in KSG_1D_SIZES[preset]]
     out.append(_w6(KSG_4D_SIZE[preset]))
     out.append(_w7(FEATURES_SHAPE[preset]))
     out.append(_w7_dropin(FEATURES_SHAPE[preset]))
     out.append(_w7_dropin(DROPIN_LONG_SHAPE[preset]))
+    out.append(_w8(LINEAR_SHAPES[preset]))
+    out.append(_w8(LINEAR_SHAPES[preset], tokens=LINEAR_LONG_TOKENS[preset]))
+    out.append(_w9(LINEAR_SHAPES[preset]))
+    out += [_s1(DENSE_SHAPES["S1"][preset]), _s2(DENSE_SHAPES["S2"][preset]), _s3(DENSE_SHAPES["S3"][preset]),
+            _s4(DENSE_SHAPES["S4"][preset])]
     return out
 
 
@@ -533,26 +768,50 @@ class PeakMemory:
         return call(), None
 
 
-def copy_bandwidth(threads, nbytes=256 * 2**20, repeats=5):
-    """Measured memory bandwidth of ``np.copyto`` in GB/s, counting bytes read + written.
+def memory_bandwidth(threads, nbytes=256 * 2**20, repeats=5):
+    """The machine's memory bandwidth in GB/s at ``threads`` threads: ``(read, copy, method)``.
 
-    Returns ``(one thread, `threads` threads)``; the copy is split in contiguous chunks,
-    one per thread (NumPy releases the GIL while copying).
+    read: bytes read per second by fastinfo's compiled read loop over ``nbytes``; copy: bytes
+    read + written per second by its copy loop (streaming stores), ``nbytes`` each way; each the
+    best of ``repeats``, every thread on one contiguous chunk. Without fastinfo's extension (the
+    bench still runs the peers) NumPy's sum and ``np.copyto`` are timed instead, which
+    understate both.
     """
     n = nbytes // 8
     src = np.ones(n)
     dst = np.zeros(n)
-    results = []
-    for n_threads in sorted({1, max(1, threads)}):
-        chunks = [(dst[lo:hi], src[lo:hi]) for lo, hi in _split(n, n_threads)]
-        best = float("inf")
-        with ThreadPoolExecutor(n_threads) as pool:
-            for _ in range(repeats):
-                start = time.perf_counter()
-                list(pool.map(lambda c: np.copyto(c[0], c[1]), chunks))
-                best = min(best, time.perf_counter() - start)
-        results.append(2 * nbytes / best / 1e9)
-    return results[0], results[-1]
+    try:
+        from fastinfo import _kernels
+
+        def read():
+            return _kernels.memory_read(src, threads)
+
+        def copy():
+            _kernels.memory_copy(dst, src, threads)
+
+        method = f"fastinfo's C loops, {threads} thread{'s' if threads != 1 else ''}"
+    except ImportError:
+        chunks = [(dst[lo:hi], src[lo:hi]) for lo, hi in _split(n, threads)]
+        pool = ThreadPoolExecutor(threads)
+
+        def read():
+            return sum(pool.map(lambda c: float(c[1].sum()), chunks))
+
+        def copy():
+            list(pool.map(lambda c: np.copyto(c[0], c[1]), chunks))
+
+        method = f"NumPy sum / np.copyto, {threads} threads (fastinfo not importable)"
+    read()
+    copy()  # first touch of dst
+    best_read = best_copy = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        read()
+        best_read = min(best_read, time.perf_counter() - start)
+        start = time.perf_counter()
+        copy()
+        best_copy = min(best_copy, time.perf_counter() - start)
+    return nbytes / best_read / 1e9, 2 * nbytes / best_copy / 1e9, method
 
 
 def _split(n, parts):
@@ -573,12 +832,18 @@ class Row:
     fastinfo_median: float = None
     speedup: float = None
     fastinfo_gbps: float = None
+    read_gbps: float = None
     copy_gbps: float = None
+    floor_pct: float = None  # dense rows: compulsory bytes / fastinfo min / matching bandwidth, in %
     fastinfo_peak_extra_mib: float = None
     peer_peak_extra_mib: float = None
     max_abs_diff: float = None
     agrees: bool = None
     detail: str = ""
+    dtype: str = None
+    vs_float32: float = None  # fastinfo min / fastinfo's float32 min of the same workload (dense rows)
+    variant: str = ""
+    floor: bool = False  # the peer is the bare product (the floor of a fused workload), not compared
 
 
 def _describe_error(exc):
@@ -586,8 +851,9 @@ def _describe_error(exc):
     return text if len(text) < 120 else text[:117] + "..."
 
 
-def run_workload(workload, threads, repeats, memory, copy_gbps, log):
-    """Time fastinfo and every installed peer of one workload, interleaved; return table rows."""
+def run_workload(workload, threads, repeats, memory, bandwidth, log):
+    """bandwidth: ``(read GB/s, copy GB/s)`` measured in this run."""
+    # Time fastinfo and every installed peer of one workload, interleaved; return table rows.
     log(f"{workload.key}: {workload.title}: building data")
     data = workload.make_data()
     gc.collect()
@@ -600,10 +866,11 @@ def run_workload(workload, threads, repeats, memory, copy_gbps, log):
         except ImportError as exc:
             errors[impl.name] = ("not installed", _describe_error(exc))
     # One untimed call each: warm-up, peak memory, and the result for the agreement check.
+    floors = {impl.name for impl in impls if impl.floor}
     for name in list(calls):
         try:
             result, peak = memory.measure(calls[name])
-            results[name], peaks[name] = _as_numpy(result), peak
+            results[name], peaks[name] = (None if name in floors else _as_numpy(result)), peak
             del result
         except Exception as exc:  # report, never crash: the other implementations still run
             errors[name] = ("error", _describe_error(exc))
@@ -623,8 +890,19 @@ def run_workload(workload, threads, repeats, memory, copy_gbps, log):
                 gc.enable()
             del result
     fi = workload.fastinfo.name
+    if not workload.peers:  # fastinfo alone: its time and peak memory
+        row = Row(workload.key, workload.title, "(none: fastinfo alone)", fi, read_gbps=bandwidth[0],
+                  copy_gbps=bandwidth[1], dtype=workload.dtype, variant=workload.variant)
+        if fi in errors:
+            row.status, row.detail = "fastinfo " + errors[fi][0], "fastinfo: " + errors[fi][1]
+        else:
+            row.fastinfo_min, row.fastinfo_median = min(times[fi]), statistics.median(times[fi])
+            row.fastinfo_peak_extra_mib = _mib(peaks[fi])
+        rows.append(row)
+        log(f"  fastinfo alone: {row.status} fastinfo={_fmt_time(row.fastinfo_min)}")
     for peer in workload.peers:
-        row = Row(workload.key, workload.title, peer.name, fi, copy_gbps=copy_gbps)
+        row = Row(workload.key, workload.title, peer.name, fi, read_gbps=bandwidth[0], copy_gbps=bandwidth[1],
+                  dtype=workload.dtype, variant=workload.variant, floor=peer.floor)
         details = []
         if peer.name in errors:
             row.status = errors[peer.name][0]
@@ -642,7 +920,12 @@ def run_workload(workload, threads, repeats, memory, copy_gbps, log):
             row.fastinfo_peak_extra_mib = _mib(peaks[fi])
             if workload.bytes_moved is not None:
                 row.fastinfo_gbps = workload.bytes_moved(data) / row.fastinfo_min / 1e9
-        if row.peer_min is not None and row.fastinfo_min is not None:
+                floor_gbps = row.copy_gbps if workload.floor == "copy" else row.read_gbps
+                row.floor_pct = 100.0 * row.fastinfo_gbps / floor_gbps
+        if row.peer_min is not None and row.fastinfo_min is not None and peer.floor:
+            row.speedup = row.peer_min / row.fastinfo_min
+            row.detail = "floor: computes only the logits product (speed-up = floor time / fastinfo time)"
+        elif row.peer_min is not None and row.fastinfo_min is not None:
             row.speedup = row.peer_min / row.fastinfo_min
             a, b = results[fi], results[peer.name]
             if peer.clips_at_zero:
@@ -666,6 +949,18 @@ def _mib(nbytes):
     return None if nbytes is None else nbytes / 2**20
 
 
+def add_float32_ratios(rows):
+    """Set ``vs_float32`` of every dense row: its fastinfo time over the fastinfo time of the
+    float32 row of the same workload and variant in this run (1.0 for that row itself)."""
+    reference = {(r.workload, r.variant): r.fastinfo_min for r in rows
+                 if r.dtype == "float32" and r.fastinfo_min is not None}
+    for r in rows:
+        base = reference.get((r.workload, r.variant))
+        if r.dtype is not None and base and r.fastinfo_min is not None:
+            r.vs_float32 = r.fastinfo_min / base
+    return rows
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -685,18 +980,21 @@ def _fmt(value, spec):
 
 def _cells(rows, verbose):
     header = ["workload", "peer", "peer min", "peer med", "fastinfo min", "fastinfo med", "speed-up",
-              "fastinfo GB/s", "copy GB/s", "peak MiB fastinfo", "peak MiB peer", "check"]
+              "vs f32", "fastinfo GB/s", "read GB/s", "copy GB/s", "% of floor", "peak MiB fastinfo",
+              "peak MiB peer", "check"]
     if verbose:
         header.append("max |diff|")
     lines = []
     for r in rows:
         peer = r.peer if r.status == "ok" else f"{r.peer}: {r.status}"
-        check = "-" if r.agrees is None else ("ok" if r.agrees else "DIFFERS")
+        check = "floor" if r.floor else "-" if r.agrees is None else ("ok" if r.agrees else "DIFFERS")
         dense = r.workload in DENSE_SHAPES
         line = [f"{r.workload} {r.title}", peer, _fmt_time(r.peer_min), _fmt_time(r.peer_median),
                 _fmt_time(r.fastinfo_min), _fmt_time(r.fastinfo_median),
                 "-" if r.speedup is None else f"{r.speedup:.1f}x",
-                _fmt(r.fastinfo_gbps, ".1f"), _fmt(r.copy_gbps, ".1f") if dense else "-",
+                "-" if r.vs_float32 is None else f"{r.vs_float32:.2f}x",
+                _fmt(r.fastinfo_gbps, ".1f"), _fmt(r.read_gbps, ".1f") if dense else "-",
+                _fmt(r.copy_gbps, ".1f") if dense else "-", _fmt(r.floor_pct, ".0f") if dense else "-",
                 _fmt(r.fastinfo_peak_extra_mib, ".1f"), _fmt(r.peer_peak_extra_mib, ".1f"), check]
         if verbose:
             line.append(_fmt(r.max_abs_diff, ".2e"))
@@ -746,6 +1044,15 @@ def format_json(rows, meta):
     return json.dumps({"meta": meta, "rows": [vars(r) for r in rows]}, indent=2)
 
 
+def _dense_clone():
+    try:
+        from fastinfo import _kernels
+
+        return _kernels.dense_simd()
+    except Exception as exc:  # the benchmark still runs the peers
+        return f"unknown ({exc})"
+
+
 def _versions():
     from importlib import metadata
 
@@ -771,7 +1078,7 @@ def build_parser(prog="fastinfo bench"):
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Time fastinfo against NumPy/SciPy, PyTorch, scikit-learn and ennemi on the "
-                    "fixed workloads W1-W7, side by side in one process.")
+                    "fixed workloads W1-W9 and S1-S4 (the SciPy drop-in), side by side in one process.")
     parser.add_argument("--threads", type=int, default=None,
                         help="thread limit for every library (threadpoolctl for OpenMP/BLAS, "
                              "torch.set_num_threads, ennemi max_threads); default: library defaults")
@@ -779,6 +1086,10 @@ def build_parser(prog="fastinfo bench"):
     size.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
     size.add_argument("--tiny", action="store_true", help="smallest sizes, one repeat (for tests)")
     parser.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W5")
+    parser.add_argument("--dtypes", default="float32,float16,bfloat16",
+                        help="comma-separated input dtypes of the dense workloads W1-W4 among float32, "
+                             "float64, float16, bfloat16 (default: float32,float16,bfloat16; W4 always "
+                             "runs its quoted float64; bfloat16 needs ml_dtypes)")
     parser.add_argument("--repeat", type=int, default=None, help="timed repeats per implementation")
     parser.add_argument("--format", choices=("table", "markdown", "json", "csv"), default="table")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -793,12 +1104,18 @@ def main(argv=None):
     if args.threads is not None and args.threads < 1:
         print("--threads must be >= 1", file=sys.stderr)
         return 2
-    selected = workloads(preset)
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    unknown_dtypes = set(dtypes) - set(DENSE_DTYPES)
+    if unknown_dtypes or not dtypes:
+        print(f"--dtypes: unknown dtype(s) {sorted(unknown_dtypes)}; choose from {', '.join(DENSE_DTYPES)}",
+              file=sys.stderr)
+        return 2
+    selected = workloads(preset, dtypes)
     if args.only:
         wanted = {w.strip().upper() for w in args.only.split(",") if w.strip()}
         unknown = wanted - {w.key for w in selected}
         if unknown:
-            print(f"--only: unknown workload(s) {sorted(unknown)}; choose from W1..W7", file=sys.stderr)
+            print(f"--only: unknown workload(s) {sorted(unknown)}; choose from W1..W9, S1..S4", file=sys.stderr)
             return 2
         selected = [w for w in selected if w.key in wanted]
 
@@ -820,20 +1137,24 @@ def main(argv=None):
     rows = []
     with limits:
         n_threads = args.threads or os.cpu_count() or 1
-        copy_1, copy_n = copy_bandwidth(n_threads, nbytes=(32 if preset == "tiny" else 256) * 2**20)
+        read_n, copy_n, bandwidth_method = memory_bandwidth(
+            n_threads, nbytes=(32 if preset == "tiny" else 256) * 2**20)
         for workload in selected:
             repeats = args.repeat or REPEATS[preset][workload.repeats_kind]
-            rows += run_workload(workload, args.threads, repeats, memory, copy_n, log)
+            rows += run_workload(workload, args.threads, repeats, memory, (read_n, copy_n), log)
+    add_float32_ratios(rows)
     meta = {
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical cores".strip(),
         "python": sys.version.split()[0],
         "versions": ", ".join(f"{k} {v}" for k, v in _versions().items()),
         "threads": args.threads if args.threads is not None else f"library defaults ({os.cpu_count()} cores)",
         "sizes": preset,
-        "copy bandwidth GB/s (read+write, np.copyto)": (
-            f"{copy_1:.1f} with 1 thread" + (f", {copy_n:.1f} with {n_threads}" if n_threads > 1 else "")),
+        "memory bandwidth GB/s": f"read {read_n:.1f}, copy {copy_n:.1f} (read + write) ({bandwidth_method})",
+        "% of floor": "compulsory bytes / fastinfo min / bandwidth (copy for W1, read for W2-W4)",
+        "dense kernels": _dense_clone(),
         "peak memory method": memory.method,
-        "times": "min and median of repeats, interleaved in one process; speed-up = peer min / fastinfo min",
+        "times": "min and median of repeats, interleaved in one process; speed-up = peer min / fastinfo min; "
+                 "vs f32 = fastinfo min / fastinfo's float32 min of the same workload",
     }
     if args.format == "json":
         print(format_json(rows, meta))

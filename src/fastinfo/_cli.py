@@ -4,7 +4,9 @@ Subcommands::
 
     fastinfo demo                      known answers on generated data, with peer timings
     fastinfo mi TABLE --target COL     rank the columns of a table by mutual information with COL
-    fastinfo logits LOGITS TARGETS     stream large .npy logits: cross-entropy, perplexity, entropy, KL
+    fastinfo logits LOGITS TARGETS     stream large .npy / .safetensors logits (float32/16, bfloat16):
+                                       cross-entropy, perplexity, entropy, KL
+    fastinfo logits --head HEAD HIDDEN TARGETS    the same from hidden states (logits never stored)
     fastinfo bench [args]              the side-by-side benchmark comparison (fastinfo._bench)
 
 Every subcommand takes ``--format table|json|csv`` (results on stdout) and ``--quiet``
@@ -405,33 +407,141 @@ def _available(names, limit=12):
 
 
 # =============================================================================
-# fastinfo logits: stream memory-mapped .npy logits in row chunks
+# fastinfo logits: stream memory-mapped .npy / .safetensors logits in row chunks
 # =============================================================================
 
 _DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
 
 
-def _load_npy(path, what):
+def _check_file(path, what):
     if not os.path.exists(path):
         raise CLIError(f"{what} file not found: {path}")
     if os.path.isdir(path):
-        raise CLIError(f"{what} path is a directory, not a .npy file: {path}")
+        raise CLIError(f"{what} path is a directory, not a file: {path}")
+
+
+def _load_array(path, what, key=None, key_option="--key", key_is_for_this_file=True):
+    """A memory-mapped array of a .npy or .safetensors file, as ``(array, half)``.
+
+    ``half`` is ``FLOAT16`` or ``BFLOAT16`` when the array holds the bits of half-precision values
+    (uint16; a bfloat16 array needs no ml_dtypes), else 0. ``key`` picks a tensor of a .safetensors
+    file; given for a .npy file it is an error unless it was meant for another file as well.
+    """
+    _check_file(path, what)
     try:
         with open(path, "rb") as handle:
-            magic = handle.read(6)
+            magic = handle.read(8)
     except OSError as exc:
         raise CLIError(f"cannot open {what} {path}: {exc.strerror or exc}") from None
+    if magic[:6] == b"\x93NUMPY":
+        if key is not None and key_is_for_this_file:
+            raise CLIError(f"{key_option} picks a tensor of a .safetensors file; {what} {path} is a .npy file")
+        return _load_npy(path, what)
+    if path.lower().endswith(".safetensors") or _looks_like_safetensors(magic):
+        return _load_safetensors(path, what, key, key_option)
     if magic[:4] == b"PK\x03\x04":
-        raise CLIError(f"{what} {path} is an .npz archive; expected a single .npy array")
-    if magic != b"\x93NUMPY":
-        raise CLIError(f"{what} {path} is not a .npy file (save arrays with numpy.save)")
+        raise CLIError(f"{what} {path} is an .npz archive; expected a single .npy array or a .safetensors file")
+    raise CLIError(f"{what} {path} is not a .npy file (save arrays with numpy.save) or a .safetensors file")
+
+
+def _load_npy(path, what):
+    from ._validation import BFLOAT16, half_code
+
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise CLIError(f"cannot read {what} {path} as a .npy array: {_one_line(exc)}") from None
+    half = half_code(arr.dtype)
+    if arr.dtype.kind == "V" and arr.dtype.itemsize == 2 and not arr.dtype.names and not half:
+        half = BFLOAT16  # numpy.save writes an ml_dtypes.bfloat16 array with dtype V2
+    if half:
+        return arr.view(np.uint16), half
     if arr.dtype.names or arr.dtype.kind not in "biuf":
         raise CLIError(f"{what} {path} must hold numbers; got dtype {arr.dtype}")
-    return arr
+    return arr, 0
+
+
+# safetensors: an 8-byte little-endian header length N, N bytes of JSON mapping each tensor name to
+# {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the byte buffer after the header;
+# an optional "__metadata__" entry), then the buffer. Read here directly, memory-mapped: the
+# safetensors package copies tensors out and has no NumPy bfloat16.
+_SAFETENSORS_DTYPES = {
+    "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<u2"), "BF16": np.dtype("<u2"),
+    "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
+    "U64": np.dtype("<u8"), "U32": np.dtype("<u4"), "U16": np.dtype("<u2"), "U8": np.dtype("u1"),
+}
+_SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
+
+
+def _looks_like_safetensors(first8):
+    if len(first8) < 8:
+        return False
+    return 2 <= int.from_bytes(first8, "little") <= _SAFETENSORS_MAX_HEADER
+
+
+def _load_safetensors(path, what, key, key_option):
+    from ._validation import BFLOAT16, FLOAT16
+
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            n_header = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+            if not 2 <= n_header <= min(_SAFETENSORS_MAX_HEADER, size - 8):
+                raise CLIError(f"{what} {path} is not a .safetensors file (bad header length)")
+            header = json.loads(handle.read(n_header).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CLIError(f"{what} {path} is not a .safetensors file (its header is not JSON: {_one_line(exc)})") from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not isinstance(header, dict):
+        raise CLIError(f"{what} {path} is not a .safetensors file (its header is not a JSON object)")
+    tensors = {name: info for name, info in header.items() if name != "__metadata__"}
+    if key is None:
+        if len(tensors) != 1:
+            names = ", ".join(map(repr, sorted(tensors)[:12])) or "none"
+            raise CLIError(f"{what} {path} holds {len(tensors)} tensors ({names}); pick one with {key_option} NAME")
+        (key,) = tensors
+    elif key not in tensors:
+        names = ", ".join(map(repr, sorted(tensors)[:12])) or "none"
+        raise CLIError(f"{what} {path} has no tensor {key!r} ({key_option}); it holds {names}")
+    info = tensors[key]
+    try:
+        dtype_name, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
+        shape = tuple(int(d) for d in shape)
+        begin, end = int(begin), int(end)
+    except (KeyError, TypeError, ValueError):
+        raise CLIError(f"{what} {path}: tensor {key!r} has a malformed header entry") from None
+    if dtype_name not in _SAFETENSORS_DTYPES:
+        raise CLIError(f"{what} {path}: tensor {key!r} has dtype {dtype_name}; fastinfo reads "
+                       f"{', '.join(_SAFETENSORS_DTYPES)}")
+    dtype = _SAFETENSORS_DTYPES[dtype_name]
+    data_start = 8 + n_header
+    if any(d < 0 for d in shape) or not 0 <= begin <= end or end - begin != math.prod(shape) * dtype.itemsize \
+            or data_start + end > size:
+        raise CLIError(f"{what} {path}: tensor {key!r} of shape {shape} and dtype {dtype_name} does not fit "
+                       f"its data offsets [{begin}, {end}] in a file of {size} bytes")
+    half = {"F16": FLOAT16, "BF16": BFLOAT16}.get(dtype_name, 0)
+    if math.prod(shape) == 0:
+        return np.empty(shape, dtype=dtype), half
+    try:
+        arr = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
+    except (ValueError, OSError) as exc:
+        raise CLIError(f"cannot map {what} {path}: {_one_line(exc)}") from None
+    return arr, half
+
+
+def _argmax_rows(chunk, half):
+    """Index of the largest value of each row (the first NaN's, like numpy.argmax), of half bits too."""
+    from ._validation import BFLOAT16
+
+    if half == BFLOAT16:
+        # bfloat16 patterns ordered as their values: flip the magnitude of negatives; NaN above all
+        bits = chunk.view(np.int16)
+        key = bits ^ ((bits >> 15) & np.int16(0x7fff))
+        key[(chunk & 0x7fff) > 0x7f80] = np.iinfo(np.int16).max
+        return np.argmax(key, axis=-1)
+    return np.argmax(chunk.view(np.float16) if half else chunk, axis=-1)
 
 
 class _RowSource:
@@ -485,37 +595,162 @@ def _chunks(sources, batch_shape, chunk_rows):
         yield lead * inner, stop_lead * inner, parts
 
 
+def _check_targets_shape(targets, batch_shape, what, shape, path):
+    n_rows = math.prod(batch_shape)
+    if targets.dtype.kind not in "iu":
+        raise CLIError(f"targets must hold integer class indices; got dtype {targets.dtype} from {path}")
+    if targets.shape != batch_shape:
+        if targets.ndim == 1 and targets.shape[0] == n_rows:
+            return targets.reshape(batch_shape) if targets.flags.c_contiguous else targets
+        also = f" or ({n_rows},)" if len(batch_shape) > 1 else ""
+        raise CLIError(f"targets shape {targets.shape} does not match the {what}: {what} of shape {shape} "
+                       f"need targets of shape {batch_shape}{also}")
+    return targets
+
+
+def _logits_chunk_values(fi, parts, ignore, temperature, other, half=0, other_half=0):
+    """Per-row values of the kept (non-ignored) rows of one chunk of logits (half: bits read as they are)."""
+    from ._validation import DenseArray
+
+    raw_chunk, target = parts[0], parts[1]
+    chunk = DenseArray(raw_chunk, half) if half else raw_chunk
+    loss = np.asarray(fi.softmax_cross_entropy(chunk, target, reduction="none", ignore_index=ignore,
+                                               temperature=temperature), dtype=np.float64).reshape(-1)
+    keep = None if ignore is None else np.asarray(target).reshape(-1) != ignore
+    values = {"cross_entropy": loss}
+    if keep is not None and not keep.any():
+        return {"cross_entropy": loss[:0]}
+    values["entropy"] = np.asarray(fi.softmax_entropy(chunk, temperature=temperature),
+                                   dtype=np.float64).reshape(-1)
+    if other:
+        other_chunk = DenseArray(parts[2], other_half) if other_half else parts[2]
+        values["cross_entropy_q"] = np.asarray(fi.softmax_cross_entropy(
+            other_chunk, target, reduction="none", ignore_index=ignore, temperature=temperature),
+            dtype=np.float64).reshape(-1)
+        values["kl_pq"] = np.asarray(fi.softmax_kl_divergence(chunk, other_chunk, temperature=temperature),
+                                     dtype=np.float64).reshape(-1)
+        values["kl_qp"] = np.asarray(fi.softmax_kl_divergence(other_chunk, chunk, temperature=temperature),
+                                     dtype=np.float64).reshape(-1)
+        values["same_argmax"] = (_argmax_rows(raw_chunk, half) == _argmax_rows(parts[2], other_half)).reshape(-1)
+    if keep is not None:
+        values = {name: v[keep] for name, v in values.items()}
+    return values
+
+
+def _hidden_chunk_values(parts, heads, ignore, temperature, other):
+    """Per-row values of the kept rows of one chunk of hidden states (one pass over the vocabulary)."""
+    from ._linear import linear_report
+
+    head, bias, other_head, other_bias = heads
+    hidden, target = parts[0], parts[1]
+    if other:
+        return linear_report(hidden, head, target, bias=bias, hidden_q=parts[2], head_q=other_head,
+                             bias_q=other_bias, temperature=temperature, ignore_index=ignore)
+    return linear_report(hidden, head, target, bias=bias, temperature=temperature, ignore_index=ignore)
+
+
+def _typed_half(bits, half, what, path):
+    """Half-precision bits as a float16 or ml_dtypes.bfloat16 array (a view; for the linear kernels)."""
+    from ._validation import BFLOAT16
+
+    if half != BFLOAT16:
+        return bits.view(np.float16)
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise CLIError(f"{what} {path} hold bfloat16 values: with --head they need ml_dtypes "
+                       "(pip install \"fastinfo[half]\")") from None
+    return bits.view(ml_dtypes.bfloat16)
+
+
+def _load_head(path, what, width, hidden_path):
+    _check_file(path, what)
+    head, half = _load_npy(path, what)
+    if half:
+        head = _typed_half(head, half, what, path)
+    if head.ndim != 2:
+        raise CLIError(f"{what} must be 2-D (vocab, d); got shape {head.shape} from {path}")
+    if head.shape[1] != width:
+        raise CLIError(f"{what} {path} has shape {head.shape} (d = {head.shape[1]}), but the hidden states "
+                       f"{hidden_path} have d = {width}")
+    if head.shape[0] == 0:
+        raise CLIError(f"{what} {path} has no rows (an empty vocabulary)")
+    return head
+
+
+def _load_bias(path, what, n_vocab):
+    if path is None:
+        return None
+    _check_file(path, what)
+    bias, half = _load_npy(path, what)
+    if half:
+        bias = _typed_half(bias, half, what, path)
+    if bias.shape != (n_vocab,):
+        raise CLIError(f"{what} {path} must have shape ({n_vocab},), one entry per row of the head; "
+                       f"got {bias.shape}")
+    return np.asarray(bias)
+
+
 def command_logits(args):
     import fastinfo as fi
 
-    logits = _load_npy(args.logits, "logits")
-    targets = _load_npy(args.targets, "targets")
+    fused = args.head is not None
+    for option in ("bias", "against_head", "against_bias"):
+        if getattr(args, option) is not None and not fused:
+            raise CLIError(f"--{option.replace('_', '-')} needs --head (the input is then hidden states)")
+    if (args.against_head is not None or args.against_bias is not None) and args.against is None:
+        raise CLIError("--against-head / --against-bias need --against (the second model's hidden states)")
+    what = "hidden states" if fused else "logits"
+    logits, half = _load_array(args.logits, what, args.key)
+    targets, targets_half = _load_array(args.targets, "targets", args.targets_key, "--targets-key")
+    if fused and half:  # the linear kernels take float16 / bfloat16 arrays and widen them per block
+        logits, half = _typed_half(logits, half, what, args.logits), 0
     if logits.ndim < 2:
-        raise CLIError(f"logits must be at least 2-D (tokens, vocab) with the class axis last; "
-                       f"got shape {logits.shape} from {args.logits}")
-    n_classes = logits.shape[-1]
-    if n_classes == 0:
-        raise CLIError(f"logits have no classes (last axis has length 0) in {args.logits}")
+        shape = "(tokens, d)" if fused else "(tokens, vocab) with the class axis last"
+        raise CLIError(f"{what} must be at least 2-D {shape}; got shape {logits.shape} from {args.logits}")
+    heads = None
+    if fused:
+        head = _load_head(args.head, "--head", logits.shape[-1], args.logits)
+        n_classes = head.shape[0]
+        heads = [head, _load_bias(args.bias, "--bias", n_classes), None, None]
+    else:
+        n_classes = logits.shape[-1]
+        if n_classes == 0:
+            raise CLIError(f"logits have no classes (last axis has length 0) in {args.logits}")
     batch_shape = logits.shape[:-1]
     n_rows = math.prod(batch_shape)
-    if targets.dtype.kind not in "iu":
-        raise CLIError(f"targets must hold integer class indices; got dtype {targets.dtype} from {args.targets}")
-    if targets.shape != batch_shape:
-        if targets.ndim == 1 and targets.shape[0] == n_rows:
-            targets = targets.reshape(batch_shape) if targets.flags.c_contiguous else targets
-        else:
-            also = f" or ({n_rows},)" if len(batch_shape) > 1 else ""
-            raise CLIError(f"targets shape {targets.shape} does not match the logits: logits of shape {logits.shape} "
-                           f"need targets of shape {batch_shape}{also}")
-    other = None
+    if targets_half:
+        got = {1: "float16", 2: "bfloat16"}.get(targets_half, "half precision")
+        raise CLIError(f"targets must hold integer class indices; got dtype {got} from {args.targets}")
+    targets = _check_targets_shape(targets, batch_shape, what, logits.shape, args.targets)
+    other, other_half = None, 0
     if args.against is not None:
-        other = _load_npy(args.against, "--against logits")
-        if other.shape != logits.shape:
+        other, other_half = _load_array(args.against, f"--against {what}", args.key, key_is_for_this_file=False)
+        if fused:
+            if other_half:
+                other, other_half = _typed_half(other, other_half, f"--against {what}", args.against), 0
+            if other.ndim < 2 or other.shape[:-1] != batch_shape:
+                raise CLIError(f"--against hidden states shape {other.shape} does not have the rows of the hidden "
+                               f"states {logits.shape} (same shape but for the last axis, d)")
+            if args.against_head is None and other.shape[-1] != head.shape[1]:
+                raise CLIError(f"--against hidden states {args.against} have d = {other.shape[-1]}, the --head "
+                               f"{head.shape[1]}: give the second model's head with --against-head")
+            other_head = head if args.against_head is None else _load_head(
+                args.against_head, "--against-head", other.shape[-1], args.against)
+            if other_head.shape[0] != n_classes:
+                raise CLIError(f"--against-head has {other_head.shape[0]} rows, --head {n_classes}: the two models "
+                               "must share the vocabulary")
+            heads[2] = other_head
+            heads[3] = _load_bias(args.against_bias, "--against-bias", n_classes) if args.against_head else (
+                heads[1] if args.against_bias is None else _load_bias(args.against_bias, "--against-bias",
+                                                                      n_classes))
+        elif other.shape != logits.shape:
             raise CLIError(f"--against logits shape {other.shape} differs from the logits shape {logits.shape}")
     if args.chunk_rows is not None:
         chunk_rows = args.chunk_rows
     else:
-        chunk_rows = max(1, _DEFAULT_CHUNK_BYTES // max(1, n_classes * logits.itemsize))
+        row_bytes = logits.shape[-1] * logits.itemsize
+        chunk_rows = max(1, _DEFAULT_CHUNK_BYTES // max(1, row_bytes))
 
     sources = [_RowSource(logits, 1), _RowSource(targets, 0)]
     if other is not None:
@@ -531,22 +766,17 @@ def command_logits(args):
     other_loss_sum = kl_pq_sum = kl_qp_sum = 0.0
     agree = 0
     started = time.perf_counter()
-    bar = progress(n_rows, "logits", args, unit="row", unit_scale=True)
+    bar = progress(n_rows, what, args, unit="row", unit_scale=True)
     for start, stop, parts in _chunks(sources, batch_shape, chunk_rows):
-        chunk, target = parts[0], parts[1]
         try:
-            loss = fi.softmax_cross_entropy(chunk, target, reduction="none", ignore_index=ignore,
-                                            temperature=temperature)
+            if fused:
+                values = _hidden_chunk_values(parts, heads, ignore, temperature, other is not None)
+            else:
+                values = _logits_chunk_values(fi, parts, ignore, temperature, other is not None, half, other_half)
         except ValueError as exc:
             raise CLIError(f"rows {start}-{stop - 1} of {args.targets}: {_one_line(exc)}") from None
-        loss = np.asarray(loss, dtype=np.float64).reshape(-1)
-        if ignore is None:
-            keep = None
-            n_keep = loss.shape[0]
-        else:
-            keep = np.asarray(target).reshape(-1) != ignore
-            n_keep = int(np.count_nonzero(keep))
-        kept_loss = loss if keep is None else loss[keep]
+        kept_loss = values["cross_entropy"]
+        n_keep = kept_loss.shape[0]
         if n_keep:
             if shift is None:
                 shift = float(np.mean(kept_loss))
@@ -556,22 +786,12 @@ def command_logits(args):
             shifted_sum += float(np.sum(centred))
             shifted_sq += float(np.dot(centred, centred))
             loss_sum += float(np.sum(kept_loss))
-            entropy = np.asarray(fi.softmax_entropy(chunk, temperature=temperature), dtype=np.float64).reshape(-1)
-            entropy_sum += float(np.sum(entropy if keep is None else entropy[keep]))
+            entropy_sum += float(np.sum(values["entropy"]))
             if other is not None:
-                other_chunk = parts[2]
-                other_loss = np.asarray(fi.softmax_cross_entropy(other_chunk, target, reduction="none",
-                                                                 ignore_index=ignore, temperature=temperature),
-                                        dtype=np.float64).reshape(-1)
-                other_loss_sum += float(np.sum(other_loss if keep is None else other_loss[keep]))
-                kl_pq = np.asarray(fi.softmax_kl_divergence(chunk, other_chunk, temperature=temperature),
-                                   dtype=np.float64).reshape(-1)
-                kl_qp = np.asarray(fi.softmax_kl_divergence(other_chunk, chunk, temperature=temperature),
-                                   dtype=np.float64).reshape(-1)
-                kl_pq_sum += float(np.sum(kl_pq if keep is None else kl_pq[keep]))
-                kl_qp_sum += float(np.sum(kl_qp if keep is None else kl_qp[keep]))
-                same = np.argmax(chunk, axis=-1) == np.argmax(other_chunk, axis=-1)
-                agree += int(np.count_nonzero(same if keep is None else same[keep]))
+                other_loss_sum += float(np.sum(values["cross_entropy_q"]))
+                kl_pq_sum += float(np.sum(values["kl_pq"]))
+                kl_qp_sum += float(np.sum(values["kl_qp"]))
+                agree += int(np.count_nonzero(values["same_argmax"]))
         count += n_keep
         for source in sources:
             source.release(start, stop)
@@ -588,6 +808,11 @@ def command_logits(args):
         se = nan
     report = {
         "logits": args.logits,
+    }
+    if fused:
+        report.update({"hidden": args.logits, "head": args.head, "bias": args.bias, "hidden_size": logits.shape[-1]})
+        del report["logits"]
+    report.update({
         "targets": args.targets,
         "rows": n_rows,
         "classes": n_classes,
@@ -601,7 +826,7 @@ def command_logits(args):
         "perplexity_low": _exp(mean - 1.96 * se),
         "perplexity_high": _exp(mean + 1.96 * se),
         "entropy": entropy_sum / count if count else nan,
-    }
+    })
     if other is not None:
         other_mean = other_loss_sum / count if count else nan
         report.update({
@@ -612,6 +837,8 @@ def command_logits(args):
             "kl_against_logits": kl_qp_sum / count if count else nan,
             "top1_agreement": agree / count if count else nan,
         })
+        if fused:
+            report["against_head"] = args.against_head if args.against_head is not None else args.head
     report["seconds"] = seconds
     _write_logits_report(report, args)
     return 0
@@ -632,8 +859,15 @@ def _write_logits_report(report, args):
     if args.format == "csv":
         write_csv(["quantity", "value"], [{"quantity": k, "value": v} for k, v in report.items()], out)
         return
-    lines = [
-        ("logits", f"{report['logits']}  ({report['rows']} rows x {report['classes']} classes)"),
+    if "hidden" in report:
+        lines = [
+            ("hidden states", f"{report['hidden']}  ({report['rows']} rows x d = {report['hidden_size']})"),
+            ("head", f"{report['head']}  ({report['classes']} classes)"
+                     + (f", bias {report['bias']}" if report["bias"] else "")),
+        ]
+    else:
+        lines = [("logits", f"{report['logits']}  ({report['rows']} rows x {report['classes']} classes)")]
+    lines += [
         ("targets", report["targets"]),
         ("tokens", f"{report['tokens']}" + (f"  ({report['ignored']} ignored)" if report["ignored"] else "")),
     ]
@@ -648,7 +882,7 @@ def _write_logits_report(report, args):
     ]
     if "against" in report:
         lines += [
-            ("against", report["against"]),
+            ("against", report["against"] + (f"  (head {report['against_head']})" if "against_head" in report else "")),
             ("  its cross-entropy", f"{fmt_number(report['against_cross_entropy'])} nats"
                                     f"  (perplexity {fmt_number(report['against_perplexity'])})"),
             ("  KL(logits || against)", f"{fmt_number(report['kl_logits_against'])} nats"),
@@ -754,25 +988,49 @@ def build_parser():
     mi.set_defaults(handler=command_mi)
 
     logits = sub.add_parser(
-        "logits", help="cross-entropy, perplexity, entropy and KL of large .npy logits, streamed",
-        description="Stream memory-mapped .npy logits (tokens, vocab) - or N-D with the class axis last - "
+        "logits", help="cross-entropy, perplexity, entropy and KL of large .npy / .safetensors logits, streamed",
+        description="Stream memory-mapped .npy or .safetensors logits (tokens, vocab) - or N-D with the class "
+                    "axis last; float32, float64, float16 or bfloat16, read as they are (a .npy of dtype V2, "
+                    "which is how numpy.save stores an ml_dtypes.bfloat16 array, is read as bfloat16) - "
                     "with their integer targets in row chunks, so files larger than RAM work, and report "
                     "the token count, mean cross-entropy with its standard error (sample std / "
                     "sqrt(tokens)), perplexity with its 95% interval exp(mean +- 1.96 se), the mean "
                     "entropy of the predictive distribution and, with --against, the mean KL divergence "
                     "in both directions and the top-1 agreement of the two models. Means are over "
-                    "positions whose target is not --ignore-index.",
-        epilog="Example: fastinfo logits val_logits.npy val_targets.npy --ignore-index -100 "
-               "--against small_model_logits.npy",
+                    "positions whose target is not --ignore-index. With --head HEAD.npy the input is the "
+                    "model's last hidden states (tokens, d) and the same report is computed from the logits "
+                    "hidden @ head.T + bias without ever storing them (one pass over the vocabulary per "
+                    "chunk; --against then takes the second model's hidden states, with --against-head).",
+        epilog="Examples: fastinfo logits val_logits.npy val_targets.npy --ignore-index -100 "
+               "--against small_model_logits.npy;  fastinfo logits eval.safetensors eval.safetensors "
+               "--key logits --targets-key labels --ignore-index -100;  "
+               "fastinfo logits --head lm_head.npy hidden.npy targets.npy --against small_hidden.npy "
+               "--against-head small_lm_head.npy",
     )
-    logits.add_argument("logits", metavar="LOGITS.npy", help="logits, class axis last")
-    logits.add_argument("targets", metavar="TARGETS.npy", help="integer class indices, shape of LOGITS without its last axis")
+    logits.add_argument("logits", metavar="LOGITS",
+                        help="logits (.npy or .safetensors), class axis last (with --head: hidden states, last axis d)")
+    logits.add_argument("targets", metavar="TARGETS",
+                        help="integer class indices (.npy or .safetensors), shape of LOGITS without its last axis")
     logits.add_argument("--ignore-index", type=_int, metavar="I", help="target value to ignore (e.g. -100)")
     logits.add_argument("--temperature", type=_positive_float, default=1.0, metavar="T",
                         help="apply every softmax to logits / T, --against logits too (default: 1)")
-    logits.add_argument("--against", metavar="OTHER.npy", help="logits of a second model, same shape")
+    logits.add_argument("--against", metavar="OTHER", help="logits of a second model (.npy or .safetensors), same shape")
+    logits.add_argument("--key", metavar="NAME",
+                        help="the tensor to read from a .safetensors LOGITS (and OTHER) file "
+                             "(default: the file's only tensor)")
+    logits.add_argument("--targets-key", metavar="NAME",
+                        help="the tensor to read from a .safetensors TARGETS file (default: its only tensor)")
     logits.add_argument("--chunk-rows", type=_positive_int, metavar="R",
-                        help="rows per chunk (default: about 64 MiB of logits)")
+                        help="rows per chunk (default: about 64 MiB of logits, or of hidden states)")
+    logits.add_argument("--head", metavar="HEAD.npy",
+                        help="unembedding matrix (vocab, d): the input is then the model's last hidden states and "
+                             "the logits hidden @ head.T + bias are never stored (fastinfo.linear_* kernels)")
+    logits.add_argument("--bias", metavar="B.npy", help="with --head: the output bias (vocab,)")
+    logits.add_argument("--against-head", metavar="HEAD.npy",
+                        help="with --head and --against: the second model's head (default: --head)")
+    logits.add_argument("--against-bias", metavar="B.npy",
+                        help="with --against-head: the second model's bias (default: none; without "
+                             "--against-head, the --bias)")
     _add_common_options(logits)
     logits.set_defaults(handler=command_logits)
 

@@ -40,7 +40,18 @@ import sys
 import numpy as np
 
 from ._estimators import check_features_args
-from ._validation import as_float_array, as_samples, check_k, log_base_divisor, normalize_axis
+from ._validation import (
+    BFLOAT16,
+    array_and_half,
+    as_float_array,
+    as_samples,
+    check_k,
+    check_reduction,
+    check_temperature,
+    half_code,
+    log_base_divisor,
+    normalize_axis,
+)
 
 __all__ = ["dask_dispatch", "is_dask_array"]
 
@@ -60,6 +71,11 @@ _FRONT_END_MODULE = {
     "js_divergence": "_distributions",
     "mutual_info_matrix": "_estimators",
     "mutual_info_features": "_estimators",
+    "linear_cross_entropy": "_linear",
+    "linear_cross_entropy_with_grad": "_linear",
+    "linear_perplexity": "_linear",
+    "linear_softmax_entropy": "_linear",
+    "linear_kl_divergence": "_linear",
 }
 
 # Public name -> Dask implementation (filled at the end of this module).
@@ -136,10 +152,9 @@ def _as_dask(a, name):
             raise ValueError(f"{name} has unknown chunk sizes (shape {a.shape}); call "
                              f"{name}.compute_chunk_sizes() first")
         return a
-    try:
-        arr = np.asarray(a)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    arr, half = array_and_half(a, name)  # torch tensors too (viewed, not copied)
+    if half:
+        arr = arr.view(np.float16 if half != BFLOAT16 else _bfloat16_dtype(name))
     return _scattered_or_embedded(arr)
 
 
@@ -170,6 +185,16 @@ def _scattered_or_embedded(arr):
     future = client.scatter(arr, hash=False)
     return da.from_delayed(dask.delayed(future), shape=arr.shape, dtype=arr.dtype,
                            meta=np.empty((0,) * arr.ndim, dtype=arr.dtype))
+
+
+def _bfloat16_dtype(name):
+    """ml_dtypes' bfloat16 (a bfloat16 torch tensor beside a Dask array becomes a NumPy chunk)."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise TypeError(f"{name} is a bfloat16 tensor passed with Dask arrays: that needs ml_dtypes "
+                        "(pip install fastinfo[half])") from None
+    return np.dtype(ml_dtypes.bfloat16)
 
 
 def _probe_shape(shape, axis):
@@ -418,6 +443,10 @@ def _cross_entropy_call(name, logits, target, axis, static_kwargs, weight):
     if integer_target and td.shape != batch_shape:
         raise ValueError(f"target of class indices must have shape {batch_shape} (the logits' shape "
                          f"{ld.shape} without axis {axis}); got {td.shape}")
+    if half_code(td.dtype) and td.shape != ld.shape:
+        raise TypeError(f"target has dtype {td.dtype} and shape {td.shape}: class indices must be an integer "
+                        f"array (of shape {batch_shape}), and a half-precision target can only hold "
+                        f"probabilities, of the logits' shape {ld.shape}")
     if td.dtype.kind == "f" and td.shape != ld.shape:
         raise ValueError(f"target of probabilities must have the logits' shape {ld.shape}; got {td.shape}")
     # (other target dtypes are rejected by the probe call below, with the front-end's TypeError)
@@ -512,7 +541,8 @@ def _denominator_block(target, weight, ignore_index, n_classes):
 
 
 def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", ignore_index=None,
-                                    label_smoothing=0.0, weight=None, temperature=1.0):
+                                    label_smoothing=0.0, weight=None, temperature=1.0, out=None):
+    _reject_out(out, "softmax_cross_entropy_with_grad")
     da = _dask_array_module()
     static = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "temperature": temperature,
               "reduction": reduction}
@@ -890,6 +920,309 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
     return _graph_array(name, dsk, [X, yd], (widths,), {target: 1 << 40})
 
 
+# =============================================================================
+# Fused linear head family: hidden states chunked by rows, the head broadcast
+# =============================================================================
+# hidden (..., d) is rechunked to one chunk along d (rows are never split); target follows its row
+# chunks. head, bias and weight become one chunk each, so every task gets the whole head: a NumPy
+# head is scattered to the cluster (broadcast to every worker, once) when a dask.distributed client
+# is the default, so the graph carries a key, never the data; with the local schedulers it is one
+# graph key referring to the caller's array. Each task runs the NumPy front-end on its rows;
+# reductions add per-chunk [numerator, denominator] partials by Dask's tree reduction (fixed by
+# the chunking), as for the softmax family.
+
+_LINEAR_BATCH_LETTERS = "abcdefghijklmnop"  # batch axes of hidden ("v": vocabulary, "y"/"z": widths)
+
+
+def _linear_constant(a, name):
+    """head / bias / weight as a one-chunk Dask array (None stays None), see the section comment."""
+    if a is None:
+        return None
+    da = _dask_array_module()
+    if is_dask_array(a):
+        a = _as_dask(a, name)
+        return a if all(len(c) == 1 for c in a.chunks) else a.rechunk(a.shape)
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    client = _default_client()
+    if client is None or arr.nbytes < (1 << 16) or arr.dtype.hasobject:
+        return da.from_array(arr, chunks=arr.shape or ())
+    import dask
+
+    future = client.scatter(arr, broadcast=True, hash=False)  # a fresh key per call: see above
+    return da.from_delayed(dask.delayed(future), shape=arr.shape, dtype=arr.dtype,
+                           meta=np.empty((0,) * arr.ndim, dtype=arr.dtype))
+
+
+def _linear_rows_arrays(arrays):
+    """Row-chunked arguments: [(name, array, n_trailing)] (n_trailing 1 for hidden (..., d), 0 for
+    target) as Dask arrays with common row chunks (those of the first Dask one) and one chunk along d."""
+    converted = [(name, _as_dask(a, name), is_dask_array(a), n_trailing) for name, a, n_trailing in arrays]
+    batch_chunks = None
+    for _, arr, was_dask, n_trailing in converted:
+        if was_dask:
+            batch_chunks = arr.chunks[:arr.ndim - n_trailing]
+            break
+    if batch_chunks is None:
+        arr, n_trailing = converted[0][1], converted[0][3]
+        batch_chunks = tuple((n,) for n in arr.shape[:arr.ndim - n_trailing])
+    out = []
+    for name, arr, _, n_trailing in converted:
+        if arr.shape[:arr.ndim - n_trailing] != tuple(sum(c) for c in batch_chunks):
+            out.append(arr)  # a shape error, reported by the caller's shape checks
+            continue
+        wanted = tuple(batch_chunks) + tuple((n,) for n in arr.shape[arr.ndim - n_trailing:])
+        out.append(arr if arr.chunks == wanted else arr.rechunk(wanted))
+    return out, tuple(batch_chunks)
+
+
+def _linear_dtype_checks(linear, pairs):
+    """The front-end's dtype errors (complex, non-numeric), from empty probes of each dtype."""
+    for name, arr in pairs:
+        if arr is not None:
+            linear._operand(np.empty((0,), dtype=arr.dtype), name)
+
+
+def _linear_call_front_end(name, static, names, *blocks):
+    kwargs = dict(static)
+    kwargs.update(zip(names, blocks))
+    return _front_end(name)(**kwargs)
+
+
+def _linear_rows_block(name, static, names, *blocks):
+    return np.asarray(_linear_call_front_end(name, static, names, *blocks))
+
+
+def _linear_partial_block(name, static, names, denominator, *blocks):
+    """``[numerator, denominator]`` of one row chunk, shaped ``(1, ..., 1, 2)``."""
+    kwargs = dict(static)
+    kwargs.update(zip(names, blocks))
+    numerator = float(_front_end(name)(**kwargs))
+    hidden = blocks[0]
+    if denominator == "rows":
+        den = float(math.prod(hidden.shape[:-1]))
+    else:
+        den = _target_denominator(kwargs["target"], kwargs.get("weight"), kwargs.get("ignore_index"))
+    return np.array([numerator, den], dtype=np.float64).reshape((1,) * (hidden.ndim - 1) + (2,))
+
+
+class _LinearCall:
+    """Blockwise calls of a fused-linear front-end over the row chunks of ``hidden``."""
+
+    def __init__(self, name, row_args, constants, static, batch_chunks):
+        # row_args: [(keyword, dask array, index)], constants: [(keyword, dask array or None, index)]
+        self.name = name
+        self.static = static
+        self.nb = len(batch_chunks)
+        self.batch = _LINEAR_BATCH_LETTERS[:self.nb]
+        self.batch_chunks = batch_chunks
+        self.names, self.pairs = [], []
+        for keyword, arr, index in list(row_args) + [c for c in constants if c[1] is not None]:
+            self.names.append(keyword)
+            self.pairs += [arr, index]
+        self.names = tuple(self.names)
+
+    def rows(self, dtype):
+        da = _dask_array_module()
+        return da.blockwise(_linear_rows_block, self.batch, self.name, None, self.static, None, self.names, None,
+                            *self.pairs, concatenate=True, dtype=dtype, meta=np.empty((0,) * self.nb, dtype=dtype))
+
+    def totals(self, denominator):
+        """Shape-(2,) Dask array ``[sum of numerators, sum of denominators]`` over the row chunks."""
+        da = _dask_array_module()
+        static = dict(self.static, reduction="sum")
+        parts = da.blockwise(_linear_partial_block, self.batch + "p", self.name, None, static, None, self.names,
+                             None, denominator, None, *self.pairs, concatenate=True, new_axes={"p": 2},
+                             adjust_chunks={b: (lambda c: 1) for b in self.batch}, dtype=np.float64,
+                             meta=np.empty((0,) * (self.nb + 1), dtype=np.float64))
+        return parts.sum(axis=tuple(range(self.nb)), dtype=np.float64) if self.nb else parts
+
+
+def _linear_one_model(name, hidden, head, bias, target, weight, static):
+    """Validate (shapes, dtypes, keywords) and build the blockwise call of a one-model function."""
+    from . import _linear as linear
+
+    row_args = [("hidden", hidden, 1)] + ([("target", target, 0)] if target is not None else [])
+    arrays, batch_chunks = _linear_rows_arrays(row_args)
+    head_d, bias_d, weight_d = (_linear_constant(head, "head"), _linear_constant(bias, "bias"),
+                                _linear_constant(weight, "weight"))
+    hidden_d = arrays[0]
+    linear.check_model_shapes(hidden_d.shape, head_d.shape, None if bias_d is None else bias_d.shape)
+    _linear_dtype_checks(linear, [("hidden", hidden_d), ("head", head_d), ("bias", bias_d), ("weight", weight_d)])
+    if target is not None:
+        linear.check_target_dtype(arrays[1].dtype)
+        linear.check_target_shape(arrays[1].shape, hidden_d.shape)
+    if weight_d is not None:
+        linear.check_weight_shape(weight_d.shape, head_d.shape)
+    kinds = [linear._operand(np.empty((0,), dtype=a.dtype), "")[1] for a in (hidden_d, head_d)]
+    batch = _LINEAR_BATCH_LETTERS[:len(batch_chunks)]
+    if len(batch_chunks) > len(_LINEAR_BATCH_LETTERS):
+        raise ValueError(f"hidden has too many dimensions for the Dask layer ({hidden_d.ndim})")
+    rows = [("hidden", hidden_d, batch + "z")] + ([("target", arrays[1], batch)] if target is not None else [])
+    constants = [("head", head_d, "vz"), ("bias", bias_d, "v"), ("weight", weight_d, "v")]
+    return _LinearCall(name, rows, constants, static, batch_chunks), linear._result_dtype(*kinds), kinds
+
+
+def _linear_ce_keywords(reduction, ignore_index, label_smoothing, temperature):
+    from . import _linear as linear
+
+    check_reduction(reduction)
+    check_temperature(temperature)
+    linear._check_label_smoothing(label_smoothing)
+    linear._check_ignore_index(ignore_index)
+
+
+def linear_cross_entropy(hidden, head, target, *, bias=None, reduction="mean", ignore_index=None,
+                         label_smoothing=0.0, weight=None, temperature=1.0):
+    _linear_ce_keywords(reduction, ignore_index, label_smoothing, temperature)
+    static = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "temperature": temperature,
+              "reduction": reduction}
+    call, dtype, _ = _linear_one_model("linear_cross_entropy", hidden, head, bias, target, weight, static)
+    if reduction == "none":
+        return call.rows(dtype)
+    return _scalar_from_totals(call.totals("target"), reduction)
+
+
+def linear_perplexity(hidden, head, target, *, bias=None, ignore_index=None, temperature=1.0):
+    _linear_ce_keywords("mean", ignore_index, 0.0, temperature)
+    static = {"ignore_index": ignore_index, "temperature": temperature}
+    call, _, _ = _linear_one_model("linear_cross_entropy", hidden, head, bias, target, None, static)
+    return _scalar_from_totals(call.totals("target"), "perplexity")
+
+
+def linear_softmax_entropy(hidden, head, *, bias=None, temperature=1.0, base=None):
+    check_temperature(temperature)
+    log_base_divisor(base)
+    call, dtype, _ = _linear_one_model("linear_softmax_entropy", hidden, head, bias, None, None,
+                                       {"temperature": temperature, "base": base})
+    return call.rows(dtype)
+
+
+def linear_kl_divergence(hidden_p, head_p, hidden_q, head_q, *, bias_p=None, bias_q=None, temperature=1.0,
+                         reduction="none", base=None):
+    from . import _linear as linear
+
+    check_temperature(temperature)
+    reduction = check_reduction(reduction)
+    log_base_divisor(base)
+    (hp, hq), batch_chunks = _linear_rows_arrays([("hidden_p", hidden_p, 1), ("hidden_q", hidden_q, 1)])
+    wp, wq = _linear_constant(head_p, "head_p"), _linear_constant(head_q, "head_q")
+    bp, bq = _linear_constant(bias_p, "bias_p"), _linear_constant(bias_q, "bias_q")
+    linear.check_model_shapes(hp.shape, wp.shape, None if bp is None else bp.shape, ("hidden_p", "head_p", "bias_p"))
+    linear.check_model_shapes(hq.shape, wq.shape, None if bq is None else bq.shape, ("hidden_q", "head_q", "bias_q"))
+    linear.check_two_model_shapes(hp.shape, wp.shape, hq.shape, wq.shape)
+    _linear_dtype_checks(linear, [("hidden_p", hp), ("head_p", wp), ("bias_p", bp), ("hidden_q", hq),
+                                  ("head_q", wq), ("bias_q", bq)])
+    kinds = [linear._operand(np.empty((0,), dtype=a.dtype), "")[1] for a in (hp, wp, hq, wq)]
+    dtype = linear._result_dtype(*kinds)
+    batch = _LINEAR_BATCH_LETTERS[:len(batch_chunks)]
+    static = {"temperature": temperature, "base": base}
+    call = _LinearCall("linear_kl_divergence", [("hidden_p", hp, batch + "y"), ("hidden_q", hq, batch + "z")],
+                       [("head_p", wp, "vy"), ("head_q", wq, "vz"), ("bias_p", bp, "v"), ("bias_q", bq, "v")],
+                       static, batch_chunks)
+    if reduction == "none":
+        return call.rows(dtype)
+    return _scalar_from_totals(call.totals("rows"), reduction)
+
+
+def _linear_grad_block(static, names, denominator, *blocks):
+    """``(loss, grad_hidden, grad_head, grad_bias)`` of one row chunk. For ``"mean"`` the chunk runs
+    with ``reduction="sum"`` and its gradients are divided by the global denominator (a Dask scalar
+    from the targets); when that is 0 the chunk runs with ``"mean"`` itself, as the in-memory call."""
+    kwargs = dict(static)
+    kwargs.update(zip(names, blocks))
+    scale = None
+    if kwargs["reduction"] == "mean":
+        den = float(np.asarray(denominator))
+        if den != 0.0:
+            kwargs["reduction"] = "sum"
+            scale = den
+    loss, grad_hidden, grad_head, grad_bias = _front_end("linear_cross_entropy_with_grad")(**kwargs)
+    if scale is not None:
+        grad_hidden, grad_head = ((g.astype(np.float64) / scale).astype(g.dtype, copy=False)
+                                  for g in (grad_hidden, grad_head))
+        if grad_bias is not None:
+            grad_bias = (grad_bias.astype(np.float64) / scale).astype(grad_bias.dtype, copy=False)
+    return loss, grad_hidden, grad_head, grad_bias
+
+
+def _linear_pick(result, index):
+    return result[index]
+
+
+def _linear_pick_rows(result):
+    return np.asarray(result[0])[..., None]
+
+
+def _linear_pick_sum(result, nb):
+    return np.full((1,) * (nb + 1), float(result[0]), dtype=np.float64)
+
+
+def _linear_pick_head(result, nb):
+    return result[2].reshape((1,) * nb + result[2].shape)
+
+
+def _linear_pick_bias(result, nb):
+    return result[3].astype(np.float64).reshape((1,) * nb + result[3].shape)
+
+
+def linear_cross_entropy_with_grad(hidden, head, target, *, bias=None, reduction="mean", ignore_index=None,
+                                   label_smoothing=0.0, weight=None, temperature=1.0):
+    from . import _linear as linear
+
+    da = _dask_array_module()
+    _linear_ce_keywords(reduction, ignore_index, label_smoothing, temperature)
+    static = {"ignore_index": ignore_index, "label_smoothing": label_smoothing, "temperature": temperature,
+              "reduction": reduction}
+    call, dtype, (hidden_kind, head_kind) = _linear_one_model(
+        "linear_cross_entropy_with_grad", hidden, head, bias, target, weight, static)
+    hidden_d, target_d = call.pairs[0], call.pairs[2]
+    nb, batch = call.nb, call.batch
+    n_vocab, d = call.pairs[4].shape
+    weight_d = dict(zip(call.names, call.pairs[0::2])).get("weight")
+    bias_d = dict(zip(call.names, call.pairs[0::2])).get("bias")
+
+    denominator, denominator_index = None, None
+    if reduction == "mean":
+        parts = da.blockwise(
+            _denominator_block, batch, target_d, batch, weight_d, None if weight_d is None else "v",
+            ignore_index, None, n_vocab, None, adjust_chunks={c: (lambda n: 1) for c in batch},
+            concatenate=True, dtype=np.float64, meta=np.empty((0,) * nb, np.float64))
+        denominator, denominator_index = parts.sum(dtype=np.float64), ()
+    fused = da.blockwise(_linear_grad_block, batch + "z", static, None, call.names, None, denominator,
+                         denominator_index, *call.pairs, concatenate=True, dtype=object,
+                         meta=np.empty((0,) * (nb + 1), dtype=object))
+    grad_hidden_dtype = linear._grad_dtype(hidden_kind)
+    grad_hidden = fused.map_blocks(_linear_pick, 1, dtype=grad_hidden_dtype,
+                                   meta=np.empty((0,) * (nb + 1), dtype=grad_hidden_dtype))
+    ones = tuple((1,) * len(c) for c in call.batch_chunks)
+    head_dtype = linear._grad_dtype(head_kind)
+    grad_head = fused.map_blocks(_linear_pick_head, nb, new_axis=[nb], chunks=ones + ((n_vocab,), (d,)),
+                                 dtype=head_dtype, meta=np.empty((0,) * (nb + 2), dtype=head_dtype))
+    batch_axes = tuple(range(nb))
+    grad_head = grad_head.sum(axis=batch_axes, dtype=head_dtype) if nb else grad_head
+    grad_bias = None
+    if bias_d is not None:
+        bias_dtype = linear._grad_dtype(linear._operand(np.empty((0,), dtype=bias_d.dtype), "bias")[1])
+        grad_bias = fused.map_blocks(_linear_pick_bias, nb, chunks=ones + ((n_vocab,),), dtype=np.float64,
+                                     meta=np.empty((0,) * (nb + 1), dtype=np.float64))
+        grad_bias = (grad_bias.sum(axis=batch_axes, dtype=np.float64) if nb else grad_bias).astype(bias_dtype)
+    if reduction == "none":
+        kept = fused.map_blocks(_linear_pick_rows, chunks=call.batch_chunks + ((1,),), dtype=dtype,
+                                meta=np.empty((0,) * (nb + 1), dtype=dtype))
+        return kept[..., 0], grad_hidden, grad_head, grad_bias
+    sums = fused.map_blocks(_linear_pick_sum, nb, chunks=ones + ((1,),), dtype=np.float64,
+                            meta=np.empty((0,) * (nb + 1), dtype=np.float64))
+    total = sums.sum(dtype=np.float64)
+    if reduction == "sum":
+        return total, grad_hidden, grad_head, grad_bias
+    loss = da.blockwise(_divide_scalars, "", total, "", denominator, denominator_index,
+                        dtype=np.float64, meta=np.empty((), np.float64))
+    return loss, grad_hidden, grad_head, grad_bias
+
+
 _DASK_IMPLEMENTATIONS.update({
     "logsumexp": logsumexp,
     "log_softmax": log_softmax,
@@ -905,4 +1238,9 @@ _DASK_IMPLEMENTATIONS.update({
     "js_divergence": js_divergence,
     "mutual_info_matrix": mutual_info_matrix,
     "mutual_info_features": mutual_info_features,
+    "linear_cross_entropy": linear_cross_entropy,
+    "linear_cross_entropy_with_grad": linear_cross_entropy_with_grad,
+    "linear_perplexity": linear_perplexity,
+    "linear_softmax_entropy": linear_softmax_entropy,
+    "linear_kl_divergence": linear_kl_divergence,
 })

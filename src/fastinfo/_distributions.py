@@ -3,7 +3,8 @@
 Every function normalises its inputs along ``axis`` as :func:`scipy.stats.entropy` does
 (``p / p.sum(axis)``, so counts work), validates in Python once, and hands C-contiguous
 ``(rows, C)`` views to one compiled kernel (``_kernels_distributions.pxi``). The kernel reports rows
-with negative entries; this module raises the message.
+with negative entries; this module raises the message. float16 and bfloat16 probabilities (NumPy,
+ml_dtypes or torch) reach the kernels as their bits and are widened there; results are float32.
 """
 import math
 import numbers
@@ -11,7 +12,7 @@ import numbers
 import numpy as np
 
 from . import _kernels
-from ._validation import as_float_array, as_rows, broadcast_rows, log_base_divisor, normalize_axis
+from ._validation import DenseArray, as_dense_array, as_rows, broadcast_rows, log_base_divisor, normalize_axis
 
 __all__ = ["entropy", "cross_entropy", "kl_divergence", "js_divergence"]
 
@@ -28,8 +29,10 @@ def entropy(p, axis=-1, *, base=None):
 
     Parameters
     ----------
-    p : array_like
-        Non-negative probabilities or counts. Integers and bools are computed as float64.
+    p : array_like or torch.Tensor
+        Non-negative probabilities or counts. Integers and bools are computed as float64; float16
+        and bfloat16 (NumPy, ``ml_dtypes.bfloat16`` or a CPU torch tensor) are read as they are,
+        without a converted copy (a non-contiguous torch tensor is copied once, in its dtype).
     axis : int, optional
         The axis holding the categories (default: the last).
     base : float, optional
@@ -38,7 +41,8 @@ def entropy(p, axis=-1, *, base=None):
     Returns
     -------
     numpy.ndarray or numpy scalar
-        ``p.shape`` without ``axis``, in ``p``'s float dtype (accumulated in float64).
+        ``p.shape`` without ``axis``, in ``p``'s float dtype (float32 for half precision;
+        accumulated in float64).
         A slice that sums to zero (including an empty slice), or holds NaN or ``inf``, gives NaN.
 
     Raises
@@ -73,19 +77,19 @@ def entropy(p, axis=-1, *, base=None):
     >>> fi.entropy([[1, 1, 0], [4, 0, 0]])
     array([0.69314718, 0.        ])
     """
-    arr = as_float_array(p, "p")
+    arr = as_dense_array(p, "p")
     axis = normalize_axis(axis, arr.ndim)
     log_base = log_base_divisor(base)
-    rows, batch_shape = as_rows(arr, axis)
-    out = np.empty(rows.shape[0], dtype=rows.dtype)
+    rows, batch_shape = as_rows(arr.data, axis)
+    out = np.empty(rows.shape[0], dtype=np.float64)
     if rows.shape[1] == 0:
         out.fill(np.nan)
     else:
         status = np.empty(rows.shape[0], dtype=np.uint8)
-        bad, _ = _kernels.distribution_entropy_rows(rows, out, status, log_base)
+        bad, _ = _kernels.distribution_entropy_rows(rows, arr.half, out, status, log_base)
         if bad >= 0:
             _raise_negative("p", bad, batch_shape, axis)
-    return _shape_result(out, batch_shape)
+    return _shape_result(out.astype(arr.result_dtype, copy=False), batch_shape)
 
 
 def cross_entropy(p, q, axis=-1, *, base=None, eps=0.0):
@@ -98,9 +102,11 @@ def cross_entropy(p, q, axis=-1, *, base=None, eps=0.0):
 
     Parameters
     ----------
-    p, q : array_like
+    p, q : array_like or torch.Tensor
         Non-negative probabilities or counts; they broadcast against each other (NumPy rules,
-        as in ``scipy.stats.entropy``) without the broadcast being materialised.
+        as in ``scipy.stats.entropy``) without the broadcast being materialised. Of one
+        half-precision dtype (float16, bfloat16) they are read as they are; of different dtypes,
+        in their common float dtype (the narrower converted first).
     axis : int, optional
         The axis holding the categories (default: the last), of the broadcast shape.
     base : float, optional
@@ -111,7 +117,8 @@ def cross_entropy(p, q, axis=-1, *, base=None, eps=0.0):
     Returns
     -------
     numpy.ndarray or numpy scalar
-        The broadcast shape without ``axis``, in the common float dtype of ``p`` and ``q``.
+        The broadcast shape without ``axis``, in the common float dtype of ``p`` and ``q``
+        (float32 for half precision).
         A slice of ``p`` or ``q`` that sums to zero, or holds NaN or ``inf``, gives NaN.
 
     Raises
@@ -146,8 +153,9 @@ def kl_divergence(p, q, axis=-1, *, base=None, eps=0.0):
 
     Parameters
     ----------
-    p, q : array_like
-        Non-negative probabilities or counts; they broadcast against each other.
+    p, q : array_like or torch.Tensor
+        Non-negative probabilities or counts; they broadcast against each other (half precision
+        as in :func:`cross_entropy`).
     axis : int, optional
         The axis holding the categories (default: the last), of the broadcast shape.
     base : float, optional
@@ -158,7 +166,8 @@ def kl_divergence(p, q, axis=-1, *, base=None, eps=0.0):
     Returns
     -------
     numpy.ndarray or numpy scalar
-        The broadcast shape without ``axis``, in the common float dtype of ``p`` and ``q``.
+        The broadcast shape without ``axis``, in the common float dtype of ``p`` and ``q``
+        (float32 for half precision).
 
     Raises
     ------
@@ -193,8 +202,9 @@ def js_divergence(p, q, axis=-1, *, base=None):
 
     Parameters
     ----------
-    p, q : array_like
-        Non-negative probabilities or counts; they broadcast against each other.
+    p, q : array_like or torch.Tensor
+        Non-negative probabilities or counts; they broadcast against each other (half precision
+        as in :func:`cross_entropy`).
     axis : int, optional
         The axis holding the categories (default: the last), of the broadcast shape.
     base : float, optional
@@ -203,7 +213,8 @@ def js_divergence(p, q, axis=-1, *, base=None):
     Returns
     -------
     numpy.ndarray or numpy scalar
-        The broadcast shape without ``axis``, in the common float dtype of ``p`` and ``q``.
+        The broadcast shape without ``axis``, in the common float dtype of ``p`` and ``q``
+        (float32 for half precision).
 
     Raises
     ------
@@ -224,25 +235,26 @@ def js_divergence(p, q, axis=-1, *, base=None):
 
 
 def _pq(name, p, q, axis, base, eps):
-    p_arr = as_float_array(p, "p")
-    q_arr = as_float_array(q, "q")
-    dtype = np.result_type(p_arr.dtype, q_arr.dtype)
-    p_arr = p_arr.astype(dtype, copy=False)
-    q_arr = q_arr.astype(dtype, copy=False)
+    p_arr = as_dense_array(p, "p")
+    q_arr = as_dense_array(q, "q")
+    if not p_arr.same_type(q_arr):
+        # different dtypes: both in their common float dtype (float32 for two half types), converted
+        dtype = np.result_type(p_arr.result_dtype, q_arr.result_dtype)
+        p_arr, q_arr = DenseArray(p_arr.values(dtype)), DenseArray(q_arr.values(dtype))
     log_base = log_base_divisor(base)
-    p_rows, p_index, q_rows, q_index, batch_shape, axis = broadcast_rows(p_arr, q_arr, axis)
+    p_rows, p_index, q_rows, q_index, batch_shape, axis = broadcast_rows(p_arr.data, q_arr.data, axis)
     n_rows = math.prod(batch_shape)
-    out = np.empty(n_rows, dtype=dtype)
+    out = np.empty(n_rows, dtype=np.float64)
     if p_rows.shape[1] == 0:
         out.fill(np.nan)
     else:
         status = np.empty(n_rows, dtype=np.uint8)
         bad, code = _kernels.distribution_pq_rows(
-            _KIND[name], p_rows, q_rows, p_index, q_index, out, status, eps, log_base
+            _KIND[name], p_rows, q_rows, p_arr.half, p_index, q_index, out, status, eps, log_base
         )
         if bad >= 0:
             _raise_negative("p" if code == 1 else "q", bad, batch_shape, axis)
-    return _shape_result(out, batch_shape)
+    return _shape_result(out.astype(p_arr.result_dtype, copy=False), batch_shape)
 
 
 def _check_eps(eps):

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _kernels
-from ._validation import as_float_array, as_samples, check_k, check_same_length, log_base_divisor
+from ._validation import as_float_array, as_samples, asarray, check_k, check_same_length, log_base_divisor
 
 __all__ = [
     "mutual_info_ksg",
@@ -232,7 +232,7 @@ def entropy_knn(x, *, k=3, base=None):
 
 
 def _label_codes(labels, name):
-    arr = np.asarray(labels)
+    arr = asarray(labels, name)
     if arr.ndim != 1:
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
@@ -617,13 +617,13 @@ def mutual_info_features(X, y, *, k=3, discrete_features=False, discrete_target=
     True
     """
     divisor = log_base_divisor(base)
-    X_arr = np.asarray(X)
+    X_arr = asarray(X, "X")
     if X_arr.ndim == 1:
         X_arr = X_arr[:, None]
     if X_arr.ndim != 2:
         raise ValueError(f"X must be 2-D (n, m); got shape {X_arr.shape}")
     n, m = X_arr.shape
-    y_arr = np.asarray(y)
+    y_arr = asarray(y, "y")
     mask, discrete_target, k = check_features_args(n, m, y_arr.shape, discrete_features, discrete_target, k)
     if m == 0:
         return np.empty(m, dtype=np.float64)

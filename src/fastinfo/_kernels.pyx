@@ -10,15 +10,23 @@ call is in plain C headers under csrc/:
     section (Cython)              C (csrc/)
     common (below)                common.h        OpenMP shim, build information
     permutations (below)          permutation.h   Generator.permutation draws
-    _kernels_softmax.pxi          softmax.h       row kernels; body softmax_rows.h (float, double)
+    _kernels_softmax.pxi          softmax.h       row kernels; body softmax_rows.h (float, double,
+                                                  float16 and bfloat16 in, float32 or half out)
+    _kernels_linear.pxi           linear.h        fused linear head blocks; body linear_rows.h (uses softmax.h)
     _kernels_distributions.pxi    distributions.h row passes; body distributions_rows.h
-    (both dense sections)         vec.h           vector types, loads/stores (vec_ops.h), exp, log
+    (both dense sections)         vec.h           clones of the vector layer: simd_avx512.h, simd_generic.h
+                                  half.h          float16 / bfloat16 scalars and portable conversions;
+                                                  simd_half.h their loads and stores in each clone
     _kernels_kdtree.pxi           kdtree.h        k-NN buffer, AVX2 count / k-NN searches
                                   grid2.h         branch-free min/max, the 1-D x 1-D grid search
     _kernels_estimators.pxi       (no C of its own)
+    _kernels_sklearn.pxi          sklearn_kdtree.h  scikit-learn's KD-tree radius count replayed (1-D)
+    _kernels_scipy.pxi            scipy_logsumexp.h weighted log-sum-exp rows; body scipy_logsumexp_body.h
 
-A type-generic body (*_rows.h, vec_ops.h) is included once per element type with FT and SFX
-defined (``#define FT float`` / ``#define SFX f`` / ``#include`` ...), never a macro template.
+A type-generic body (*_rows.h, simd_generic.h) is included once per element type or clone with its
+parameters defined (``#define ST float`` / ``#define SFX f`` / ``#include`` ...), never a macro template.
+Half-precision rows arrive as uint16 memoryviews of their bit patterns and are widened in the
+kernels' loads (no converted copy).
 
 Rules for every kernel (see STYLE.md):
 - typed memoryviews, ``const floating[:, ::1]`` for read-only input, C-contiguous rows;
@@ -42,6 +50,19 @@ cnp.import_array()
 ctypedef fused floating:
     float
     double
+
+# Elements of the dense kernels' rows: float32, float64, or the 16-bit patterns of float16 /
+# bfloat16 values (uint16_t; an ``int half`` argument, FI_FLOAT16 or FI_BFLOAT16, says which).
+# Inputs and outputs are separate fused types: a half-precision input may write float32 rows.
+ctypedef fused dense_t:
+    float
+    double
+    uint16_t
+
+ctypedef fused dense_out_t:
+    float
+    double
+    uint16_t
 
 # =============================================================================
 # Common: OpenMP shim, build information
@@ -131,6 +152,11 @@ def draw_permutations(rng, Py_ssize_t[:, ::1] out):
 include "_kernels_softmax.pxi"
 
 # =============================================================================
+# Fused linear head + softmax losses (hidden states, unembedding matrix)
+# =============================================================================
+include "_kernels_linear.pxi"
+
+# =============================================================================
 # Distribution family (probabilities)
 # =============================================================================
 include "_kernels_distributions.pxi"
@@ -144,3 +170,13 @@ include "_kernels_kdtree.pxi"
 # Estimators from samples (KSG, Frenzel-Pompe, Kozachenko-Leonenko, Ross, discrete)
 # =============================================================================
 include "_kernels_estimators.pxi"
+
+# =============================================================================
+# scikit-learn drop-in: scikit-learn's own KD-tree decisions, where they can differ from exact ones
+# =============================================================================
+include "_kernels_sklearn.pxi"
+
+# =============================================================================
+# SciPy drop-in: weighted log-sum-exp (scipy.special.logsumexp with b)
+# =============================================================================
+include "_kernels_scipy.pxi"

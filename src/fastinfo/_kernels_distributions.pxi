@@ -1,7 +1,8 @@
 # Section of _kernels.pyx: distribution family kernels (probabilities, normalised along a row).
 #
-# Shapes: rows are C-contiguous (n_rows, C) arrays with the reduced axis last; the front-end
-# (_distributions.py) allocates ``out`` (n_rows,) of the input dtype and ``status`` (n_rows,) uint8.
+# Shapes: rows are C-contiguous (n_rows, C) arrays with the reduced axis last (float32, float64, or
+# float16 / bfloat16 bits as uint16, widened as they are read); the front-end (_distributions.py)
+# allocates ``out`` (n_rows,) float64, which it rounds to the result dtype, and ``status`` (n_rows,) uint8.
 # Two-argument kernels read row ``p_index[i]`` of ``p`` and ``q_index[i]`` of ``q`` for output row
 # ``i`` (an empty index means the identity), so a broadcast operand is read through its own compact
 # rows and never materialised.
@@ -29,19 +30,58 @@
 # so bits can differ between machines, never between thread counts on one machine.
 
 cdef extern from "csrc/distributions.h":
-    double fi_log_pos(double x) noexcept nogil
+    void fi_dist_log(const double *x, double *out, Py_ssize_t n) noexcept nogil
     double fi_entropy_row_f(const float *p, Py_ssize_t n, int *status) noexcept nogil
     double fi_entropy_row_d(const double *p, Py_ssize_t n, int *status) noexcept nogil
-    double fi_pq_row_f(int kind, const float *p, const float *q, Py_ssize_t n, double eps,
-                       int *status) noexcept nogil
-    double fi_pq_row_d(int kind, const double *p, const double *q, Py_ssize_t n, double eps,
-                       int *status) noexcept nogil
+    void fi_entropy_rows_f(const float *p, Py_ssize_t n_rows, Py_ssize_t n, double *res, int *status) noexcept nogil
+    void fi_entropy_rows_d(const double *p, Py_ssize_t n_rows, Py_ssize_t n, double *res, int *status) noexcept nogil
+    void fi_pq_rows_f(int kind, const float *p, const float *q, const int64_t *p_row, const int64_t *q_row,
+                      Py_ssize_t n_rows, Py_ssize_t n, double eps, double *res, int *status) noexcept nogil
+    void fi_pq_rows_d(int kind, const double *p, const double *q, const int64_t *p_row, const int64_t *q_row,
+                      Py_ssize_t n_rows, Py_ssize_t n, double eps, double *res, int *status) noexcept nogil
     void fi_chunk_pass1_f(const float *p, const float *q, Py_ssize_t n, double eps, double *out4) noexcept nogil
     void fi_chunk_pass1_d(const double *p, const double *q, Py_ssize_t n, double eps, double *out4) noexcept nogil
     void fi_chunk_pass2_f(int kind, int careful, const float *p, const float *q, Py_ssize_t n, double S,
                           double Tq, double eps, double *out3) noexcept nogil
     void fi_chunk_pass2_d(int kind, int careful, const double *p, const double *q, Py_ssize_t n, double S,
                           double Tq, double eps, double *out3) noexcept nogil
+    # float16 (_h) and bfloat16 (_b) rows, as their bits
+    void fi_entropy_rows_h(const uint16_t *p, Py_ssize_t n_rows, Py_ssize_t n, double *res, int *status) noexcept nogil
+    void fi_entropy_rows_b(const uint16_t *p, Py_ssize_t n_rows, Py_ssize_t n, double *res, int *status) noexcept nogil
+    void fi_pq_rows_h(int kind, const uint16_t *p, const uint16_t *q, const int64_t *p_row, const int64_t *q_row,
+                      Py_ssize_t n_rows, Py_ssize_t n, double eps, double *res, int *status) noexcept nogil
+    void fi_pq_rows_b(int kind, const uint16_t *p, const uint16_t *q, const int64_t *p_row, const int64_t *q_row,
+                      Py_ssize_t n_rows, Py_ssize_t n, double eps, double *res, int *status) noexcept nogil
+    void fi_chunk_pass1_h(const uint16_t *p, const uint16_t *q, Py_ssize_t n, double eps, double *out4) noexcept nogil
+    void fi_chunk_pass1_b(const uint16_t *p, const uint16_t *q, Py_ssize_t n, double eps, double *out4) noexcept nogil
+    void fi_chunk_pass2_h(int kind, int careful, const uint16_t *p, const uint16_t *q, Py_ssize_t n, double S,
+                          double Tq, double eps, double *out3) noexcept nogil
+    void fi_chunk_pass2_b(int kind, int careful, const uint16_t *p, const uint16_t *q, Py_ssize_t n, double S,
+                          double Tq, double eps, double *out3) noexcept nogil
+
+
+cdef inline void _chunk_pass1(const dense_t *p, const dense_t *q, Py_ssize_t n, double eps, double *out4,
+                              int half) noexcept nogil:
+    if dense_t is float:
+        fi_chunk_pass1_f(p, q, n, eps, out4)
+    elif dense_t is double:
+        fi_chunk_pass1_d(p, q, n, eps, out4)
+    elif half == FI_FLOAT16:
+        fi_chunk_pass1_h(p, q, n, eps, out4)
+    else:
+        fi_chunk_pass1_b(p, q, n, eps, out4)
+
+
+cdef inline void _chunk_pass2(int kind, int careful, const dense_t *p, const dense_t *q, Py_ssize_t n, double S,
+                              double Tq, double eps, double *out3, int half) noexcept nogil:
+    if dense_t is float:
+        fi_chunk_pass2_f(kind, careful, p, q, n, S, Tq, eps, out3)
+    elif dense_t is double:
+        fi_chunk_pass2_d(kind, careful, p, q, n, S, Tq, eps, out3)
+    elif half == FI_FLOAT16:
+        fi_chunk_pass2_h(kind, careful, p, q, n, S, Tq, eps, out3)
+    else:
+        fi_chunk_pass2_b(kind, careful, p, q, n, S, Tq, eps, out3)
 
 
 cdef Py_ssize_t _first_bad_row(const unsigned char[::1] status) noexcept nogil:
@@ -60,9 +100,9 @@ cdef Py_ssize_t DIST_CHUNK = 65536
 _NO_INDEX = np.empty(0, dtype=np.int64)
 
 
-cdef void _long_rows(int kind, const floating[:, ::1] p, const floating[:, ::1] q,
+cdef void _long_rows(int kind, const dense_t[:, ::1] p, const dense_t[:, ::1] q, int half,
                      const int64_t[::1] p_index, const int64_t[::1] q_index,
-                     floating[::1] out, unsigned char[::1] status, double eps, double log_base,
+                     double[::1] out, unsigned char[::1] status, double eps, double log_base,
                      double[:, ::1] part1, double[:, ::1] part2, double[:, ::1] sums,
                      unsigned char[::1] mode) noexcept nogil:
     # kind 3 is the entropy (q unused). mode per row: 0 no pass 2 (negative entry or bad sum),
@@ -73,8 +113,8 @@ cdef void _long_rows(int kind, const floating[:, ::1] p, const floating[:, ::1] 
     cdef bint p_identity = p_index.shape[0] == 0, q_identity = q_index.shape[0] == 0
     cdef int nt = num_threads_for(n_items)
     cdef Py_ssize_t it, r, c, start, length, ip, iq
-    cdef const floating *pp
-    cdef const floating *qp
+    cdef const dense_t *pp
+    cdef const dense_t *qp
     cdef double S, T, negp, negq, inf, tiny, total
     cdef bint redo = False
     for it in prange(n_items, schedule='static', num_threads=nt):
@@ -88,10 +128,7 @@ cdef void _long_rows(int kind, const floating[:, ::1] p, const floating[:, ::1] 
         qp = NULL
         if kind != 3:
             qp = &q[iq, start]
-        if floating is float:
-            fi_chunk_pass1_f(pp, qp, length, eps, &part1[it, 0])
-        else:
-            fi_chunk_pass1_d(pp, qp, length, eps, &part1[it, 0])
+        _chunk_pass1(pp, qp, length, eps, &part1[it, 0], half)
     for r in range(n_rows):
         S = 0.0
         T = 0.0
@@ -123,10 +160,7 @@ cdef void _long_rows(int kind, const floating[:, ::1] p, const floating[:, ::1] 
             iq = r if q_identity else q_index[r]
             pp = &p[ip, start]
             qp = pp if kind == 3 else &q[iq, start]
-            if floating is float:
-                fi_chunk_pass2_f(kind, mode[r] == 2, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0])
-            else:
-                fi_chunk_pass2_d(kind, mode[r] == 2, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0])
+            _chunk_pass2(kind, mode[r] == 2, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0], half)
     for r in range(n_rows):
         if mode[r] == 1:
             inf = 0.0
@@ -148,13 +182,10 @@ cdef void _long_rows(int kind, const floating[:, ::1] p, const floating[:, ::1] 
                 iq = r if q_identity else q_index[r]
                 pp = &p[ip, start]
                 qp = pp if kind == 3 else &q[iq, start]
-                if floating is float:
-                    fi_chunk_pass2_f(kind, 1, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0])
-                else:
-                    fi_chunk_pass2_d(kind, 1, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0])
+                _chunk_pass2(kind, 1, pp, qp, length, sums[r, 0], sums[r, 1], eps, &part2[it, 0], half)
     for r in range(n_rows):
         if mode[r] == 0:
-            out[r] = <floating>NAN
+            out[r] = NAN
             continue
         inf = 0.0
         total = 0.0
@@ -163,7 +194,7 @@ cdef void _long_rows(int kind, const floating[:, ::1] p, const floating[:, ::1] 
             total = total + part2[r * n_chunks + c, 0]
         if inf > 0.0:
             total = INFINITY
-        out[r] = <floating>((total + 0.0) / log_base)
+        out[r] = (total + 0.0) / log_base
 
 
 def _long_rows_scratch(Py_ssize_t n_rows, Py_ssize_t n):
@@ -172,14 +203,15 @@ def _long_rows_scratch(Py_ssize_t n_rows, Py_ssize_t n):
             np.empty(n_rows, dtype=np.uint8))
 
 
-def distribution_entropy_rows(const floating[:, ::1] p, floating[::1] out,
+def distribution_entropy_rows(const dense_t[:, ::1] p, int half, double[::1] out,
                               unsigned char[::1] status, double log_base):
     """``out[i] = H(p[i] / sum(p[i])) / log_base``; returns ``(row, code)`` of the first row with a
-    negative entry (code 1) or ``(-1, 0)``. Requires ``p.shape[1] > 0``."""
+    negative entry (code 1) or ``(-1, 0)``. Requires ``p.shape[1] > 0``. ``half``: the type of uint16
+    rows (float16 / bfloat16 bits). The caller rounds ``out`` to the result dtype."""
     cdef Py_ssize_t n_rows = p.shape[0], n = p.shape[1], i, bad
     cdef int nt = num_threads_for(n_rows)
-    cdef int st
-    cdef double r
+    cdef double[::1] res
+    cdef int[::1] st
     cdef double[:, ::1] part1, part2, sums
     cdef unsigned char[::1] mode
     cdef const int64_t[::1] no_index
@@ -189,27 +221,45 @@ def distribution_entropy_rows(const floating[:, ::1] p, floating[::1] out,
         part1, part2, sums, mode = _long_rows_scratch(n_rows, n)
         no_index = _NO_INDEX
         with nogil:
-            _long_rows(3, p, p, no_index, no_index, out, status, 0.0, log_base, part1, part2, sums, mode)
+            _long_rows(3, p, p, half, no_index, no_index, out, status, 0.0, log_base, part1, part2, sums, mode)
         bad = _first_bad_row(status)
         return (-1, 0) if bad < 0 else (bad, int(status[bad]))
+    res = np.empty(n_rows)
+    st = np.empty(n_rows, dtype=np.intc)
+    _entropy_rows(p, res, st, nt, half)
+    bad = -1
     with nogil:
-        for i in prange(n_rows, schedule='static', num_threads=nt):
-            st = 0  # assigned in the loop body, so Cython makes it thread-private (only &st is passed)
-            if floating is float:
-                r = fi_entropy_row_f(&p[i, 0], n, &st)
-            else:
-                r = fi_entropy_row_d(&p[i, 0], n, &st)
-            status[i] = <unsigned char>st
-            out[i] = <floating>(r / log_base)
-        bad = _first_bad_row(status)
+        for i in range(n_rows):
+            status[i] = <unsigned char>st[i]
+            out[i] = res[i] / log_base
+            if bad < 0 and st[i]:
+                bad = i
     if bad < 0:
         return -1, 0
     return bad, int(status[bad])
 
 
-def distribution_pq_rows(int kind, const floating[:, ::1] p, const floating[:, ::1] q,
+cdef void _entropy_rows(const dense_t[:, ::1] p, double[::1] res, int[::1] st, int nt, int half) noexcept:
+    # one contiguous range of rows per thread: each row's pass 2 prefetches the next row
+    cdef Py_ssize_t n_rows = p.shape[0], n = p.shape[1], c, lo, hi
+    with nogil:
+        for c in prange(nt, schedule='static', num_threads=nt):
+            lo = n_rows * c // nt
+            hi = n_rows * (c + 1) // nt
+            if hi > lo:
+                if dense_t is float:
+                    fi_entropy_rows_f(&p[lo, 0], hi - lo, n, &res[lo], &st[lo])
+                elif dense_t is double:
+                    fi_entropy_rows_d(&p[lo, 0], hi - lo, n, &res[lo], &st[lo])
+                elif half == FI_FLOAT16:
+                    fi_entropy_rows_h(&p[lo, 0], hi - lo, n, &res[lo], &st[lo])
+                else:
+                    fi_entropy_rows_b(&p[lo, 0], hi - lo, n, &res[lo], &st[lo])
+
+
+def distribution_pq_rows(int kind, const dense_t[:, ::1] p, const dense_t[:, ::1] q, int half,
                          const int64_t[::1] p_index, const int64_t[::1] q_index,
-                         floating[::1] out, unsigned char[::1] status, double eps, double log_base):
+                         double[::1] out, unsigned char[::1] status, double eps, double log_base):
     """Per-row cross-entropy (kind 0), KL divergence (1) or JS divergence (2) of the normalised rows
     ``p[p_index[i]]`` and ``q[q_index[i]]`` (empty index: identity), divided by ``log_base``.
     Returns ``(row, code)`` of the first row with a negative entry (code 1: p, 2: q) or ``(-1, 0)``.
@@ -217,8 +267,8 @@ def distribution_pq_rows(int kind, const floating[:, ::1] p, const floating[:, :
     cdef Py_ssize_t n_rows = out.shape[0], n = p.shape[1], i, ip, iq, bad
     cdef bint p_identity = p_index.shape[0] == 0, q_identity = q_index.shape[0] == 0
     cdef int nt = num_threads_for(n_rows)
-    cdef int st
-    cdef double r
+    cdef double[::1] res
+    cdef int[::1] st
     cdef double[:, ::1] part1, part2, sums
     cdef unsigned char[::1] mode
     if n_rows == 0:
@@ -226,38 +276,69 @@ def distribution_pq_rows(int kind, const floating[:, ::1] p, const floating[:, :
     if n > DIST_CHUNK:
         part1, part2, sums, mode = _long_rows_scratch(n_rows, n)
         with nogil:
-            _long_rows(kind, p, q, p_index, q_index, out, status, eps, log_base, part1, part2, sums, mode)
+            _long_rows(kind, p, q, half, p_index, q_index, out, status, eps, log_base, part1, part2, sums, mode)
         bad = _first_bad_row(status)
         return (-1, 0) if bad < 0 else (bad, int(status[bad]))
+    res = np.empty(n_rows)
+    st = np.empty(n_rows, dtype=np.intc)
+    _pq_rows(kind, p, q, p_index, q_index, res, st, eps, nt, half)
+    bad = -1
     with nogil:
-        for i in prange(n_rows, schedule='static', num_threads=nt):
-            ip = i if p_identity else p_index[i]
-            iq = i if q_identity else q_index[i]
-            st = 0  # thread-private, as above
-            if floating is float:
-                r = fi_pq_row_f(kind, &p[ip, 0], &q[iq, 0], n, eps, &st)
-            else:
-                r = fi_pq_row_d(kind, &p[ip, 0], &q[iq, 0], n, eps, &st)
-            status[i] = <unsigned char>st
-            out[i] = <floating>(r / log_base)
-        bad = _first_bad_row(status)
+        for i in range(n_rows):
+            status[i] = <unsigned char>st[i]
+            out[i] = res[i] / log_base
+            if bad < 0 and st[i]:
+                bad = i
     if bad < 0:
         return -1, 0
     return bad, int(status[bad])
 
 
-def distribution_log(const double[::1] x, double[::1] out):
-    """Test hook: the vectorisable ``log`` of the distribution kernels, elementwise (x finite > 0)."""
-    cdef Py_ssize_t i
+cdef void _pq_rows(int kind, const dense_t[:, ::1] p, const dense_t[:, ::1] q, const int64_t[::1] p_index,
+                   const int64_t[::1] q_index, double[::1] res, int[::1] st, double eps, int nt,
+                   int half) noexcept:
+    # one contiguous range of rows per thread: each row's pass 2 prefetches the next rows
+    cdef Py_ssize_t n_rows = res.shape[0], n = p.shape[1], c, lo, hi
+    cdef bint p_identity = p_index.shape[0] == 0, q_identity = q_index.shape[0] == 0
+    cdef const int64_t *p_row
+    cdef const int64_t *q_row
+    cdef const dense_t *p_base
+    cdef const dense_t *q_base
     with nogil:
-        for i in range(x.shape[0]):
-            out[i] = fi_log_pos(x[i])
+        for c in prange(nt, schedule='static', num_threads=nt):
+            lo = n_rows * c // nt
+            hi = n_rows * (c + 1) // nt
+            p_row = NULL
+            q_row = NULL
+            if hi > lo:
+                # identity: the chunk's own rows; an index: rows of the whole operand
+                if p_identity:
+                    p_base = &p[lo, 0]
+                else:
+                    p_base = &p[0, 0]
+                    p_row = &p_index[lo]
+                if q_identity:
+                    q_base = &q[lo, 0]
+                else:
+                    q_base = &q[0, 0]
+                    q_row = &q_index[lo]
+                if dense_t is float:
+                    fi_pq_rows_f(kind, p_base, q_base, p_row, q_row, hi - lo, n, eps, &res[lo], &st[lo])
+                elif dense_t is double:
+                    fi_pq_rows_d(kind, p_base, q_base, p_row, q_row, hi - lo, n, eps, &res[lo], &st[lo])
+                elif half == FI_FLOAT16:
+                    fi_pq_rows_h(kind, p_base, q_base, p_row, q_row, hi - lo, n, eps, &res[lo], &st[lo])
+                else:
+                    fi_pq_rows_b(kind, p_base, q_base, p_row, q_row, hi - lo, n, eps, &res[lo], &st[lo])
 
 
-cdef extern from "csrc/distributions.h":
-    const char *fi_dist_simd() nogil
+def distribution_log(const double[::1] x, double[::1] out):
+    """Test hook: the vector ``log`` of the distribution kernels in the clone in use, elementwise
+    (x finite > 0; arguments below DBL_MIN take libc log, as the kernels do)."""
+    with nogil:
+        fi_dist_log(&x[0], &out[0], x.shape[0])
 
 
 def distribution_simd():
-    """The instruction set the distribution kernels run with on this CPU, e.g. ``'x86-64-v3 (runtime dispatch)'``."""
-    return fi_dist_simd().decode("ascii")
+    """The clone the distribution kernels run (the softmax kernels' too): see :func:`dense_simd`."""
+    return dense_simd()

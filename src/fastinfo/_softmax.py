@@ -4,6 +4,8 @@ Every function takes logits, moves the class axis last once (``_validation.as_ro
 only when the layout demands it) and calls one kernel of ``_kernels_softmax.pxi`` that reads
 each row once (online max and rescaled sum-exp), with per-row results summed here in a fixed
 order (``np.sum`` over the per-row array), so results do not depend on the thread count.
+float16 and bfloat16 logits (NumPy, ml_dtypes or torch) reach the kernels as their bits and are
+widened there, as they are read; their results are float32.
 """
 import math
 import numbers
@@ -13,12 +15,18 @@ import numpy as np
 
 from . import _kernels
 from ._validation import (
+    DenseArray,
     aligned,
+    array_and_half,
+    as_dense_array,
     as_float_array,
     as_rows,
+    check_out,
     check_reduction,
     check_temperature,
     from_rows,
+    half_name,
+    widen_half,
     log_base_divisor,
     normalize_axis,
 )
@@ -42,10 +50,20 @@ def _per_row(values, dtype, batch_shape):
 
 
 def _logits_rows(x, axis, name):
-    arr = as_float_array(x, name)
+    """``(DenseArray, axis, rows, batch_shape)``: rows hold float16 / bfloat16 bits for half input."""
+    arr = as_dense_array(x, name)
     ax = normalize_axis(axis, arr.ndim)
-    rows, batch_shape = as_rows(arr, ax)
+    rows, batch_shape = as_rows(arr.data, ax)
     return arr, ax, rows, batch_shape
+
+
+def _common_type(a, b):
+    """Two dense inputs in one element type: as they are when they share it, else both in their common
+    float dtype (float32 for two different half types; a documented conversion, the only one)."""
+    if a.same_type(b):
+        return a, b
+    dtype = np.result_type(a.result_dtype, b.result_dtype)
+    return DenseArray(a.values(dtype)), DenseArray(b.values(dtype))
 
 
 def logsumexp(x, axis=-1, keepdims=False):
@@ -60,8 +78,10 @@ def logsumexp(x, axis=-1, keepdims=False):
 
     Parameters
     ----------
-    x : array_like
-        Logits. float32 stays float32, float16 is computed as float32, integers become float64.
+    x : array_like or torch.Tensor
+        Logits. float32 stays float32; float16 and bfloat16 (``ml_dtypes.bfloat16``, or a torch
+        tensor) are read as they are and give float32; integers become float64. A CPU torch tensor
+        is read without a copy when contiguous (a non-contiguous one is copied once).
     axis : int, optional
         Axis to reduce (default: last).
     keepdims : bool, optional
@@ -70,7 +90,8 @@ def logsumexp(x, axis=-1, keepdims=False):
     Returns
     -------
     ndarray or scalar
-        One value per slice, in the input's float dtype (a NumPy scalar for 1-D input).
+        One value per slice, in the input's float dtype (float32 for half precision; a NumPy
+        scalar for 1-D input).
 
     Examples
     --------
@@ -83,44 +104,42 @@ def logsumexp(x, axis=-1, keepdims=False):
     if rows.shape[1] == 0:
         out.fill(-np.inf)
     else:
-        _kernels.softmax_logsumexp(rows, out)
-    res = out.astype(arr.dtype, copy=False).reshape(batch_shape)
+        _kernels.softmax_logsumexp(rows, arr.half, out)
+    res = out.astype(arr.result_dtype, copy=False).reshape(batch_shape)
     if keepdims:
         return np.expand_dims(res, ax)
     return res[()] if res.ndim == 0 else res
 
 
-def _check_out(out, arr):
-    if not isinstance(out, np.ndarray):
-        raise ValueError(f"out must be a NumPy array; got {type(out).__name__}")
-    if out.shape != arr.shape:
-        raise ValueError(f"out must have shape {arr.shape} (the input's); got {out.shape}")
-    if out.dtype != arr.dtype:
-        raise ValueError(f"out must have dtype {arr.dtype} (the result's); got {out.dtype}")
-    if not out.flags.writeable:
-        raise ValueError("out must be writeable")
+def _same_rows(out_rows, rows):
+    """True when ``out_rows`` is exactly ``rows`` (in place: each vector is read before it is written)."""
+    return (out_rows.__array_interface__["data"][0] == rows.__array_interface__["data"][0]
+            and out_rows.strides == rows.strides and out_rows.dtype == rows.dtype)
 
 
 def _normalize(x, axis, temperature, out, log_output):
     s = 1.0 / check_temperature(temperature)
     arr, ax, rows, batch_shape = _logits_rows(x, axis, "x")
+    out_arr = None
     out_rows = None
     if out is not None:
-        _check_out(out, arr)
-        moved = np.moveaxis(out, ax, -1)
+        out_arr = check_out(out, arr.shape, arr)
+        moved = np.moveaxis(out_arr.data, ax, -1)
         if moved.flags.c_contiguous and moved.flags.aligned:  # else: computed aside, then copied in
             out_rows = moved.reshape(rows.shape)
-            same = (out_rows.__array_interface__["data"][0] == rows.__array_interface__["data"][0]
-                    and out_rows.strides == rows.strides)
-            if not same and np.may_share_memory(out_rows, rows):
-                rows = rows.copy()  # partial overlap: read from a copy
-    res_rows = out_rows if out_rows is not None else np.empty(rows.shape, dtype=arr.dtype)
+            if not _same_rows(out_rows, rows) and np.may_share_memory(out_rows, rows):
+                rows = rows.copy()  # partial overlap, or another element type: read from a copy
+    if out_rows is not None:
+        res_rows = out_rows
+    else:
+        res_rows = np.empty(rows.shape, dtype=out_arr.data.dtype if out_arr is not None else arr.result_dtype)
     if rows.size:
-        _kernels.softmax_normalize(rows, res_rows, s, log_output)
+        _kernels.softmax_normalize(rows, arr.half, res_rows, s, log_output)
     if out is None:
         return from_rows(res_rows, batch_shape, ax, arr.ndim)
     if out_rows is None:
-        np.copyto(np.moveaxis(out, ax, -1), res_rows.reshape(np.moveaxis(out, ax, -1).shape))
+        target = np.moveaxis(out_arr.data, ax, -1)
+        np.copyto(target, res_rows.reshape(target.shape))
     return out
 
 
@@ -135,20 +154,23 @@ def log_softmax(x, axis=-1, *, temperature=1.0, out=None):
 
     Parameters
     ----------
-    x : array_like
-        Logits.
+    x : array_like or torch.Tensor
+        Logits. float16 and bfloat16 (NumPy, ``ml_dtypes.bfloat16`` or a CPU torch tensor) are
+        read as they are, without a converted copy (a non-contiguous torch tensor, or a layout
+        whose class axis is not contiguous, is copied once in its own dtype).
     axis : int, optional
         The class axis (default: last).
     temperature : float, optional
         ``T > 0``; the function is applied to ``x / T``.
-    out : ndarray, optional
-        Where to write the result: same shape as ``x`` and the result's dtype. May be ``x``
-        itself (in place). Returned.
+    out : ndarray or torch.Tensor, optional
+        Where to write the result: same shape as ``x``, of the result's dtype, or of the
+        half-precision input's own dtype (each element computed in double and rounded once, to
+        nearest even). May be ``x`` itself (in place). Returned.
 
     Returns
     -------
     ndarray
-        Same shape as ``x``, its float dtype.
+        Same shape as ``x``, its float dtype (float32 for half-precision input).
 
     Examples
     --------
@@ -204,10 +226,10 @@ def softmax_entropy(logits, axis=-1, *, temperature=1.0, base=None):
     if rows.shape[1] == 0:
         out.fill(np.nan)
     else:
-        _kernels.softmax_entropy_rows(rows, s, out)
+        _kernels.softmax_entropy_rows(rows, arr.half, s, out)
     if divisor != 1.0:
         out /= divisor
-    return _per_row(out, arr.dtype, batch_shape)
+    return _per_row(out, arr.result_dtype, batch_shape)
 
 
 def softmax_kl_divergence(logits_p, logits_q, axis=-1, *, temperature=1.0, reduction="none", base=None):
@@ -220,6 +242,9 @@ def softmax_kl_divergence(logits_p, logits_q, axis=-1, *, temperature=1.0, reduc
     \operatorname{lse}(b/T)` in one read of both arrays. Forward vs reverse KL is the argument order.
     Equals ``torch.nn.functional.kl_div(log_softmax(b), log_softmax(a), log_target=True)`` summed
     over classes. ``reduction="mean"`` averages over slices, ``"sum"`` adds them (Python floats).
+    Both inputs are read as they are when they share a dtype (float16 and bfloat16 included);
+    inputs of different dtypes are computed in their common float dtype (float32 for two
+    different half-precision types), the narrower one converted first.
 
     Examples
     --------
@@ -230,21 +255,20 @@ def softmax_kl_divergence(logits_p, logits_q, axis=-1, *, temperature=1.0, reduc
     s = 1.0 / check_temperature(temperature)
     reduction = check_reduction(reduction)
     divisor = log_base_divisor(base)
-    a = as_float_array(logits_p, "logits_p")
-    b = as_float_array(logits_q, "logits_q")
+    a = as_dense_array(logits_p, "logits_p")
+    b = as_dense_array(logits_q, "logits_q")
     if a.shape != b.shape:
         raise ValueError(f"logits_p and logits_q must have the same shape; got {a.shape} and {b.shape}")
-    dtype = np.result_type(a.dtype, b.dtype)
-    a = a.astype(dtype, copy=False)
-    b = b.astype(dtype, copy=False)
+    a, b = _common_type(a, b)
+    dtype = a.result_dtype
     ax = normalize_axis(axis, a.ndim)
-    rows_a, batch_shape = as_rows(a, ax)
-    rows_b, _ = as_rows(b, ax)
+    rows_a, batch_shape = as_rows(a.data, ax)
+    rows_b, _ = as_rows(b.data, ax)
     out = np.empty(rows_a.shape[0], dtype=np.float64)
     if rows_a.shape[1] == 0:
         out.fill(np.nan)
     else:
-        _kernels.softmax_kl_rows(rows_a, rows_b, s, out)
+        _kernels.softmax_kl_rows(rows_a, rows_b, a.half, s, out)
     if divisor != 1.0:
         out /= divisor
     if reduction == "none":
@@ -280,7 +304,7 @@ def _check_ignore_index(ignore_index):
 
 
 def _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothing, weight, temperature,
-                   want_grad):
+                   want_grad, out=None):
     """Shared body of the cross-entropy functions: returns (loss, grad or None)."""
     s = 1.0 / check_temperature(temperature)
     reduction = check_reduction(reduction)
@@ -288,7 +312,7 @@ def _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothin
     has_ignore, ignore_value = _check_ignore_index(ignore_index)
     arr, ax, rows, batch_shape = _logits_rows(logits, axis, "logits")
     n_rows, n_classes = rows.shape
-    dtype = arr.dtype
+    dtype = arr.result_dtype
 
     if weight is None:
         w = np.empty(1, dtype=np.float64)
@@ -298,10 +322,28 @@ def _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothin
             raise ValueError(f"weight must have shape ({n_classes},) (one per class of logits along axis "
                              f"{ax}); got {w.shape}")
 
-    tgt = target if isinstance(target, np.ndarray) else np.asarray(target)
-    kind = tgt.dtype.kind
+    tgt, tgt_half = array_and_half(target, "target")
+    if tgt_half:
+        if tgt.shape != arr.shape:
+            raise TypeError(f"target has dtype {half_name(tgt_half)} and shape {tgt.shape}: class indices must be "
+                            f"an integer array (of shape {arr.shape[:ax] + arr.shape[ax + 1:]}), and a "
+                            f"half-precision target can only hold probabilities, of the logits' shape {arr.shape}")
+        kind = "f"
+    else:
+        kind = tgt.dtype.kind
     loss = np.empty(n_rows, dtype=np.float64)
-    grad_rows = np.empty(rows.shape if want_grad else (0, 0), dtype=dtype)
+    grad_out, grad_rows, grad_half_out = None, None, 0
+    if want_grad and out is not None:
+        grad_out = check_out(out, arr.shape, arr)
+        moved = np.moveaxis(grad_out.data, ax, -1)
+        if moved.flags.c_contiguous and moved.flags.aligned:  # else: computed aside, then copied in
+            grad_rows = moved.reshape(rows.shape)
+            if not _same_rows(grad_rows, rows) and np.may_share_memory(grad_rows, rows):
+                rows = rows.copy()  # partial overlap, or another element type: read from a copy
+        grad_half_out = grad_out.half
+    if grad_rows is None:
+        grad_dtype = grad_out.data.dtype if grad_out is not None else dtype
+        grad_rows = np.empty(rows.shape if want_grad else (0, 0), dtype=grad_dtype)
 
     if kind in "iu":
         expected = arr.shape[:ax] + arr.shape[ax + 1:]
@@ -323,21 +365,42 @@ def _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothin
         gscale = (np.float64(1.0) / denominator if denominator != 0 else np.float64(np.inf)) \
             if reduction == "mean" else 1.0
         if n_rows and n_classes:
-            _kernels.softmax_ce_index(rows, t64, row_weight, has_ignore, ignore_value, w, weight is not None,
-                                      s, eps, loss, grad_rows, want_grad, float(gscale))
+            _kernels.softmax_ce_index(rows, arr.half, t64, row_weight, has_ignore, ignore_value, w,
+                                      weight is not None, s, eps, loss, grad_rows, want_grad, float(gscale))
         else:
             loss.fill(0.0)
             grad_rows.fill(0.0)
     elif kind == "f":
         if tgt.shape != arr.shape:
             raise ValueError(f"target of probabilities must have the logits' shape {arr.shape}; got {tgt.shape}")
-        q = as_float_array(tgt, "target").astype(dtype, copy=False)
-        q_rows, _ = as_rows(q, ax)
+        half = arr.half
+        grad_aside = None
+        if tgt_half and tgt_half == arr.half:
+            q_rows, _ = as_rows(aligned(tgt), ax)   # logits and target read in their half type
+        elif arr.half:
+            # half-precision logits, a target of another dtype: computed in float32 (both converted),
+            # or in float64 when the gradient goes to a half-precision out= (so it is rounded once)
+            work = np.float64 if grad_half_out else np.float32
+            q = DenseArray(tgt, tgt_half).values(work) if tgt_half else \
+                as_float_array(tgt, "target").astype(work, copy=False)
+            q_rows, _ = as_rows(q, ax)
+            rows = widen_half(rows, arr.half).astype(work, copy=False)
+            half = 0
+            if grad_half_out:
+                grad_aside = np.empty(rows.shape, dtype=np.float64)
+        else:
+            q = DenseArray(tgt, tgt_half).values(dtype) if tgt_half else \
+                as_float_array(tgt, "target").astype(dtype, copy=False)
+            q_rows, _ = as_rows(q, ax)
+        if want_grad and np.may_share_memory(grad_rows, q_rows):
+            q_rows = q_rows.copy()  # the gradient would overwrite the target it reads
         denominator = np.float64(n_rows)
         gscale = (1.0 / n_rows if n_rows else 1.0) if reduction == "mean" else 1.0
         if n_rows and n_classes:
-            _kernels.softmax_ce_prob(rows, q_rows, w, weight is not None, s, eps, loss, grad_rows,
-                                     want_grad, gscale)
+            _kernels.softmax_ce_prob(rows, q_rows, half, w, weight is not None, s, eps, loss,
+                                     grad_rows if grad_aside is None else grad_aside, want_grad, gscale)
+            if grad_aside is not None:
+                _kernels.round_to_half(grad_aside.reshape(-1), grad_rows.reshape(-1), grad_half_out)
         else:
             loss.fill(0.0)
     else:
@@ -353,8 +416,14 @@ def _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothin
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 result = float(np.float64(total) / np.float64(denominator))
-    grad = from_rows(grad_rows, batch_shape, ax, arr.ndim) if want_grad else None
-    return result, grad
+    if not want_grad:
+        return result, None
+    if grad_out is None:
+        return result, from_rows(grad_rows, batch_shape, ax, arr.ndim)
+    target_view = np.moveaxis(grad_out.data, ax, -1)
+    if not np.shares_memory(target_view, grad_rows):
+        np.copyto(target_view, grad_rows.reshape(target_view.shape))
+    return result, out
 
 
 def softmax_cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_index=None, label_smoothing=0.0,
@@ -375,8 +444,15 @@ def softmax_cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_i
 
     Parameters
     ----------
-    logits : array_like
-    target : array_like of int or float
+    logits : array_like or torch.Tensor
+        float16 and bfloat16 logits (NumPy, ``ml_dtypes.bfloat16`` or a CPU torch tensor) are read
+        as they are, without a converted copy; their per-slice losses are float32. A
+        non-contiguous torch tensor is copied once (in its own dtype).
+    target : array_like or torch.Tensor of int or float
+        Class indices (integers; a half-precision target cannot hold them: ``TypeError``) or
+        probabilities of the logits' shape. Probabilities in the logits' own half dtype are read
+        as they are; with half-precision logits, probabilities of another dtype are computed in
+        float32, both converted first.
     axis : int, optional
         The class axis (default: last).
     reduction : {"mean", "sum", "none"}
@@ -403,7 +479,7 @@ def softmax_cross_entropy(logits, target, axis=-1, *, reduction="mean", ignore_i
 
 
 def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean", ignore_index=None,
-                                    label_smoothing=0.0, weight=None, temperature=1.0):
+                                    label_smoothing=0.0, weight=None, temperature=1.0, out=None):
     r"""Cross-entropy and its gradient with respect to the logits, fused in one pass.
 
     Options and loss as :func:`softmax_cross_entropy`. The gradient of the reduced loss
@@ -415,10 +491,20 @@ def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean"
     with ``u`` the weighted (smoothed) target distribution, divided by the ``"mean"`` denominator.
     Ignored positions get 0; NaN slices get NaN.
 
+    Parameters
+    ----------
+    logits, target, axis, reduction, ignore_index, label_smoothing, weight, temperature
+        As :func:`softmax_cross_entropy` (float16 / bfloat16 logits and torch tensors included).
+    out : ndarray or torch.Tensor, optional
+        Where to write the gradient: the logits' shape, of the gradient's dtype or of the
+        half-precision logits' own dtype (each element rounded once, to nearest even). May be the
+        logits themselves (the gradient then replaces them). Returned as ``grad``.
+
     Returns
     -------
     (loss, grad)
-        ``grad`` has the logits' shape and float dtype.
+        ``grad`` has the logits' shape and float dtype (float32 for half-precision logits), or is
+        ``out``.
 
     Examples
     --------
@@ -428,7 +514,7 @@ def softmax_cross_entropy_with_grad(logits, target, axis=-1, *, reduction="mean"
     [[0.5, -0.5]]
     """
     return _cross_entropy(logits, target, axis, reduction, ignore_index, label_smoothing, weight, temperature,
-                          True)
+                          True, out)
 
 
 def perplexity(logits, target, axis=-1, *, ignore_index=None, temperature=1.0):

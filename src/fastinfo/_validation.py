@@ -1,8 +1,16 @@
 """Every check and conversion of fastinfo's public functions.
 
 The public front-ends call these once, then hand the kernels arrays they can trust:
-float32 or float64, C-contiguous, the reduced axis last. Messages name the argument
+float32 or float64 (or the 16-bit patterns of float16 / bfloat16 values, which the dense
+kernels widen themselves), C-contiguous, the reduced axis last. Messages name the argument
 and the offending value or shape.
+
+Array inputs are NumPy arrays, anything ``np.asarray`` accepts, and CPU ``torch.Tensor`` objects,
+which are viewed without a copy (``Tensor.numpy()``; a bfloat16 tensor through its raw 16-bit
+view, so neither torch nor ml_dtypes is imported by fastinfo for it: torch is already loaded
+when a tensor exists, and a tensor is recognised by its class's module, not by importing torch).
+A bfloat16 NumPy array (``ml_dtypes.bfloat16``) is recognised by its dtype, likewise without
+importing ml_dtypes.
 """
 import math
 import numbers
@@ -13,7 +21,18 @@ from numpy.exceptions import AxisError
 
 __all__ = [
     "AxisError",
+    "FLOAT16",
+    "BFLOAT16",
+    "DenseArray",
+    "array_and_half",
+    "asarray",
+    "is_torch_tensor",
     "as_float_array",
+    "as_dense_array",
+    "check_out",
+    "half_code",
+    "half_name",
+    "widen_half",
     "aligned",
     "normalize_axis",
     "as_rows",
@@ -26,29 +45,156 @@ __all__ = [
     "check_same_length",
 ]
 
+# Half-precision element codes, shared with the kernels (0: the array holds float32/float64 values).
+FLOAT16 = 1
+BFLOAT16 = 2
+_HALF_NAMES = {FLOAT16: "float16", BFLOAT16: "bfloat16"}
 
-def as_float_array(x, name):
-    """Convert array_like ``x`` by the dtype policy of the contract.
 
-    float32 and float64 stay as they are; float16 becomes float32; integers, bools and
-    other real floating types become float64; complex raises ``TypeError``.
-    The caller's array is never modified (views may be returned, never written).
+def half_code(dtype):
+    """``FLOAT16``, ``BFLOAT16`` or 0 for a NumPy dtype (bfloat16 is ml_dtypes' dtype, or any
+    other 2-byte dtype whose scalar type is named ``bfloat16``, recognised without importing it)."""
+    if dtype == np.float16:
+        return FLOAT16
+    if dtype.kind == "V" and dtype.itemsize == 2 and dtype.names is None and dtype.type.__name__ == "bfloat16":
+        return BFLOAT16
+    return 0
+
+
+def half_name(half):
+    return _HALF_NAMES[half]
+
+
+def is_torch_tensor(x):
+    """True for a ``torch.Tensor`` (or subclass, e.g. ``nn.Parameter``), decided without importing torch."""
+    for cls in type(x).__mro__:
+        if cls.__name__ == "Tensor" and cls.__module__ == "torch":
+            return True
+    return False
+
+
+def _torch_as_numpy(t, name):
+    """A NumPy view of CPU tensor ``t`` (no copy, any strides) and its half code.
+
+    bfloat16 has no NumPy dtype: its 16-bit patterns are viewed as uint16 (``BFLOAT16``).
     """
+    import torch  # already imported: the caller holds a tensor
+
+    if t.device.type != "cpu":
+        raise TypeError(f"{name} is a torch tensor on {t.device}; fastinfo reads CPU memory, pass {name}.cpu()")
+    if t.layout != torch.strided:
+        raise TypeError(f"{name} is a torch tensor with layout {t.layout}; pass a dense (strided) tensor")
+    t = t.detach()
+    if t.is_neg():  # a lazily negated view: materialise it (a copy)
+        t = t.resolve_neg()
+    if t.is_conj():
+        t = t.resolve_conj()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16), BFLOAT16
+    try:
+        arr = t.numpy()
+    except (TypeError, RuntimeError):
+        raise TypeError(f"{name} must be a real numeric array; got a torch tensor of dtype {t.dtype}") from None
+    return arr, half_code(arr.dtype)
+
+
+class DenseArray:
+    """An input (or ``out``) of the dense kernels: ``data`` holds float32 / float64 values, or,
+    when ``half`` is ``FLOAT16`` or ``BFLOAT16``, the 16-bit patterns of the values as uint16
+    (the kernels widen them in registers). ``original`` is the object the caller passed."""
+
+    __slots__ = ("data", "half", "original")
+
+    def __init__(self, data, half=0, original=None):
+        self.data = data
+        self.half = half
+        self.original = original
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype_name(self):
+        """The element type's name as users know it: float16, bfloat16, float32, float64."""
+        return _HALF_NAMES[self.half] if self.half else self.data.dtype.name
+
+    @property
+    def result_dtype(self):
+        """Per-row results and elementwise outputs: float32 for half-precision input."""
+        return np.dtype(np.float32) if self.half else self.data.dtype
+
+    def same_type(self, other):
+        return self.half == other.half and self.data.dtype == other.data.dtype
+
+    def values(self, dtype):
+        """The values converted to float32 / float64 (a copy; only where a conversion is documented)."""
+        return widen_half(self.data, self.half).astype(dtype, copy=False) if self.half \
+            else self.data.astype(dtype, copy=False)
+
+
+def widen_half(bits, half):
+    """float32 values of the float16 / bfloat16 patterns ``bits`` (a new array)."""
+    if half == FLOAT16:
+        return bits.view(np.float16).astype(np.float32)
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _as_numpy(x, name):
+    """``(ndarray, half)`` of any array input; ``half`` tells that ndarray holds bits (uint16)."""
     if isinstance(x, np.ndarray):
         arr = x
+    elif isinstance(x, DenseArray):
+        return x.data, x.half
+    elif is_torch_tensor(x):
+        arr, half = _torch_as_numpy(x, name)
+        return (arr.view(np.uint16) if half == FLOAT16 else arr), half
     else:
         try:
             arr = np.asarray(x)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    half = half_code(arr.dtype)
+    return (arr.view(np.uint16) if half else arr), half
+
+
+def array_and_half(x, name):
+    """``(ndarray, half)``: ``x`` as a NumPy array without a copy where possible; for
+    half-precision data (``half`` = ``FLOAT16`` or ``BFLOAT16``) the array holds the bits as uint16."""
+    return _as_numpy(x, name)
+
+
+def asarray(x, name):
+    """``x`` as a NumPy array (torch tensors viewed without a copy; bfloat16 widened to float32)."""
+    arr, half = _as_numpy(x, name)
+    return widen_half(arr, half) if half == BFLOAT16 else (arr.view(np.float16) if half else arr)
+
+
+def as_float_array(x, name):
+    """Convert array_like ``x`` by the dtype policy of the contract.
+
+    float32 and float64 stay as they are; float16 and bfloat16 become float32; integers, bools
+    and other real floating types become float64; complex raises ``TypeError``, as does any other
+    dtype (naming it). The caller's array is never modified (views may be returned, never written).
+    The dense kernels read half precision as it is instead: see :func:`as_dense_array`.
+    """
+    arr, half = _as_numpy(x, name)
+    if half:
+        return widen_half(arr, half)
+    return _real_float(arr, name)
+
+
+def _real_float(arr, name):
     kind = arr.dtype.kind
     if kind == "c":
         raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
     if kind == "f":
         if arr.dtype == np.float32 or arr.dtype == np.float64:
             return aligned(arr)
-        if arr.dtype == np.float16:
-            return arr.astype(np.float32)
         return arr.astype(np.float64)
     if kind in "biu":
         return arr.astype(np.float64)
@@ -59,6 +205,43 @@ def as_float_array(x, name):
             raise TypeError(f"{name} must hold real numbers; got an object array that is not numeric") from None
         return out
     raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+
+
+def as_dense_array(x, name):
+    """``x`` for the dense (softmax and distribution) kernels, as a :class:`DenseArray`.
+
+    float16 and bfloat16 (NumPy or torch) are kept as they are, as their bit patterns, never
+    converted into a copy; otherwise the policy of :func:`as_float_array`.
+    """
+    arr, half = _as_numpy(x, name)
+    if half:
+        return DenseArray(aligned(arr), half, x)
+    return DenseArray(_real_float(arr, name), 0, x)
+
+
+def check_out(out, shape, dense, name="out"):
+    """``out`` as a :class:`DenseArray` to write results of the dense input ``dense`` into.
+
+    ``out`` is a NumPy array or a CPU torch tensor of ``shape``, writeable, of the result's dtype
+    (the input's float dtype; float32 for half-precision input) or of the half-precision input's
+    own dtype; otherwise ``ValueError``.
+    """
+    if isinstance(out, np.ndarray) or is_torch_tensor(out):
+        arr, half = _as_numpy(out, name)
+    else:
+        raise ValueError(f"{name} must be a NumPy array (or a torch tensor); got {type(out).__name__}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (the input's); got {arr.shape}")
+    got = _HALF_NAMES[half] if half else arr.dtype.name
+    ok = (half == 0 and arr.dtype == dense.result_dtype) or (half and half == dense.half)
+    if not ok:
+        allowed = f"{dense.result_dtype.name} (the result's)"
+        if dense.half:
+            allowed += f" or {dense.dtype_name} (the input's)"
+        raise ValueError(f"{name} must have dtype {allowed}; got {got}")
+    if not arr.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    return DenseArray(arr, half, out)
 
 
 def aligned(arr):

@@ -1,5 +1,16 @@
-/* fastinfo: vector types, loads and stores, and the exp / log polynomials of the dense kernels
-   (softmax.h, distributions.h). Included by _kernels.pyx through those headers. */
+/* fastinfo: the vector layer of the dense kernels (softmax.h, distributions.h).
+
+   Each dense kernel is compiled once per instruction set ("clone") and per element type, and the
+   clone is chosen at load time (fi_dense_select, called when _kernels is imported):
+     v4    x86-64-v4 (AVX-512F/BW/DQ/VL): 16 float / 8 double lanes    simd_avx512.h
+     v3    x86-64-v3 (AVX2 + FMA):         8 float / 4 double lanes    simd_generic.h, 32-byte vectors
+     base  any CPU (SSE2 on x86-64):       4 float / 2 double lanes    simd_generic.h, 16-byte vectors
+   Every clone defines the same small API (fi_<isa>_<op>_<f|d>: splat, loads and stores, masks,
+   select, min/max, exp, log, widening float -> double; simd_half.h adds float16 / bfloat16 loads
+   and stores), and a kernel body (softmax_rows.h,
+   distributions_rows.h) is written once against that API and included once per (clone, type).
+   The lane count sets the summation order, so results can differ in the last bits between clones
+   (FASTINFO_ISA or another CPU), never between thread counts on one clone. */
 #ifndef FASTINFO_VEC_H
 #define FASTINFO_VEC_H
 
@@ -14,184 +25,113 @@
 #error "fastinfo's dense kernels use GCC/Clang vector extensions"
 #endif
 
-/* Everything a row function calls is force-inlined: a call out of a target_clones function
-   would run baseline (SSE2) code. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+/* Everything a kernel calls is force-inlined, so that it is compiled for the kernel's clone. */
 #define FI_INLINE static inline __attribute__((always_inline))
 
-/* Names of the type-generic bodies (softmax_rows.h, distributions_rows.h, vec_ops.h): each is
-   included once per element type with FT (the element type) and SFX (the name suffix, f or d)
-   defined, and FI_T(fi_max) names fi_max_f or fi_max_d. */
+/* Names. A type-generic body is included with SFX (element-type suffix, f or d) and FI_ISA (clone:
+   v4, v3 or base) defined: FI_T(fi_max) is fi_max_f, FI_K(fi_max) is fi_max_f_v4, and
+   FI_V(exp) is the clone's primitive fi_v4_exp_f for the compute type CSFX. */
 #define FI_CAT_(a, b) a##_##b
 #define FI_CAT(a, b) FI_CAT_(a, b)
 #define FI_T(name) FI_CAT(name, SFX)
+#define FI_K(name) FI_CAT(FI_CAT(name, SFX), FI_ISA)
+#define FI_I(name) FI_CAT(FI_CAT(fi, FI_ISA), name)
+#define FI_V(op) FI_I(FI_CAT(op, CSFX))
+#define FI_VD(op) FI_I(FI_CAT(op, d))
 
-/* Hot row functions get AVX-512 and AVX2+FMA clones picked at load time (ifunc) next to the
-   portable baseline; define FI_NO_CLONES to build the baseline only. */
-#if defined(__x86_64__) && defined(__linux__) && !defined(FI_NO_CLONES) && (defined(__clang__) ? (__clang_major__ >= 14) : (__GNUC__ >= 11))
-#define FI_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+enum { FI_ISA_BASE = 0, FI_ISA_AVX2 = 1, FI_ISA_AVX512 = 2 };
+
+/* The x86 clones need GCC >= 11 or Clang >= 14 (target("arch=x86-64-v4")); FI_NO_CLONES builds
+   the portable baseline only. */
+#if defined(__x86_64__) && !defined(FI_NO_CLONES) && (defined(__clang__) ? (__clang_major__ >= 14) : (__GNUC__ >= 11))
+#define FI_X86_CLONES 1
 #else
-#define FI_CLONES
+#define FI_X86_CLONES 0
 #endif
 
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float fi_v8f __attribute__((vector_size(32)));
-typedef int32_t fi_v8i __attribute__((vector_size(32)));
-typedef double fi_v8d __attribute__((vector_size(64)));
-typedef int64_t fi_v8l __attribute__((vector_size(64)));
-
-typedef double fi_v4d __attribute__((vector_size(32)));
-
-/* Double accumulators are kept as two 4-lane halves: GCC keeps those in registers
-   across loop iterations, where an 8-lane double vector would live in memory. */
-static inline __attribute__((always_inline)) void fi_add8d(fi_v4d acc[2], fi_v8d v) {
-    union { fi_v8d v; fi_v4d h[2]; } u;
-    u.v = v;
-    acc[0] += u.h[0];
-    acc[1] += u.h[1];
-}
-/* Fixed-order sum of the 8 lanes. */
-static inline __attribute__((always_inline)) double fi_sum8d(const fi_v4d acc[2]) {
-    return ((acc[0][0] + acc[0][1]) + (acc[0][2] + acc[0][3]))
-         + ((acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]));
-}
-
-typedef int64_t fi_v4l __attribute__((vector_size(32)));
-static inline __attribute__((always_inline)) void fi_add4d(fi_v4d acc[2], fi_v4d v) { acc[0] += v; }
-
-/* Streaming (non-temporal) stores for outputs much larger than the caches: no read for
-   ownership of the destination lines, so a write pass costs one write of the output. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#define FI_HAVE_NT 1
-static inline __attribute__((always_inline)) void fi_store_nt_f(float *p, fi_v8f v) {
-    union { fi_v8f v; __m128 h[2]; } u;
-    u.v = v;
-    _mm_stream_ps(p, u.h[0]);
-    _mm_stream_ps(p + 4, u.h[1]);
-}
-static inline __attribute__((always_inline)) void fi_store_nt_d(double *p, fi_v4d v) {
-    union { fi_v4d v; __m128d h[2]; } u;
-    u.v = v;
-    _mm_stream_pd(p, u.h[0]);
-    _mm_stream_pd(p + 2, u.h[1]);
-}
-static inline void fi_nt_fence(void) { _mm_sfence(); }
-#else
-#define FI_HAVE_NT 0
-static inline void fi_store_nt_f(float *p, fi_v8f v) { memcpy(p, &v, sizeof v); }
-static inline void fi_store_nt_d(double *p, fi_v4d v) { memcpy(p, &v, sizeof v); }
-static inline void fi_nt_fence(void) {}
-#endif
-/* Elements to handle one by one before y + i is 16-byte aligned for streaming stores. */
-static inline Py_ssize_t fi_nt_head(const void *y, size_t itemsize, Py_ssize_t n) {
-    uintptr_t mis = (uintptr_t)y & 15;
-    Py_ssize_t k;
-    if (!FI_HAVE_NT || mis % itemsize) return -1;   /* -1: not possible, use plain stores */
-    k = mis ? (Py_ssize_t)((16 - mis) / itemsize) : 0;
-    return k < n ? k : n;
-}
-
-#define FI_TOD_F(v) __builtin_convertvector((v), fi_v8d)
-#define FI_FROMD_F(v) __builtin_convertvector((v), fi_v8f)
-#define FI_ID(v) (v)
-
-static inline __attribute__((always_inline)) fi_v8d fi_load_v8d(const double *p) {
-    fi_v8d v; memcpy(&v, p, sizeof v); return v;
-}
-static inline __attribute__((always_inline)) fi_v4d fi_load_v4d(const double *p) {
-    fi_v4d v; memcpy(&v, p, sizeof v); return v;
-}
-
-/* ---------------- element vectors: splat, select, loads and stores (vec_ops.h) ---------------- */
-#define FT float
-#define SFX f
-#define FV fi_v8f
-#define IV fi_v8i
-#define LANES 8
-#include "vec_ops.h"
-
-#define FT double
-#define SFX d
-#define FV fi_v4d
-#define IV fi_v4l
-#define LANES 4
-#include "vec_ops.h"
-
-/* ---------------- exp, one per element type ---------------- */
-/* e^t for t <= 0, lane-wise: t = n ln2 + r with n = round(t/ln2) (by adding 1.5*2^23) and a
-   Cody-Waite split of ln2, so r is exact enough; e^r on |r| <= ln2/2 by a polynomial of degree
-   6 (minimax, 1 + r fixed; error below 4e-9 relative); 2^n written into the exponent bits.
-   Below -87.0f (2^n would leave the normal range) and for -inf the lane is set to 0 at the
-   end, whatever was computed there; NaN stays NaN (t < -87.0f is false for NaN). */
-static inline __attribute__((always_inline)) fi_v8f fi_exp_f(fi_v8f t) {
-    const fi_v8f magic = fi_splat_f((float)12582912.0f);
-    fi_v8i under = t < fi_splat_f((float)-87.0f);
-    fi_v8f k = t * (float)1.44269504088896341f + magic;
-    fi_v8i n = (fi_v8i)k - (fi_v8i)magic;
-    fi_v8f r, p;
-    k = k - magic;
-    r = t - k * (float)0.693359375f;
-    r = r - k * (float)-2.12194440e-4f;
-    p = 1.0f + r * (1.0f + r * (4.999999404e-01f + r * (1.666652113e-01f + r * (4.166838899e-02f + r * (8.368745446e-03f + r * 1.381454058e-03f)))));
-    p = p * (fi_v8f)((n + 127) << 23);
-    return (fi_v8f)(~under & (fi_v8i)p);
-}
-
-/* e^t for t <= 0, lane-wise: t = n ln2 + r with n = round(t/ln2) (by adding 1.5*2^52) and a
-   Cody-Waite split of ln2, so r is exact enough; e^r on |r| <= ln2/2 by a polynomial of degree
-   13 (Taylor; error below 1e-17 relative); 2^n written into the exponent bits.
-   Below -708.0 (2^n would leave the normal range) and for -inf the lane is set to 0 at the
-   end, whatever was computed there; NaN stays NaN (t < -708.0 is false for NaN). */
-static inline __attribute__((always_inline)) fi_v4d fi_exp_d(fi_v4d t) {
-    const fi_v4d magic = fi_splat_d((double)6755399441055744.0);
-    fi_v4l under = t < fi_splat_d((double)-708.0);
-    fi_v4d k = t * (double)1.4426950408889634 + magic;
-    fi_v4l n = (fi_v4l)k - (fi_v4l)magic;
-    fi_v4d r, p;
-    k = k - magic;
-    r = t - k * (double)6.93147180369123816490e-01;
-    r = r - k * (double)1.90821492927058770002e-10;
-    p = 1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 + r * (2.755731922398589e-07 + r * (2.505210838544172e-08 + r * (2.08767569878681e-09 + r * (1.6059043836821613e-10)))))))))))));
-    p = p * (fi_v4d)((n + 1023) << 52);
-    return (fi_v4d)(~under & (fi_v4l)p);
-}
-
-/* ---------------- log ---------------- */
 FI_INLINE double fi_from_bits(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
 FI_INLINE uint64_t fi_to_bits(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
 
-/* Natural log of a finite normal x >= DBL_MIN; other inputs give garbage (callers mask them,
-   and count subnormal arguments so that such rare rows are redone with libc log).
-   Branch-free so that loops calling it vectorise.
-   x = 2^k m with m in [sqrt(2)/2, sqrt(2)) (integer arithmetic on the bits, no int<->float
-   conversion instructions needed); f = m - 1 is exact (Sterbenz); with s = f/(2+f),
-   log(m) = 2 atanh(s) = 2s + s R(z), z = s^2, R(z) = z P(z), P(z) = sum_{j>=1} 2 z^(j-1)/(2j+1),
-   z <= zmax = (3 - 2 sqrt(2))^2 = 0.02944. P is replaced by its degree-6 Chebyshev
-   economisation on [0, zmax] (coefficients computed in mpmath from 40 exact Taylor terms,
-   fastinfo's own fit): |error| <= dropped Chebyshev coefficients + Taylor tail + coefficient
-   rounding <= 3.2e-16, which moves log(m) by at most z |err| / 2 <= 4.7e-18 relative (0.04 ulp).
-   Since 2s = f - s f, log(m) = f - (f^2/2 - s (f^2/2 + R)): the big term f is exact and the
-   correction is < |f|/5, so its rounding costs well under an ulp; k log 2 is added as
-   k*LN2_HI (exact: LN2_HI has 32 significant bits, |k| < 1200) plus k*LN2_LO.
-   Measured against mpmath (tests/test_distributions.py): max error < 1 ulp. */
-FI_INLINE double fi_log_normal(double x)
-{
-    const double LN2_HI = 0x1.62e42fee00000p-1;
-    const double LN2_LO = 0x1.a39ef35793c76p-33;
-    uint64_t ux = fi_to_bits(x);
-    /* kk = k + 1024 >= 1 for every positive normal x, so the shift is logical */
-    uint64_t kk = (ux - UINT64_C(0x3fe6a09e667f3bcd) + UINT64_C(0x4000000000000000)) >> 52;
-    double m = fi_from_bits(ux - (kk << 52) + UINT64_C(0x4000000000000000));
-    double k = (fi_from_bits(kk | UINT64_C(0x4330000000000000)) - 0x1p52) - 1024.0;
-    double f = m - 1.0;
-    double s = f / (2.0 + f);
-    double z = s * s;
-    double R = z * (0x1.5555555555558p-1 + z * (0x1.9999999995288p-2 + z * (0x1.2492492df9f94p-2
-             + z * (0x1.c71c62dba6605p-3 + z * (0x1.7462b73112de7p-3 + z * (0x1.39fe142880193p-3
-             + z * 0x1.2b5baa716e7eap-3))))));
-    double hfsq = 0.5 * f * f;
-    return k * LN2_HI - ((hfsq - (s * (hfsq + R) + k * LN2_LO)) - f);
+/* Elements to write one by one before y is aligned to `align` bytes for streaming stores
+   (-1: impossible, the element size does not divide the misalignment; use plain stores). */
+FI_INLINE Py_ssize_t fi_nt_head(const void *y, size_t itemsize, Py_ssize_t n, size_t align) {
+    uintptr_t mis = (uintptr_t)y & (align - 1);
+    Py_ssize_t k;
+    if (mis % itemsize) return -1;
+    k = mis ? (Py_ssize_t)((align - mis) / itemsize) : 0;
+    return k < n ? k : n;
 }
+
+/* ---------------- the clones ---------------- */
+#include "half.h"   /* float16 / bfloat16 scalars and the portable vector conversions */
+
+#define FI_ISA base
+#define FI_VBYTES 16
+#define FI_FN FI_INLINE
+#include "simd_generic.h"
+#include "simd_half.h"
+#undef FI_ISA
+#undef FI_VBYTES
+#undef FI_FN
+
+#if FI_X86_CLONES
+#define FI_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
+#define FI_TARGET_V4 __attribute__((target("arch=x86-64-v4")))
+#define FI_ISA v3
+#define FI_VBYTES 32
+#define FI_FN FI_INLINE FI_TARGET_V3
+#include "simd_generic.h"
+#define FI_HALF_F16C 1   /* x86-64-v3 includes F16C */
+#include "simd_half.h"
+#undef FI_HALF_F16C
+#undef FI_ISA
+#undef FI_VBYTES
+#undef FI_FN
+#include "simd_avx512.h"
+#define FI_HALF_V4 1
+#include "simd_half.h"
+#undef FI_HALF_V4
+#endif
+
+/* ---------------- which clone runs ---------------- */
+/* The best clone this CPU can run. */
+static int fi_cpu_isa(void) {
+#if FI_X86_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            && __builtin_cpu_supports("bmi2"))
+        return FI_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"))
+        return FI_ISA_AVX2;
+#endif
+    return FI_ISA_BASE;
+}
+
+static int fi_dense_isa = FI_ISA_BASE;
+
+/* Use the clone `requested` (or the best below it that the CPU runs); returns the one in use. */
+static int fi_dense_select(int requested) {
+    int best = fi_cpu_isa();
+    fi_dense_isa = requested < best ? requested : best;
+    if (fi_dense_isa < FI_ISA_BASE) fi_dense_isa = FI_ISA_BASE;
+    return fi_dense_isa;
+}
+
+static const char *fi_dense_isa_name(int isa) {
+    return isa == FI_ISA_AVX512 ? "x86-64-v4 (AVX-512, 16 float / 8 double lanes)"
+         : isa == FI_ISA_AVX2 ? "x86-64-v3 (AVX2+FMA, 8 float / 4 double lanes)"
+         : "baseline (4 float / 2 double lanes)";
+}
+
+/* FI_DISPATCH(fi_max, args...) calls fi_max_SFX_<clone in use>(args...) */
+#if FI_X86_CLONES
+#define FI_DISPATCH(name, ...) (fi_dense_isa == FI_ISA_AVX512 ? FI_CAT(FI_T(name), v4)(__VA_ARGS__) : fi_dense_isa == FI_ISA_AVX2 ? FI_CAT(FI_T(name), v3)(__VA_ARGS__) : FI_CAT(FI_T(name), base)(__VA_ARGS__))
+#else
+#define FI_DISPATCH(name, ...) FI_CAT(FI_T(name), base)(__VA_ARGS__)
+#endif
 
 #endif /* FASTINFO_VEC_H */
