@@ -499,3 +499,96 @@ def sklearn_mi_cd_ref(c, labels, n_neighbors=3):
     m = (np.abs(c[:, None] - c[None, :]) <= radius[:, None]).sum(axis=1)
     return max(0, digamma(c.shape[0]) + np.mean(digamma(k_all[keep])) - np.mean(digamma(count_all[keep]))
                - np.mean(digamma(m)))
+
+
+# =============================================================================
+# Local (pointwise) values and information dynamics, brute force.
+
+
+def mutual_info_ksg_local_ref(x, y, k=3, algorithm=1, base=None):
+    """The per-sample terms whose mean is mutual_info_ksg_ref."""
+    x, y = _est_rows(x), _est_rows(y)
+    n = x.shape[0]
+    dx, dy = _est_dist(x), _est_dist(y)
+    joint = np.maximum(dx, dy)
+    neighbours, eps = _est_knn(joint, k)
+    if algorithm == 1:
+        nx = _est_count(dx, eps, strict=True)
+        ny = _est_count(dy, eps, strict=True)
+        local = digamma(k) + digamma(n) - digamma(nx + 1) - digamma(ny + 1)
+    else:
+        rows = np.arange(n)[:, None]
+        nx = _est_count(dx, dx[rows, neighbours].max(axis=1), strict=False)
+        ny = _est_count(dy, dy[rows, neighbours].max(axis=1), strict=False)
+        local = digamma(k) - 1.0 / k + digamma(n) - digamma(nx) - digamma(ny)
+    return local / (np.log(base) if base else 1.0)
+
+
+def conditional_mutual_info_ksg_local_ref(x, y, z, k=3, base=None):
+    dx, dy, dz = _est_dist(x), _est_dist(y), _est_dist(z)
+    _, eps = _est_knn(np.maximum(np.maximum(dx, dy), dz), k)
+    nxz = _est_count(np.maximum(dx, dz), eps, strict=True)
+    nyz = _est_count(np.maximum(dy, dz), eps, strict=True)
+    nz = _est_count(dz, eps, strict=True)
+    local = digamma(k) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1)
+    return local / (np.log(base) if base else 1.0)
+
+
+def entropy_knn_local_ref(x, k=3, base=None):
+    x = _est_rows(x)
+    n, d = x.shape
+    _, eps = _est_knn(_est_dist(x), k)
+    return (digamma(n) - digamma(k) + d * np.log(2 * eps)) / (np.log(base) if base else 1.0)
+
+
+def lagged_ref(series, t, last_lag, history, tau):
+    """[series[t-last_lag-(history-1)*tau], ..., series[t-last_lag]] flattened (each lag its d values),
+    built value by value."""
+    s = _est_rows(series)
+    values = []
+    for j in range(history - 1, -1, -1):
+        values.extend(s[t - last_lag - j * tau])
+    return values
+
+
+def transfer_entropy_samples_ref(source, target, target_history=1, source_history=1, delay=1,
+                                 target_tau=1, source_tau=1, condition=None):
+    """(source past, target now, conditioning) rows for t = t0 .. n-1, by explicit loops."""
+    n = _est_rows(target).shape[0]
+    t0 = max((target_history - 1) * target_tau + 1, (source_history - 1) * source_tau + delay)
+    src, now, cond = [], [], []
+    for t in range(t0, n):
+        src.append(lagged_ref(source, t, delay, source_history, source_tau))
+        now.append(lagged_ref(target, t, 0, 1, 1))
+        z = lagged_ref(target, t, 1, target_history, target_tau)
+        if condition is not None:
+            z = z + lagged_ref(condition, t, 1, 1, 1)
+        cond.append(z)
+    return np.array(src), np.array(now), np.array(cond)
+
+
+def transfer_entropy_ksg_ref(source, target, k=4, local=False, base=None, **embedding):
+    x, y, z = transfer_entropy_samples_ref(source, target, **embedding)
+    if local:
+        return conditional_mutual_info_ksg_local_ref(x, y, z, k=k, base=base)
+    return conditional_mutual_info_ksg_ref(x, y, z, k=k, base=base)
+
+
+def active_information_storage_ksg_ref(x, k=4, history=1, tau=1, local=False, base=None):
+    n = _est_rows(x).shape[0]
+    t0 = (history - 1) * tau + 1
+    past = np.array([lagged_ref(x, t, 1, history, tau) for t in range(t0, n)])
+    now = np.array([lagged_ref(x, t, 0, 1, 1) for t in range(t0, n)])
+    if local:
+        return mutual_info_ksg_local_ref(past, now, k=k, base=base)
+    return mutual_info_ksg_ref(past, now, k=k, base=base)
+
+
+def transfer_entropy_test_ref(source, target, k=4, n_permutations=999, random_state=None, base=None,
+                              **embedding):
+    x, y, z = transfer_entropy_samples_ref(source, target, **embedding)
+    estimate = conditional_mutual_info_ksg_ref(x, y, z, k=k, base=base)
+    rng = np.random.default_rng(random_state)
+    null = [conditional_mutual_info_ksg_ref(x[rng.permutation(x.shape[0])], y, z, k=k, base=base)
+            for _ in range(n_permutations)]
+    return estimate, (1 + sum(v >= estimate for v in null)) / (1 + n_permutations)

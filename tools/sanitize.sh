@@ -104,9 +104,12 @@ if [ $SELFTEST = 1 ]; then
 fi
 
 # 5. Run the suite against the copy. -p no:cacheprovider keeps the checkout clean.
+# --capture=sys: pytest's default fd-level capture swallows what the sanitizer runtime writes
+# to file descriptor 2 when it aborts the interpreter; with sys-level capture the report reaches
+# the terminal.
 cd "$ROOT"
 set +e
-LD_PRELOAD="$PRELOAD" "$PY" -m pytest -o pythonpath="$WORK/tree/src" -p no:cacheprovider \
+LD_PRELOAD="$PRELOAD" "$PY" -m pytest -o pythonpath="$WORK/tree/src" -p no:cacheprovider --capture=sys \
     -m "not no_sanitizer" ${SANITIZE_PYTEST_ARGS:-} "$@"
 status=$?
 set -e

@@ -35,6 +35,7 @@ from ._estimators import (
     mutual_info_test,
     infonce_bound,
 )
+from ._dynamics import transfer_entropy_ksg, active_information_storage_ksg, transfer_entropy_test
 from ._dask import dask_dispatch as _dask_dispatch
 
 # Dask arrays are routed to fastinfo._dask (which imports Dask only when given one);
@@ -89,4 +90,7 @@ __all__ = [
     "mutual_info_features",
     "mutual_info_test",
     "infonce_bound",
+    "transfer_entropy_ksg",
+    "active_information_storage_ksg",
+    "transfer_entropy_test",
 ]

@@ -68,6 +68,13 @@ def _marginal_pair(x, y):
     return (x, sorted_values[0], order[0]), (y, sorted_values[1], order[1])
 
 
+def check_local(local):
+    """``local`` as a bool; ``TypeError`` unless it is one."""
+    if not isinstance(local, (bool, np.bool_)):
+        raise TypeError(f"local must be True or False; got {local!r}")
+    return bool(local)
+
+
 def _check_algorithm(algorithm):
     if isinstance(algorithm, (bool, np.bool_)) or not isinstance(algorithm, (numbers.Integral, np.integer)) \
             or int(algorithm) not in (1, 2):
@@ -75,14 +82,16 @@ def _check_algorithm(algorithm):
     return int(algorithm)
 
 
-def _ksg_from_marginals(mx, my, k, algorithm, n):
-    mean_terms = _kernels.ksg_mean_terms(*mx, *my, k, algorithm)
-    if algorithm == 1:
-        return _digamma(k) + _digamma(n) - mean_terms
-    return _digamma(k) - 1.0 / k + _digamma(n) - mean_terms
+def _ksg_from_marginals(mx, my, k, algorithm, n, local=False):
+    """The KSG estimate from the two marginals; with ``local``, the per-sample (local) values."""
+    constant = _digamma(k) + _digamma(n) if algorithm == 1 else _digamma(k) - 1.0 / k + _digamma(n)
+    if local:
+        _, terms = _kernels.ksg_mean_terms(*mx, *my, k, algorithm, True)
+        return constant - terms
+    return constant - _kernels.ksg_mean_terms(*mx, *my, k, algorithm)
 
 
-def mutual_info_ksg(x, y, *, k=3, algorithm=1, base=None):
+def mutual_info_ksg(x, y, *, k=3, algorithm=1, local=False, base=None):
     r"""Kraskov-Stoegbauer-Grassberger estimate of the mutual information :math:`I(X;Y)`.
 
     With :math:`\varepsilon_i` the max-norm distance from sample :math:`i` to its k-th nearest
@@ -102,12 +111,16 @@ def mutual_info_ksg(x, y, *, k=3, algorithm=1, base=None):
     k : int, default 3
         Number of neighbours, ``1 <= k < n``.
     algorithm : {1, 2}, default 1
+    local : bool, default False
+        Return the local (pointwise) values instead: one per sample, algorithm 1
+        :math:`\psi(k) + \psi(n) - \psi(n_x(i)+1) - \psi(n_y(i)+1)`, algorithm 2
+        :math:`\psi(k) - 1/k + \psi(n) - \psi(n_x(i)) - \psi(n_y(i))`; their mean is the estimate.
     base : float, optional
         Logarithm base of the result (``None``: nats).
 
     Returns
     -------
-    float
+    float, or ndarray of shape (n,) (float64) when ``local``
         The raw estimate (may be slightly negative for independent variables).
 
     References
@@ -125,17 +138,20 @@ def mutual_info_ksg(x, y, *, k=3, algorithm=1, base=None):
     0.2
     """
     algorithm = _check_algorithm(algorithm)
+    local = check_local(local)
     divisor = log_base_divisor(base)
     x = as_samples(x, "x")
     y = as_samples(y, "y")
     check_same_length(x=x, y=y)
     n = x.shape[0]
     k = check_k(k, n)
-    value = _ksg_from_marginals(*_marginal_pair(x, y), k, algorithm, n)
+    value = _ksg_from_marginals(*_marginal_pair(x, y), k, algorithm, n, local)
+    if local:
+        return value / divisor
     return float(value / divisor)
 
 
-def conditional_mutual_info_ksg(x, y, z, *, k=3, base=None):
+def conditional_mutual_info_ksg(x, y, z, *, k=3, local=False, base=None):
     r"""Frenzel-Pompe estimate of the conditional mutual information :math:`I(X;Y|Z)`.
 
     :math:`\psi(k) - \langle \psi(n_{xz}+1) + \psi(n_{yz}+1) - \psi(n_z+1) \rangle`, with strict
@@ -146,11 +162,15 @@ def conditional_mutual_info_ksg(x, y, z, *, k=3, base=None):
     ----------
     x, y, z : array_like, shape (n,) or (n, d)
     k : int, default 3
+    local : bool, default False
+        Return the local values instead, one per sample:
+        :math:`\psi(k) - \psi(n_{xz}(i)+1) - \psi(n_{yz}(i)+1) + \psi(n_z(i)+1)`; their mean is
+        the estimate.
     base : float, optional
 
     Returns
     -------
-    float
+    float, or ndarray of shape (n,) (float64) when ``local``
 
     References
     ----------
@@ -167,6 +187,7 @@ def conditional_mutual_info_ksg(x, y, z, *, k=3, base=None):
     >>> abs(fi.conditional_mutual_info_ksg(x, y, z)) < 0.05    # X and Y independent given Z
     True
     """
+    local = check_local(local)
     divisor = log_base_divisor(base)
     x = as_samples(x, "x")
     y = as_samples(y, "y")
@@ -174,14 +195,31 @@ def conditional_mutual_info_ksg(x, y, z, *, k=3, base=None):
     check_same_length(x=x, y=y, z=z)
     n = x.shape[0]
     k = check_k(k, n)
+    return cmi_from_samples(x, y, z, k, local, divisor)
+
+
+def cmi_from_samples(x, y, z, k, local, divisor):
+    """Frenzel-Pompe estimate (or local values) of validated (n, d) float64 samples."""
     joint = np.concatenate([x, y, z], axis=1)
     xz = np.concatenate([x, z], axis=1)
     yz = np.concatenate([y, z], axis=1)
+    if local:
+        _, terms = _kernels.cmi_mean_terms(joint, xz, yz, *_marginal(z), k, True)
+        return (_digamma(k) - terms) / divisor
     mean_terms = _kernels.cmi_mean_terms(joint, xz, yz, *_marginal(z), k)
     return float((_digamma(k) - mean_terms) / divisor)
 
 
-def entropy_knn(x, *, k=3, base=None):
+def cmi_permutation_null(x, y, z, k, rng, n_permutations, divisor):
+    """Frenzel-Pompe estimates on (x rows permuted, y, z) for ``n_permutations`` permutations drawn
+    from ``rng`` as ``rng.permutation(n)`` draws them; each bitwise what :func:`cmi_from_samples`
+    gives on the permuted samples."""
+    yz = np.concatenate([y, z], axis=1)
+    mean_terms = _kernels.cmi_permutation_null(x, y, yz, *_marginal(z), rng, n_permutations, k)
+    return (_digamma(k) - mean_terms) / divisor
+
+
+def entropy_knn(x, *, k=3, local=False, base=None):
     r"""Kozachenko-Leonenko estimate of the differential entropy (max-norm).
 
     :math:`\hat H = \psi(n) - \psi(k) + d \, \langle \log(2 \varepsilon_i) \rangle`, with
@@ -192,11 +230,14 @@ def entropy_knn(x, *, k=3, base=None):
     ----------
     x : array_like, shape (n,) or (n, d)
     k : int, default 3
+    local : bool, default False
+        Return the local values instead, one per sample:
+        :math:`\psi(n) - \psi(k) + d \log(2 \varepsilon_i)`; their mean is the estimate.
     base : float, optional
 
     Returns
     -------
-    float
+    float, or ndarray of shape (n,) (float64) when ``local``
 
     Raises
     ------
@@ -215,6 +256,7 @@ def entropy_knn(x, *, k=3, base=None):
     >>> round(fi.entropy_knn(x), 1)     # exact: 0 for the uniform distribution on [0, 1]
     0.0
     """
+    local = check_local(local)
     divisor = log_base_divisor(base)
     x = as_samples(x, "x")
     n, d = x.shape
@@ -227,6 +269,8 @@ def entropy_knn(x, *, k=3, base=None):
             f"distance to their k-th neighbour, k={k}), so log(distance) diverges; add a small "
             "random jitter to the samples (e.g. x + 1e-10 * rng.normal(size=x.shape))"
         )
+    if local:
+        return (_digamma(n) - _digamma(k) + d * np.log(2.0 * eps)) / divisor
     value = _digamma(n) - _digamma(k) + d * float(np.mean(np.log(2.0 * eps)))
     return float(value / divisor)
 

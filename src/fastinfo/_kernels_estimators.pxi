@@ -585,9 +585,9 @@ def ksg_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
                    const Py_ssize_t[::1] x_order,
                    const double[:, ::1] y, const double[::1] y_sorted,
                    const Py_ssize_t[::1] y_order,
-                   int k, int algorithm):
+                   int k, int algorithm, bint return_terms=False):
     """mean over samples of psi(n_x+1) + psi(n_y+1) (algorithm 1) or psi(n_x) + psi(n_y)
-    (algorithm 2). The joint samples ``[x | y]`` are assembled here, and only for the KD-tree
+    (algorithm 2); with return_terms, (mean, the per-sample terms in sample order). The joint samples ``[x | y]`` are assembled here, and only for the KD-tree
     (two 1-D marginals use the grid, which reads x and y directly)."""
     cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], D = dx + dy, i, c
     cdef double *joint = NULL
@@ -640,6 +640,8 @@ def ksg_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
         total = ordered_sum(&tv[0], n)
     if status != 0:
         raise MemoryError("fastinfo: out of memory in the KSG estimator")
+    if return_terms:
+        return total / n, terms
     return total / n
 
 
@@ -782,9 +784,10 @@ def cmi_mean_terms(const double[:, ::1] joint,
                    const double[:, ::1] xz, const double[:, ::1] yz,
                    const double[:, ::1] z, const double[::1] z_sorted,
                    const Py_ssize_t[::1] z_order,
-                   int k):
+                   int k, bint return_terms=False):
     """mean over samples of psi(n_xz+1) + psi(n_yz+1) - psi(n_z+1), strict counts within the
-    k-th neighbour distance in the (x, y, z) space (Frenzel and Pompe 2007)."""
+    k-th neighbour distance in the (x, y, z) space (Frenzel and Pompe 2007); with return_terms,
+    (mean, the per-sample terms in sample order)."""
     cdef Py_ssize_t n = joint.shape[0]
     cdef KDTree jt
     cdef Marginal mxz, myz, mz
@@ -823,7 +826,126 @@ def cmi_mean_terms(const double[:, ::1] joint,
         total = ordered_sum(&tv[0], n)
     if status != 0:
         raise MemoryError("fastinfo: out of memory in the conditional KSG estimator")
+    if return_terms:
+        return total / n, terms
     return total / n
+
+
+cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] y,
+                                   const double[:, ::1] z, Marginal **margs,
+                                   const Py_ssize_t *perm, double *joint, double *xz,
+                                   double *terms, int k) noexcept nogil:
+    """The mean term of the Frenzel-Pompe estimator on (x[perm], y, z), bitwise what
+    cmi_mean_terms returns for those samples; NaN when out of memory. margs[1] (the (y, z)
+    marginal) and margs[2] (z) are fixed across permutations; margs[0] (x, z) is rebuilt here.
+    Scratch: joint (n * (dx + dy + dz)), xz (n * (dx + dz)), terms (n). One thread."""
+    cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], dz = z.shape[1]
+    cdef Py_ssize_t D = dx + dy + dz, DXZ = dx + dz, i, c, s
+    cdef KDTree jt
+    cdef Marginal mxz
+    cdef int status
+    cdef double signs[3]
+    for i in range(n):
+        s = perm[i]
+        for c in range(dx):
+            joint[i * D + c] = x[s, c]
+            xz[i * DXZ + c] = x[s, c]
+        for c in range(dy):
+            joint[i * D + dx + c] = y[i, c]
+        for c in range(dz):
+            joint[i * D + dx + dy + c] = z[i, c]
+            xz[i * DXZ + dx + c] = z[i, c]
+    mxz.n = n
+    mxz.d = DXZ
+    mxz.data = xz
+    mxz.sorted_values = NULL
+    mxz.order = NULL
+    if kdtree_build(&mxz.tree, xz, n, DXZ,
+                    KD_LEAF_MULT_COUNT_4D * KD_LEAF_SIZE if DXZ == 4 else KD_LEAF_SIZE, 1) != 0:
+        return NAN
+    if kdtree_build(&jt, joint, n, D, KD_LEAF_SIZE, 1) != 0:
+        marginal_free(&mxz)
+        return NAN
+    margs[0] = &mxz
+    signs[0] = 1.0
+    signs[1] = 1.0
+    signs[2] = -1.0
+    status = ksg_pass(&jt, NULL, margs, signs, 3, NULL, k, 1, terms, 1)
+    kdtree_free(&jt)
+    marginal_free(&mxz)
+    if status != 0:
+        return NAN
+    return ordered_sum(terms, n) / n
+
+
+def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
+                         const double[:, ::1] yz, const double[:, ::1] z,
+                         const double[::1] z_sorted, const Py_ssize_t[::1] z_order,
+                         rng, Py_ssize_t n_perm, int k):
+    """The Frenzel-Pompe mean terms on (x[perm], y, z) for n_perm permutations drawn from the
+    numpy Generator ``rng`` exactly as ``[rng.permutation(n) for _ in range(n_perm)]`` draws
+    them (entry p belongs to the p-th draw). Each term is bitwise what ``cmi_mean_terms`` gives
+    on those samples. The (y, z) and z structures, which a permutation of x's rows does not
+    change, are built once; the permutations run in parallel, one per thread at a time."""
+    cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], dz = z.shape[1], p
+    cdef Py_ssize_t D = dx + dy + dz, r
+    cdef Marginal myz, mz
+    cdef int status = 0, fail = 0
+    cdef int *failp = &fail
+    cdef int nt = num_threads_for(n_perm)
+    cdef Py_ssize_t counter = 0
+    cdef Py_ssize_t *counterp = &counter
+    cdef Py_ssize_t *perm = NULL
+    cdef double *joint = NULL
+    cdef double *xzb = NULL
+    cdef double *terms = NULL
+    cdef Marginal **margs = NULL
+    cdef double value
+    out = np.empty(n_perm, dtype=np.float64)
+    cdef double[::1] ov = out
+    if n_perm == 0:
+        return out
+    bit_generator = rng.bit_generator
+    cdef bitgen_t *bg = generator_bitgen(bit_generator)
+    kdtree_init(&myz.tree)
+    kdtree_init(&mz.tree)
+    with bit_generator.lock, nogil:
+        status = marginal_setup(&myz, yz, z_sorted, z_order, est_threads(n))
+        if status == 0:
+            status = marginal_setup(&mz, z, z_sorted, z_order, est_threads(n))
+        if status == 0:
+            with parallel(num_threads=nt):
+                perm = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+                joint = <double *>malloc(n * D * sizeof(double))
+                xzb = <double *>malloc(n * (dx + dz) * sizeof(double))
+                terms = <double *>malloc(n * sizeof(double))
+                margs = <Marginal **>malloc(3 * sizeof(Marginal *))
+                if margs != NULL:
+                    margs[1] = &myz
+                    margs[2] = &mz
+                for r in prange(n_perm, schedule='dynamic', chunksize=1):
+                    # every iteration draws, so draw number p always exists exactly once
+                    if perm == NULL:
+                        failp[0] = 1
+                        continue
+                    p = fi_next_permutation(bg, counterp, n, perm)
+                    if joint == NULL or xzb == NULL or terms == NULL or margs == NULL:
+                        failp[0] = 1
+                        continue
+                    value = cmi_permuted_mean_term(x, y, z, margs, perm, joint, xzb, terms, k)
+                    if isnan(value):
+                        failp[0] = 1
+                    ov[p] = value
+                free(perm)
+                free(joint)
+                free(xzb)
+                free(terms)
+                free(margs)
+        marginal_free(&myz)
+        marginal_free(&mz)
+    if status != 0 or fail != 0:
+        raise MemoryError("fastinfo: out of memory in the transfer entropy permutation test")
+    return out
 
 
 cdef int knn_radius_pass(const KDTree *t, int k, double *eps_out, Py_ssize_t offset,

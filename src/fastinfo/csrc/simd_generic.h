@@ -100,7 +100,9 @@ FI_FN FI_I(vec_f) FI_I(narrow_f)(FI_I(vec_d) lo, FI_I(vec_d) hi) {
     return (FI_I(vec_f))_mm_movelh_ps(_mm_cvtpd_ps((__m128d)lo), _mm_cvtpd_ps((__m128d)hi));
 }
 FI_FN FI_I(vec_d) FI_I(loadw_f)(const float *p) {
-    __m128 v = _mm_castpd_ps(_mm_load_sd((const double *)(const void *)p));
+    double two;   /* two floats as 8 bytes: p is only float-aligned, so no double load */
+    memcpy(&two, p, sizeof two);
+    __m128 v = _mm_castpd_ps(_mm_set_sd(two));
     return (FI_I(vec_d))_mm_cvtps_pd(v);
 }
 #else
