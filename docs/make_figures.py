@@ -58,7 +58,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 import fastinfo as fi  # noqa: E402
 
 OUT_DEFAULT = os.path.join(HERE, "_static", "figures")
-SECTIONS = ("side_by_side", "ksg_timing", "dense_bandwidth", "dense_accuracy", "ksg_accuracy", "linear_memory_time")
+SECTIONS = ("side_by_side", "ksg_timing", "dense_bandwidth", "dense_accuracy", "ksg_accuracy", "linear_memory_time",
+            "dynamics_local")
 
 COLORS = {"fastinfo": "#1f77b4", "scikit-learn": "#ff7f0e", "ennemi": "#2ca02c", "scipy": "#7f7f7f",
           "torch": "#d62728", "numpy": "#7f7f7f"}
@@ -560,6 +561,59 @@ def linear_memory_time(out, quick, results):
     ax_m.set_title("memory: logits never stored")
     fig.tight_layout()
     path = os.path.join(out, "linear_memory_time.png")
+    fig.savefig(path)
+    plt.close(fig)
+    log(f"wrote {os.path.relpath(path)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Information dynamics: local transfer entropy and storage over time
+# ------------------------------------------------------------------------------------------------
+
+def switching_coupling(n, rng):
+    """source iid N(0, 1); target[t] = 0.6 target[t-1] + c(t) source[t-1] + 0.5 noise, with the
+    coupling c(t) = 0.9 in the middle third of the series and 0 elsewhere (the guide's example)."""
+    source = rng.normal(size=n)
+    noise = rng.normal(size=n)
+    coupling = np.where((np.arange(n) >= n // 3) & (np.arange(n) < 2 * n // 3), 0.9, 0.0)
+    target = np.zeros(n)
+    for t in range(1, n):
+        target[t] = 0.6 * target[t - 1] + coupling[t] * source[t - 1] + 0.5 * noise[t]
+    return source, target, coupling
+
+
+def dynamics_local(out, quick, results):
+    n = 3000 if quick else 30000
+    source, target, coupling = switching_coupling(n, np.random.default_rng(2026))
+    local_te = fi.transfer_entropy_ksg(source, target, local=True)          # times 1 .. n-1
+    local_ais = fi.active_information_storage_ksg(target, local=True)        # times 1 .. n-1
+    window = max(n // 100, 10)
+    kernel = np.ones(window) / window
+    smooth_te = np.convolve(local_te, kernel, mode="same")
+    smooth_ais = np.convolve(local_ais, kernel, mode="same")
+    t = np.arange(1, n)
+    te = fi.transfer_entropy_ksg(source, target)
+    rows = [(int(i), round(float(a), 5), round(float(b), 5)) for i, a, b in
+            zip(t[::window], smooth_te[::window], smooth_ais[::window])]
+    write_csv(os.path.join(out, "dynamics_local.csv"), ["t", "local TE (moving mean)", "local AIS (moving mean)"],
+              rows)
+    results["dynamics_local"] = {"n": n, "window": window, "transfer_entropy": te}
+    plt = plt_module()
+    fig, ax = plt.subplots(figsize=(9.6, 3.4))
+    ax.plot(t, local_te, ",", color="#c6dbef", alpha=0.5)
+    ax.plot(t, smooth_te, color=COLORS["fastinfo"], label=f"local transfer entropy source -> target "
+                                                          f"(moving mean of {window})")
+    ax.plot(t, smooth_ais, color="#2ca02c", label="local active information storage of target (moving mean)")
+    on = np.flatnonzero(coupling)
+    ax.axvspan(on[0], on[-1], color="#fdd0a2", alpha=0.35, label="coupling on")
+    ax.axhline(0.0, color="k", lw=0.5)
+    ax.set_ylim(-1.0, 2.0)
+    ax.set_xlabel("time t")
+    ax.set_ylabel("nats")
+    ax.set_title(f"Local values over time (n = {n:,}, k = 4, histories 1); average TE = {te:.3f} nats")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path = os.path.join(out, "dynamics_local.png")
     fig.savefig(path)
     plt.close(fig)
     log(f"wrote {os.path.relpath(path)}")

@@ -30,6 +30,7 @@ PUBLIC_MODULES = [
     "fastinfo._linear",
     "fastinfo._distributions",
     "fastinfo._estimators",
+    "fastinfo._dynamics",
     "fastinfo.sklearn",
     "fastinfo.scipy",
 ]
@@ -96,7 +97,7 @@ def test_sphinx_html_build_has_no_warnings(tmp_path):
     # The pages exist and the API reference rendered a page per public function.
     for page in ["index", "theory", "numerics", "benchmarks", "api/index",
                  "guides/llm_logits", "guides/linear", "guides/feature_ranking", "guides/ksg", "guides/threads",
-                 "dropins"]:
+                 "guides/dynamics", "dropins"]:
         assert (out / f"{page}.html").is_file(), page
     for name in fastinfo.__all__:
         if not name.startswith("__"):
@@ -106,6 +107,9 @@ def test_sphinx_html_build_has_no_warnings(tmp_path):
     for figure in ("ksg_timing.png", "dense_bandwidth.png", "ksg_accuracy.png"):
         assert figure in benchmarks, figure
         assert (out / "_images" / figure).is_file() or (out / "_static" / "figures" / figure).is_file(), figure
+    dynamics = (out / "guides" / "dynamics.html").read_text(encoding="utf-8")
+    assert "dynamics_local.png" in dynamics
+    assert (out / "_images" / "dynamics_local.png").is_file()
     linear = (out / "guides" / "linear.html").read_text(encoding="utf-8")
     assert "linear_memory_time.png" in linear
     assert (out / "_images" / "linear_memory_time.png").is_file()
@@ -197,7 +201,7 @@ PAGES_WITH_EXAMPLES = _rst_pages()
 def test_pages_have_examples():
     # The guides are meant to be run: each holds doctest examples.
     for guide in ["guides/llm_logits.rst", "guides/linear.rst", "guides/feature_ranking.rst", "guides/ksg.rst",
-                  "guides/threads.rst", "theory.rst", "dropins.rst"]:
+                  "guides/threads.rst", "guides/dynamics.rst", "theory.rst", "dropins.rst"]:
         assert guide in PAGES_WITH_EXAMPLES, guide
 
 

@@ -1984,3 +1984,221 @@ def test_fuzz_scipy_dropin(data, fn_name):
     note(f"{fn_name} shape={shape} dtype={np.asarray(x).dtype} kwargs={kwargs}")
     check_call(getattr(fsp, fn_name), args, kwargs, lambda: Expected(_scipy_outcome(theirs, args, kwargs)),
                compare=_compare_like_scipy)
+
+
+# =============================================================================
+# Local values and information dynamics (release 0.2)
+# =============================================================================
+
+
+def ref_cmi_terms(x, y, z, k):
+    """Per-sample Frenzel-Pompe terms (the local values); their mean is ref_cmi."""
+    x2, y2, z2 = as_2d(x), as_2d(y), as_2d(z)
+    dx, dy, dz_ = cheb(x2), cheb(y2), cheb(z2)
+    eps, _, _ = kth_distance(np.maximum(np.maximum(dx, dy), dz_), k)
+    dxz, dyz = np.maximum(dx, dz_), np.maximum(dy, dz_)
+    for d in (dxz, dyz, dz_):
+        np.fill_diagonal(d, np.inf)
+    nxz = (dxz < eps[:, None]).sum(1)
+    nyz = (dyz < eps[:, None]).sum(1)
+    nz = (dz_ < eps[:, None]).sum(1)
+    return digamma(k) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1)
+
+
+def ref_ksg1_terms(x, y, k):
+    x2, y2 = as_2d(x), as_2d(y)
+    n = len(x2)
+    dx, dy = cheb(x2), cheb(y2)
+    eps, _, _ = kth_distance(np.maximum(dx, dy), k)
+    np.fill_diagonal(dx, np.inf)
+    np.fill_diagonal(dy, np.inf)
+    return digamma(k) + digamma(n) - digamma((dx < eps[:, None]).sum(1) + 1) - digamma((dy < eps[:, None]).sum(1) + 1)
+
+
+def ref_positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)) or value < 1:
+        raise Bad(name)
+    return int(value)
+
+
+def ref_lag_rows(series, t0, n, last_lag, history, tau):
+    s = as_2d(series)
+    return np.array([np.concatenate([s[t - last_lag - j * tau] for j in range(history - 1, -1, -1)])
+                     for t in range(t0, n)])
+
+
+LAGS = st.sampled_from([1, 1, 1, 2, 3, 0, -1, 1.0, True, "2"])
+LOCALS = st.sampled_from([False, False, True, True, 1, "yes", None])
+
+
+def ref_local(local):
+    if not isinstance(local, (bool, np.bool_)):
+        raise Bad("local")
+    return bool(local)
+
+
+def _draw_te(data, with_local):
+    n = data.draw(st.sampled_from([0, 2, 4, 8, 20, 35]))
+    source = data.draw(samples(n))
+    target = data.draw(samples(n if data.draw(st.integers(0, 9)) else n + 1))
+    condition = data.draw(st.sampled_from([None, None, "same", "other"]))
+    if condition is not None:
+        condition = data.draw(samples(n if condition == "same" else max(n - 1, 0)))
+    options = {name: data.draw(LAGS) for name in
+               ("target_history", "source_history", "delay", "target_tau", "source_tau")}
+    options["k"] = data.draw(st.sampled_from([1, 2, 4, 4, 0, 1.5, "n"]))
+    options["condition"] = condition
+    options["base"] = data.draw(BASES)
+    if with_local:
+        options["local"] = data.draw(LOCALS)
+    return source, target, options
+
+
+def _ref_te(source, target, options, v):
+    """Validated, embedded (source past, target now, conditioning) and k, base divisor."""
+    lags = {name: v(ref_positive_int, options[name], name) for name in
+            ("target_history", "source_history", "delay", "target_tau", "source_tau")}
+    sf, tf = v(check_samples, source, "source"), v(check_samples, target, "target")
+    cond = options["condition"]
+    cf = None if cond is None else v(check_samples, cond, "condition")
+    lengths = {len(source), len(target)} | ({len(cond)} if cond is not None else set())
+    if len(lengths) > 1:
+        v.bad("length")
+    div = v(base_divisor, options["base"])
+    if "local" in options:
+        v(ref_local, options["local"])
+    v.done()
+    n = len(source)
+    t0 = max((lags["target_history"] - 1) * lags["target_tau"] + 1,
+             (lags["source_history"] - 1) * lags["source_tau"] + lags["delay"])
+    if n - t0 < 1:
+        raise Bad("too short")
+    k = options["k"]
+    k = n - t0 if k == "n" else k
+    check_k(k, n - t0)
+    x = ref_lag_rows(sf, t0, n, lags["delay"], lags["source_history"], lags["source_tau"])
+    y = ref_lag_rows(tf, t0, n, 0, 1, 1)
+    z = ref_lag_rows(tf, t0, n, 1, lags["target_history"], lags["target_tau"])
+    if cf is not None:
+        z = np.concatenate([z, ref_lag_rows(cf, t0, n, 1, 1, 1)], axis=1)
+    return x, y, z, int(k), div
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_transfer_entropy_ksg(data):
+    EXAMPLES["transfer_entropy_ksg"] += 1
+    source, target, options = _draw_te(data, with_local=True)
+    call = dict(options)
+    if call["k"] == "n":
+        call["k"] = len(source)       # always >= the number of samples: rejected
+
+    def reference():
+        x, y, z, k, div = _ref_te(source, target, call, Collect())
+        terms = ref_cmi_terms(x, y, z, k) / div
+        if call["local"]:
+            return Expected(terms, dtype=np.float64, **estimator_tolerance(source, target))
+        return Expected(float(np.mean(terms)), scalar=True, **estimator_tolerance(source, target))
+
+    result = check_call(fi.transfer_entropy_ksg, (source, target), call, reference)
+    if result is not None and call["local"]:
+        assert abs(np.mean(result) - fi.transfer_entropy_ksg(source, target, **{**call, "local": False})) <= 1e-12
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_active_information_storage_ksg(data):
+    EXAMPLES["active_information_storage_ksg"] += 1
+    n = data.draw(st.sampled_from([0, 2, 5, 12, 30]))
+    x = data.draw(samples(n))
+    history, tau = data.draw(LAGS), data.draw(LAGS)
+    k = data.draw(st.sampled_from([1, 3, 4, 0, "n"]))
+    k = n if k == "n" else k
+    local = data.draw(LOCALS)
+    base = data.draw(BASES)
+
+    def reference():
+        v = Collect()
+        h, t = v(ref_positive_int, history, "history"), v(ref_positive_int, tau, "tau")
+        xf = v(check_samples, x, "x")
+        div = v(base_divisor, base)
+        v(ref_local, local)
+        v.done()
+        t0 = (h - 1) * t + 1
+        if n - t0 < 1:
+            raise Bad("too short")
+        kk = check_k(k, n - t0)
+        terms = ref_ksg1_terms(ref_lag_rows(xf, t0, n, 1, h, t), ref_lag_rows(xf, t0, n, 0, 1, 1), kk) / div
+        if local:
+            return Expected(terms, dtype=np.float64, **estimator_tolerance(x))
+        return Expected(float(np.mean(terms)), scalar=True, **estimator_tolerance(x))
+
+    check_call(fi.active_information_storage_ksg, (x,), dict(k=k, history=history, tau=tau, local=local, base=base),
+               reference)
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_transfer_entropy_test(data):
+    EXAMPLES["transfer_entropy_test"] += 1
+    source, target, options = _draw_te(data, with_local=False)
+    if options["k"] == "n":
+        options["k"] = len(source)
+    n_permutations = data.draw(st.sampled_from([1, 4, 13, 0, -3, 2.5]))
+    random_state = data.draw(st.sampled_from([None, 0, 123, INT64_MAX]))
+
+    def reference():
+        v = Collect()
+        if isinstance(n_permutations, float) or n_permutations < 1:
+            v.bad("n_permutations")
+        x, y, z, k, div = _ref_te(source, target, options, v)
+        return Expected(float(np.mean(ref_cmi_terms(x, y, z, k))) / div, scalar=True,
+                        **estimator_tolerance(source, target))
+
+    def compare(result, expected, name):
+        estimate, p_value = result
+        compare_result(estimate, expected, name)
+        assert type(p_value) is float
+        count = p_value * (1 + n_permutations) - 1
+        assert 0 <= count <= n_permutations and abs(count - round(count)) < 1e-9, p_value
+
+    check_call(fi.transfer_entropy_test, (source, target),
+               dict(options, n_permutations=n_permutations, random_state=random_state), reference, compare)
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_local_values(data):
+    EXAMPLES["local values"] += 1
+    n = data.draw(st.sampled_from([0, 1, 3, 8, 25]))
+    x, y, z = data.draw(samples(n)), data.draw(samples(n)), data.draw(samples(n))
+    k = data.draw(st.sampled_from([1, 2, 3, 0, "n"]))
+    k = n if k == "n" else k
+    local = data.draw(LOCALS)
+    which = data.draw(st.sampled_from(["mi", "cmi", "entropy"]))
+
+    def reference():
+        v = Collect()
+        xf = v(check_samples, x, "x")
+        yf = v(check_samples, y, "y") if which != "entropy" else None
+        zf = v(check_samples, z, "z") if which == "cmi" else None
+        v(ref_local, local)
+        kk = v(check_k, k, n)
+        v.done()
+        if which == "mi":
+            terms = ref_ksg1_terms(xf, yf, kk)
+        elif which == "cmi":
+            terms = ref_cmi_terms(xf, yf, zf, kk)
+        else:
+            value = ref_entropy_knn(xf, kk)     # raises for duplicates, as fastinfo does
+            x2 = as_2d(xf)
+            eps, _, _ = kth_distance(cheb(x2), kk)
+            terms = digamma(n) - digamma(kk) + x2.shape[1] * np.log(2 * eps)
+            assert abs(np.mean(terms) - value) < 1e-9
+        if local:
+            return Expected(terms, dtype=np.float64, **estimator_tolerance(x, y, z))
+        return Expected(float(np.mean(terms)), scalar=True, **estimator_tolerance(x, y, z))
+
+    fn, args = {"mi": (fi.mutual_info_ksg, (x, y)), "cmi": (fi.conditional_mutual_info_ksg, (x, y, z)),
+                "entropy": (fi.entropy_knn, (x,))}[which]
+    check_call(fn, args, dict(k=k, local=local), reference)
