@@ -11,6 +11,8 @@ import inspect
 import io
 import itertools
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,9 +21,13 @@ import pytest
 
 from fastinfo import _kernels
 
+# JIDT (a JVM through jpype) never starts inside the test process, which forks and may run under
+# sanitizers; test_jidt_rows_in_a_subprocess runs the JIDT rows in a process of their own.
+os.environ["FASTINFO_BENCH_NO_JVM"] = "1"
+
 ASV_DIR = Path(__file__).resolve().parents[1] / "asv_bench"
 PACKAGE = "fastinfo_asv_benchmarks"
-MODULES = ["softmax", "distributions", "estimators", "sklearn", "linear", "scipy"]
+MODULES = ["softmax", "distributions", "estimators", "sklearn", "linear", "scipy", "dynamics"]
 PREFIXES = ("time_", "peakmem_", "mem_", "track_")
 
 
@@ -101,7 +107,7 @@ def test_every_module_has_benchmarks_and_sizes_ascend():
 
 
 def test_fixed_workload_sizes_are_in_the_suite():
-    softmax, distributions, estimators, sklearn, linear, scipy_dropin = (SUITE[m] for m in MODULES)
+    softmax, distributions, estimators, sklearn, linear, scipy_dropin, dynamics = (SUITE[m] for m in MODULES)
     assert (4096, 32000) in softmax.LogSoftmax.params[-1]  # W1
     assert (4096, 32000) in softmax.SoftmaxCrossEntropy.params[-1]  # W2
     assert (2048, 32000) in softmax.SoftmaxKLDivergence.params[-1]  # W3
@@ -120,6 +126,9 @@ def test_fixed_workload_sizes_are_in_the_suite():
     assert (8192, 768, 50257) in linear.LinearCrossEntropy.params[-1]  # W8
     assert (8192, 768, 50257) in linear.LinearCrossEntropyWithGrad.params[-1]  # W9
     assert {"fastinfo", "torch", "numpy-product"} <= set(linear.LinearCrossEntropy.params[0])
+    for cls in (dynamics.TransferEntropy, dynamics.ConditionalMutualInfo, dynamics.ActiveInformationStorage):
+        assert 50_000 in cls.params[-1] and {"fastinfo", "jidt"} <= set(cls.params[0])  # W10-W12
+    assert 10_000 in dynamics.TransferEntropyTest.params[-1]
 
 
 def test_seeded_data_is_reproducible():
@@ -151,14 +160,14 @@ def tiny_report():
 
 def test_compare_runs_every_workload_and_peers_agree(tiny_report):
     rows = tiny_report["rows"]
-    assert {r["workload"] for r in rows} == {f"W{i}" for i in range(1, 10)} | {f"S{i}" for i in range(1, 5)}
+    assert {r["workload"] for r in rows} == {f"W{i}" for i in range(1, 13)} | {f"S{i}" for i in range(1, 5)}
     for row in rows:
         if row["status"] == "not installed":
             assert row["peer_min"] is None and row["speedup"] is None
             continue
         assert row["status"] == "ok", row
         assert row["fastinfo_min"] > 0 and row["fastinfo_peak_extra_mib"] is not None
-        if row["peer"] == "(none: fastinfo alone)":  # W8 at 65,536 tokens (a smaller count here)
+        if row["peer"] == "(none: fastinfo alone)":  # W8 at 65,536 tokens, the W10 test (smaller here)
             assert row["peer_min"] is None and row["speedup"] is None
             continue
         assert row["peer_min"] > 0
@@ -227,7 +236,7 @@ def test_compare_table_and_bad_options(capsys):
     text = capsys.readouterr().out
     assert "speed-up" in text and "copy GB/s" in text and "% of floor" in text and "W2 softmax_cross_entropy" in text
     assert "peak memory method" in text
-    assert _bench.main(["--tiny", "--only", "W10"]) == 2
+    assert _bench.main(["--tiny", "--only", "W13"]) == 2
     assert _bench.main(["--tiny", "--threads", "0"]) == 2
     assert _bench.main(["--tiny", "--dtypes", "float8"]) == 2
 
@@ -258,3 +267,20 @@ def test_dask_bench_projection_and_tables():
             assert np.array_equal(local[7:14], func(1, 1, 7, 5))
         else:
             assert np.array_equal(local[:, 3:], func(1, 1, 20, 2))
+
+
+@pytest.mark.no_sanitizer  # a JVM does not run under AddressSanitizer's LD_PRELOAD
+def test_jidt_rows_in_a_subprocess():
+    pytest.importorskip("jpype", reason="JIDT's jpype1 is not installed (asv_bench/requirements-jidt.txt)")
+    pytest.importorskip("idtxl", reason="idtxl-uv (JIDT's jar) is not installed")
+    env = {k: v for k, v in os.environ.items() if k != "FASTINFO_BENCH_NO_JVM"}
+    proc = subprocess.run([sys.executable, "-m", "fastinfo", "bench", "--tiny", "--threads", "1", "--only",
+                           "W10,W11,W12", "--format", "json"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["rows"]
+    jidt = [r for r in rows if r["peer"].startswith("JIDT")]
+    if all(r["status"] == "not installed" for r in jidt):
+        pytest.skip("JIDT did not start (no Java runtime?)")
+    assert {r["workload"] for r in jidt} == {"W10", "W11", "W12"}
+    for row in jidt:   # the same estimates as JIDT's, on JIDT's conventions
+        assert row["status"] == "ok" and row["agrees"] is True and row["max_abs_diff"] < 1e-9, row

@@ -1,7 +1,7 @@
 """Side-by-side comparison of fastinfo with the libraries users would pick (``fastinfo bench``).
 
-Runs the fixed workloads W1-W9 and S1-S4 of the benchmark suite for fastinfo and every installed peer
-(NumPy/SciPy, PyTorch CPU, scikit-learn, ennemi) in one process, interleaved, and prints
+Runs the fixed workloads W1-W12 and S1-S4 of the benchmark suite for fastinfo and every installed peer
+(NumPy/SciPy, PyTorch CPU, scikit-learn, ennemi, JIDT through jpype) in one process, interleaved, and prints
 peer time / fastinfo time (min and median of repeats), fastinfo's effective bandwidth for
 the dense kernels next to the machine's read and copy bandwidth measured in the same run, and
 the peak extra memory of each call.
@@ -33,6 +33,13 @@ W8    ``linear_cross_entropy`` float32, tokens 8192, d 768, V 50,257 (GPT-2 smal
       same run, the floor of this workload; also tokens 65,536 (13 GB of logits) for fastinfo alone
 W9    ``linear_cross_entropy_with_grad`` at the W8 shapes against torch autograd (forward + backward
       of the same expression)
+W10   ``transfer_entropy_ksg``, k = 4, histories 1, n = 50,000 (coupled autoregressive pair) against JIDT's
+      ``TransferEntropyCalculatorKraskov``; also ``transfer_entropy_test`` with 999 permutations at
+      n = 10,000 (fastinfo alone)
+W11   ``conditional_mutual_info_ksg`` (1, 1 | 2), k = 4, n = 50,000, against JIDT's
+      ``ConditionalMutualInfoCalculatorMultiVariateKraskov1``
+W12   ``active_information_storage_ksg``, history 5, k = 4, n = 50,000, against JIDT's
+      ``ActiveInfoStorageCalculatorKraskov`` (algorithm 1)
 S1    ``fastinfo.scipy.logsumexp(x, axis=-1)``, float32 (4096, 32000), against ``scipy.special``
 S2    ``fastinfo.scipy.log_softmax(x, axis=-1)``, float32 (4096, 32000)
 S3    ``fastinfo.scipy.entropy(p, axis=1)``, float64 probabilities (4096, 32000), against ``scipy.stats``
@@ -97,6 +104,8 @@ KSG_4D_SIZE = {"full": 20_000, "quick": 5_000, "tiny": 300}
 FEATURES_SHAPE = {"full": (10_000, 50), "quick": (2_000, 10), "tiny": (300, 3)}
 DROPIN_LONG_SHAPE = {"full": (100_000, 20), "quick": (10_000, 5), "tiny": (400, 2)}  # the drop-in only
 LINEAR_SHAPES = {"full": (8192, 768, 50257), "quick": (1024, 768, 50257), "tiny": (64, 32, 1000)}  # W8, W9
+DYNAMICS_SIZE = {"full": 50_000, "quick": 10_000, "tiny": 400}                   # W10-W12
+TE_TEST_SIZE = {"full": (10_000, 999), "quick": (2_000, 199), "tiny": (200, 19)}   # W10 test: n, permutations
 LINEAR_LONG_TOKENS = {"full": 65536, "quick": 8192, "tiny": 256}  # W8, fastinfo alone
 REPEATS = {"full": (7, 3), "quick": (3, 2), "tiny": (1, 1)}  # (dense, estimators)
 
@@ -189,6 +198,42 @@ def _import_ennemi():
     import ennemi
 
     return ennemi
+
+
+JIDT_THREADS = None
+
+
+def _import_jidt():
+    """JIDT's Kraskov calculators through jpype, the JVM started once per process with the
+    ``infodynamics.jar`` that the ``idtxl-uv`` wheel ships (asv_bench/requirements-jidt.txt)."""
+    if os.environ.get("FASTINFO_BENCH_NO_JVM"):
+        # the test suite's own process never hosts a JVM (forks, sanitizers); its subprocess runs JIDT
+        raise ImportError("JIDT left out: FASTINFO_BENCH_NO_JVM is set")
+    import jpype
+    import jpype.imports  # noqa: F401
+    import idtxl
+
+    if not jpype.isJVMStarted():
+        jar = os.path.join(os.path.dirname(idtxl.__file__), "infodynamics.jar")
+        if not os.path.isfile(jar):
+            raise ImportError(f"idtxl ships no infodynamics.jar at {jar}")
+        try:
+            jpype.startJVM(jpype.getDefaultJVMPath(), f"-Djava.class.path={jar}", convertStrings=True)
+        except (OSError, jpype.JVMNotFoundException) as exc:     # no Java runtime
+            raise ImportError(f"no Java runtime for JIDT: {exc}") from exc
+    from infodynamics.measures.continuous import kraskov
+
+    return jpype, kraskov
+
+
+def _jidt_calculator(cls, threads, **properties):
+    """A JIDT calculator with fastinfo's conventions: raw data (no normalisation, no added noise),
+    max-norm, KSG ``k``, the bench's thread count."""
+    calc = cls()
+    for key, value in {"NORMALISE": "false", "NOISE_LEVEL_TO_ADD": "0", "NORM_TYPE": "MAX_NORM",
+                       "NUM_THREADS": "USE_ALL" if threads is None else str(threads), **properties}.items():
+        calc.setProperty(key, str(value))
+    return calc
 
 
 def _as_numpy(result):
@@ -602,6 +647,111 @@ def _w9(shape):
     )
 
 
+def coupled_autoregressive(n, rng, a=0.5, c=0.8, sigma=0.6):
+    """source iid N(0, 1); target[t] = a target[t-1] + c source[t-1] + sigma noise (the W10 data)."""
+    source = rng.standard_normal(n)
+    noise = rng.standard_normal(n)
+    target = np.zeros(n)
+    for t in range(1, n):
+        target[t] = a * target[t - 1] + c * source[t - 1] + sigma * noise[t]
+    return source, target
+
+
+def _w10(n):
+    def make():
+        source, target = coupled_autoregressive(n, _rng("W10"))
+        return {"source": source, "target": target}
+
+    def jidt_factory(d, threads):
+        jpype, kraskov = _import_jidt()
+        calc = _jidt_calculator(kraskov.TransferEntropyCalculatorKraskov, threads, k=4)
+        jarray = jpype.JArray(jpype.JDouble)
+        source, target = jarray(d["source"]), jarray(d["target"])
+
+        def call():
+            calc.initialise(1)          # target history 1 (source history, taus, delay: 1)
+            calc.setObservations(source, target)
+            return float(calc.computeAverageLocalOfObservations())
+        return call
+
+    return Workload(
+        "W10", f"transfer_entropy_ksg k=4 histories 1 n={n:,}", make,
+        Implementation("fastinfo.transfer_entropy_ksg",
+                       lambda d, t: _fastinfo_call("transfer_entropy_ksg", d["source"], d["target"], k=4)),
+        [Implementation("JIDT TransferEntropyCalculatorKraskov", jidt_factory)],
+        tolerance=1e-6, repeats_kind=1,  # JIDT's digamma is exact to ~1e-10 here
+    )
+
+
+def _w10_test(n, n_permutations):
+    def make():
+        source, target = coupled_autoregressive(n, _rng("W10-test"), c=0.05, sigma=1.0)
+        return {"source": source, "target": target}
+
+    return Workload(
+        "W10", f"transfer_entropy_test {n_permutations} permutations n={n:,}", make,
+        Implementation("fastinfo.transfer_entropy_test",
+                       lambda d, t: _fastinfo_call("transfer_entropy_test", d["source"], d["target"], k=4,
+                                                   n_permutations=n_permutations, random_state=0)),
+        [], repeats_kind=1, variant="test",
+    )
+
+
+def _w11(n):
+    def make():
+        rng = _rng("W11")
+        z = rng.standard_normal((n, 2))
+        x = z[:, 0] + rng.standard_normal(n)
+        y = z[:, 1] + 0.5 * x + rng.standard_normal(n)
+        return {"x": x, "y": y, "z": z}
+
+    def jidt_factory(d, threads):
+        jpype, kraskov = _import_jidt()
+        calc = _jidt_calculator(kraskov.ConditionalMutualInfoCalculatorMultiVariateKraskov1, threads, k=4)
+        matrix = jpype.JArray(jpype.JDouble, 2)
+        x, y, z = matrix(d["x"][:, None]), matrix(d["y"][:, None]), matrix(d["z"])
+
+        def call():
+            calc.initialise(1, 1, 2)
+            calc.setObservations(x, y, z)
+            return float(calc.computeAverageLocalOfObservations())
+        return call
+
+    return Workload(
+        "W11", f"conditional_mutual_info_ksg (1, 1 | 2) k=4 n={n:,}", make,
+        Implementation("fastinfo.conditional_mutual_info_ksg",
+                       lambda d, t: _fastinfo_call("conditional_mutual_info_ksg", d["x"], d["y"], d["z"], k=4)),
+        [Implementation("JIDT ConditionalMutualInfoCalculatorMultiVariateKraskov1", jidt_factory)],
+        tolerance=1e-6, repeats_kind=1,
+    )
+
+
+def _w12(n):
+    def make():
+        _, target = coupled_autoregressive(n, _rng("W12"))
+        return {"x": target}
+
+    def jidt_factory(d, threads):
+        jpype, kraskov = _import_jidt()
+        # JIDT's AIS defaults to KSG algorithm 2; the contract's (and W12's) is algorithm 1
+        calc = _jidt_calculator(kraskov.ActiveInfoStorageCalculatorKraskov, threads, k=4, ALG_NUM=1)
+        x = jpype.JArray(jpype.JDouble)(d["x"])
+
+        def call():
+            calc.initialise(5, 1)      # history 5, tau 1
+            calc.setObservations(x)
+            return float(calc.computeAverageLocalOfObservations())
+        return call
+
+    return Workload(
+        "W12", f"active_information_storage_ksg history 5 k=4 n={n:,}", make,
+        Implementation("fastinfo.active_information_storage_ksg",
+                       lambda d, t: _fastinfo_call("active_information_storage_ksg", d["x"], k=4, history=5)),
+        [Implementation("JIDT ActiveInfoStorageCalculatorKraskov", jidt_factory)],
+        tolerance=1e-6, repeats_kind=1,
+    )
+
+
 def _scipy_dropin(key, title, make, name, peer_module, kwargs, bytes_moved, tolerance):
     """A SciPy drop-in row: ``fastinfo.scipy.<name>`` against ``<peer_module>.<name>``, same arguments."""
     def fastinfo_factory(d, threads):
@@ -677,6 +827,8 @@ def workloads(preset="full", dtypes=("float32", "float16", "bfloat16")):
     out.append(_w8(LINEAR_SHAPES[preset]))
     out.append(_w8(LINEAR_SHAPES[preset], tokens=LINEAR_LONG_TOKENS[preset]))
     out.append(_w9(LINEAR_SHAPES[preset]))
+    out += [_w10(DYNAMICS_SIZE[preset]), _w10_test(*TE_TEST_SIZE[preset]), _w11(DYNAMICS_SIZE[preset]),
+            _w12(DYNAMICS_SIZE[preset])]
     out += [_s1(DENSE_SHAPES["S1"][preset]), _s2(DENSE_SHAPES["S2"][preset]), _s3(DENSE_SHAPES["S3"][preset]),
             _s4(DENSE_SHAPES["S4"][preset])]
     return out
@@ -1078,7 +1230,7 @@ def build_parser(prog="fastinfo bench"):
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Time fastinfo against NumPy/SciPy, PyTorch, scikit-learn and ennemi on the "
-                    "fixed workloads W1-W9 and S1-S4 (the SciPy drop-in), side by side in one process.")
+                    "fixed workloads W1-W12 and S1-S4 (the SciPy drop-in), side by side in one process.")
     parser.add_argument("--threads", type=int, default=None,
                         help="thread limit for every library (threadpoolctl for OpenMP/BLAS, "
                              "torch.set_num_threads, ennemi max_threads); default: library defaults")
