@@ -249,3 +249,55 @@ def test_inputs_not_modified_and_views_accepted():
     assert a == b
     np.testing.assert_array_equal(big, before)
     assert fi.active_information_storage_ksg(big[::-1, 1][::-1]) == fi.active_information_storage_ksg(x)
+
+
+# --- the rank-scan counts of 2-D marginals are the KD-tree's, bit for bit ----------------------
+
+
+def _datasets():
+    rng = np.random.default_rng(21)
+    n = 3000
+    yield "gaussian", rng.normal(size=(n, 1)), rng.normal(size=(n, 1)), rng.normal(size=(n, 2))
+    ints = rng.integers(0, 7, size=(n, 4)).astype(float)          # heavy ties, zero radii
+    yield "integers", ints[:, :1], ints[:, 1:2], ints[:, 2:]
+    heavy = rng.standard_cauchy(size=(n, 4))                       # far outliers: sparse buckets
+    yield "cauchy", heavy[:, :1], heavy[:, 1:2], heavy[:, 2:]
+    const = np.zeros((n, 1))
+    yield "constant z", rng.normal(size=(n, 1)), rng.normal(size=(n, 1)), np.hstack([const, rng.normal(size=(n, 1))])
+    tiny = 1e-300 * rng.integers(0, 3, size=(n, 4))                # subnormal spacing
+    yield "tiny", tiny[:, :1], tiny[:, 1:2], tiny[:, 2:]
+
+
+@pytest.mark.parametrize("name, x, y, z", list(_datasets()), ids=lambda v: v if isinstance(v, str) else "")
+def test_rankscan_counts_equal_kdtree_counts(name, x, y, z):
+    from fastinfo import _kernels
+
+    def run():
+        return (fi.conditional_mutual_info_ksg(x, y, z[:, :1], k=4, local=True),
+                fi.conditional_mutual_info_ksg(x, y, z, k=3, local=True),
+                fi.transfer_entropy_test(x[:, 0], y[:, 0], n_permutations=3, random_state=1))
+
+    fast = run()
+    old = _kernels._set_rankscan_max_n(0)
+    try:
+        tree = run()
+    finally:
+        _kernels._set_rankscan_max_n(old)
+    np.testing.assert_array_equal(fast[0], tree[0])
+    np.testing.assert_array_equal(fast[1], tree[1])
+    assert fast[2] == tree[2]
+
+
+def test_rankscan_scalar_and_vector_scans_agree():
+    from fastinfo import _kernels
+
+    rng = np.random.default_rng(4)
+    x, y, z = rng.normal(size=(600, 1)), rng.normal(size=(600, 1)), rng.integers(0, 20, size=(600, 1)) * 0.1
+    a = fi.conditional_mutual_info_ksg(x, y, z, local=True)
+    np.testing.assert_allclose(a, conditional_mutual_info_ksg_local_ref(x, y, z, k=3), rtol=0, atol=1e-12)
+    old = _kernels._set_kd_avx2(False)
+    try:
+        b = fi.conditional_mutual_info_ksg(x, y, z, local=True)
+    finally:
+        _kernels._set_kd_avx2(old)
+    np.testing.assert_array_equal(a, b)

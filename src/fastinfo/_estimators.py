@@ -198,15 +198,51 @@ def conditional_mutual_info_ksg(x, y, z, *, k=3, local=False, base=None):
     return cmi_from_samples(x, y, z, k, local, divisor)
 
 
+_EMPTY_PAIR = (np.empty((0, 0), dtype=np.float64), np.empty((0, 0), dtype=np.intp))
+
+
+def _cmi_marginals(x, y, z):
+    """The z marginal (as :func:`_marginal`) and, for each of the (x, z), (y, z), z marginals,
+    its two sorted columns and orders when it is 2-D and small enough for the kernels' rank-scan
+    counts (else empty): every column needed is sorted once, by one call."""
+    n = x.shape[0]
+    use = n <= _kernels.rankscan_max_n()
+    want_xz = use and x.shape[1] == 1 and z.shape[1] == 1
+    want_yz = use and y.shape[1] == 1 and z.shape[1] == 1
+    want_z2 = use and z.shape[1] == 2
+    columns = ([x[:, 0]] if want_xz else []) + ([y[:, 0]] if want_yz else []) + list(z.T)
+    sorted_values, order = _sorted_with_order(np.ascontiguousarray(columns))
+    rows = {}
+    at = 0
+    for name, wanted in (("x", want_xz), ("y", want_yz)):
+        if wanted:
+            rows[name] = at
+            at += 1
+    zrows = list(range(at, at + z.shape[1]))
+
+    def pair(first, second):
+        return (np.ascontiguousarray(sorted_values[[first, second]]), np.ascontiguousarray(order[[first, second]]))
+
+    pairs = [pair(rows["x"], zrows[0]) if want_xz else _EMPTY_PAIR,
+             pair(rows["y"], zrows[0]) if want_yz else _EMPTY_PAIR,
+             pair(zrows[0], zrows[1]) if want_z2 else _EMPTY_PAIR]
+    if z.shape[1] == 1:
+        z_marginal = (z, np.ascontiguousarray(sorted_values[zrows[0]]), np.ascontiguousarray(order[zrows[0]]))
+    else:
+        z_marginal = (z, _EMPTY_F, _EMPTY_I)
+    return z_marginal, pairs
+
+
 def cmi_from_samples(x, y, z, k, local, divisor):
     """Frenzel-Pompe estimate (or local values) of validated (n, d) float64 samples."""
     joint = np.concatenate([x, y, z], axis=1)
     xz = np.concatenate([x, z], axis=1)
     yz = np.concatenate([y, z], axis=1)
+    z_marginal, pairs = _cmi_marginals(x, y, z)
     if local:
-        _, terms = _kernels.cmi_mean_terms(joint, xz, yz, *_marginal(z), k, True)
+        _, terms = _kernels.cmi_mean_terms(joint, xz, yz, *z_marginal, k, True, pairs)
         return (_digamma(k) - terms) / divisor
-    mean_terms = _kernels.cmi_mean_terms(joint, xz, yz, *_marginal(z), k)
+    mean_terms = _kernels.cmi_mean_terms(joint, xz, yz, *z_marginal, k, False, pairs)
     return float((_digamma(k) - mean_terms) / divisor)
 
 
@@ -215,7 +251,8 @@ def cmi_permutation_null(x, y, z, k, rng, n_permutations, divisor):
     from ``rng`` as ``rng.permutation(n)`` draws them; each bitwise what :func:`cmi_from_samples`
     gives on the permuted samples."""
     yz = np.concatenate([y, z], axis=1)
-    mean_terms = _kernels.cmi_permutation_null(x, y, yz, *_marginal(z), rng, n_permutations, k)
+    z_marginal, pairs = _cmi_marginals(x, y, z)
+    mean_terms = _kernels.cmi_permutation_null(x, y, yz, *z_marginal, rng, n_permutations, k, pairs)
     return (_digamma(k) - mean_terms) / divisor
 
 

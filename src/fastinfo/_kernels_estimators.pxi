@@ -90,8 +90,13 @@ cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, Py_ssize_t q, P
 cdef inline void _marginal_count_one(const Marginal *m, Py_ssize_t q, const double *radius,
                                      bint strict, const Py_ssize_t *to_joint, Py_ssize_t *out,
                                      Py_ssize_t *stack) noexcept nogil:
-    """out[i] for the marginal's q-th point in its own order (sorted rank, or tree position)."""
+    """out[i] for the marginal's q-th point in its own order (sorted rank, tree position, or
+    sample index for a pair-mode marginal)."""
     cdef Py_ssize_t sample, i, c
+    if m.pair:
+        i = to_joint[q] if to_joint != NULL else q
+        out[i] = pair_count(m, q, radius[i], strict)
+        return
     if m.d == 1:
         sample = m.order[q]
         i = to_joint[sample] if to_joint != NULL else sample
@@ -606,8 +611,8 @@ def ksg_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
     signs[1] = 1.0
     margs[0] = &mx
     margs[1] = &my
-    kdtree_init(&mx.tree)
-    kdtree_init(&my.tree)
+    marginal_init(&mx)
+    marginal_init(&my)
     kdtree_init(&jt)
     grid2_init(&grid)
     with nogil:
@@ -725,8 +730,8 @@ def ksg_permutation_null(const double[:, ::1] x, const double[::1] x_sorted,
     cdef bitgen_t *bg = generator_bitgen(bit_generator)
     margs[0] = &mx
     margs[1] = &my
-    kdtree_init(&mx.tree)
-    kdtree_init(&my.tree)
+    marginal_init(&mx)
+    marginal_init(&my)
     with bit_generator.lock, nogil:
         if use_grid:
             xs = &x_sorted[0]
@@ -784,10 +789,12 @@ def cmi_mean_terms(const double[:, ::1] joint,
                    const double[:, ::1] xz, const double[:, ::1] yz,
                    const double[:, ::1] z, const double[::1] z_sorted,
                    const Py_ssize_t[::1] z_order,
-                   int k, bint return_terms=False):
+                   int k, bint return_terms=False, pairs=None):
     """mean over samples of psi(n_xz+1) + psi(n_yz+1) - psi(n_z+1), strict counts within the
     k-th neighbour distance in the (x, y, z) space (Frenzel and Pompe 2007); with return_terms,
-    (mean, the per-sample terms in sample order)."""
+    (mean, the per-sample terms in sample order). ``pairs``: None, or for each of the xz, yz, z
+    marginals a (sorted columns (2, n), orders (2, n)) pair, of shape (0, 0) unless that marginal
+    is 2-D and counted by rank scans (the counts, so the results, are the same either way)."""
     cdef Py_ssize_t n = joint.shape[0]
     cdef KDTree jt
     cdef Marginal mxz, myz, mz
@@ -797,6 +804,14 @@ def cmi_mean_terms(const double[:, ::1] joint,
     cdef int nt = est_threads_d(n, joint.shape[1])
     cdef double[::1] empty_d = np.empty(0, dtype=np.float64)
     cdef Py_ssize_t[::1] empty_i = np.empty(0, dtype=np.intp)
+    if pairs is None:
+        pairs = [(_EMPTY_PAIR_D, _EMPTY_PAIR_I)] * 3
+    cdef const double[:, ::1] xz_s = pairs[0][0]
+    cdef const Py_ssize_t[:, ::1] xz_o = pairs[0][1]
+    cdef const double[:, ::1] yz_s = pairs[1][0]
+    cdef const Py_ssize_t[:, ::1] yz_o = pairs[1][1]
+    cdef const double[:, ::1] z_s = pairs[2][0]
+    cdef const Py_ssize_t[:, ::1] z_o = pairs[2][1]
     terms = np.empty(n, dtype=np.float64)
     cdef double[::1] tv = terms
     cdef double total
@@ -806,17 +821,17 @@ def cmi_mean_terms(const double[:, ::1] joint,
     margs[0] = &mxz
     margs[1] = &myz
     margs[2] = &mz
-    kdtree_init(&mxz.tree)
-    kdtree_init(&myz.tree)
-    kdtree_init(&mz.tree)
+    marginal_init(&mxz)
+    marginal_init(&myz)
+    marginal_init(&mz)
     with nogil:
         status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], KD_LEAF_SIZE, nt)
         if status == 0:
-            status = marginal_setup(&mxz, xz, empty_d, empty_i, nt)
+            status = marginal_setup_any(&mxz, xz, empty_d, empty_i, xz_s, xz_o, nt)
         if status == 0:
-            status = marginal_setup(&myz, yz, empty_d, empty_i, nt)
+            status = marginal_setup_any(&myz, yz, empty_d, empty_i, yz_s, yz_o, nt)
         if status == 0:
-            status = marginal_setup(&mz, z, z_sorted, z_order, nt)
+            status = marginal_setup_any(&mz, z, z_sorted, z_order, z_s, z_o, nt)
         if status == 0:
             status = ksg_pass(&jt, NULL, margs, signs, 3, NULL, k, 1, &tv[0], nt)
         kdtree_free(&jt)
@@ -831,14 +846,23 @@ def cmi_mean_terms(const double[:, ::1] joint,
     return total / n
 
 
+_EMPTY_PAIR_D = np.empty((0, 0), dtype=np.float64)
+_EMPTY_PAIR_I = np.empty((0, 0), dtype=np.intp)
+
+
 cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] y,
                                    const double[:, ::1] z, Marginal **margs,
                                    const Py_ssize_t *perm, double *joint, double *xz,
-                                   double *terms, int k) noexcept nogil:
+                                   double *terms, Py_ssize_t *inverse, Py_ssize_t *order0,
+                                   const double *xz_sorted2, const Py_ssize_t *xz_order2,
+                                   int k) noexcept nogil:
     """The mean term of the Frenzel-Pompe estimator on (x[perm], y, z), bitwise what
     cmi_mean_terms returns for those samples; NaN when out of memory. margs[1] (the (y, z)
-    marginal) and margs[2] (z) are fixed across permutations; margs[0] (x, z) is rebuilt here.
-    Scratch: joint (n * (dx + dy + dz)), xz (n * (dx + dz)), terms (n). One thread."""
+    marginal) and margs[2] (z) are fixed across permutations; margs[0] (x, z) is rebuilt here:
+    a KD-tree, or (``xz_sorted2`` not NULL: 1-D x and z) rank scans on the unpermuted pair's
+    sorted columns, whose column-0 order is permuted (x[perm]'s rank t is held by the sample
+    inverse[xz_order2[0, t]]). Scratch: joint (n * (dx + dy + dz)), xz (n * (dx + dz)),
+    terms (n), inverse and order0 (n, rank scans only). One thread."""
     cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], dz = z.shape[1]
     cdef Py_ssize_t D = dx + dy + dz, DXZ = dx + dz, i, c, s
     cdef KDTree jt
@@ -855,14 +879,25 @@ cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] 
         for c in range(dz):
             joint[i * D + dx + dy + c] = z[i, c]
             xz[i * DXZ + dx + c] = z[i, c]
-    mxz.n = n
-    mxz.d = DXZ
-    mxz.data = xz
-    mxz.sorted_values = NULL
-    mxz.order = NULL
-    if kdtree_build(&mxz.tree, xz, n, DXZ,
-                    KD_LEAF_MULT_COUNT_4D * KD_LEAF_SIZE if DXZ == 4 else KD_LEAF_SIZE, 1) != 0:
-        return NAN
+    marginal_init(&mxz)
+    if xz_sorted2 != NULL:
+        for i in range(n):
+            inverse[perm[i]] = i
+        for i in range(n):
+            order0[i] = inverse[xz_order2[i]]
+        if marginal_setup_pair(&mxz, xz, n, xz_sorted2, order0, xz_order2 + n) != 0:
+            marginal_free(&mxz)
+            return NAN
+    else:
+        mxz.n = n
+        mxz.d = DXZ
+        mxz.data = xz
+        mxz.sorted_values = NULL
+        mxz.order = NULL
+        if kdtree_build(&mxz.tree, xz, n, DXZ,
+                        KD_LEAF_MULT_COUNT_4D * KD_LEAF_SIZE if DXZ == 4 else KD_LEAF_SIZE, 1) != 0:
+            marginal_free(&mxz)
+            return NAN
     if kdtree_build(&jt, joint, n, D, KD_LEAF_SIZE, 1) != 0:
         marginal_free(&mxz)
         return NAN
@@ -881,12 +916,13 @@ cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] 
 def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
                          const double[:, ::1] yz, const double[:, ::1] z,
                          const double[::1] z_sorted, const Py_ssize_t[::1] z_order,
-                         rng, Py_ssize_t n_perm, int k):
+                         rng, Py_ssize_t n_perm, int k, pairs=None):
     """The Frenzel-Pompe mean terms on (x[perm], y, z) for n_perm permutations drawn from the
     numpy Generator ``rng`` exactly as ``[rng.permutation(n) for _ in range(n_perm)]`` draws
     them (entry p belongs to the p-th draw). Each term is bitwise what ``cmi_mean_terms`` gives
     on those samples. The (y, z) and z structures, which a permutation of x's rows does not
-    change, are built once; the permutations run in parallel, one per thread at a time."""
+    change, are built once; the permutations run in parallel, one per thread at a time.
+    ``pairs`` as for cmi_mean_terms, the xz entry for the unpermuted (x, z)."""
     cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], dz = z.shape[1], p
     cdef Py_ssize_t D = dx + dy + dz, r
     cdef Marginal myz, mz
@@ -896,26 +932,43 @@ def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
     cdef Py_ssize_t counter = 0
     cdef Py_ssize_t *counterp = &counter
     cdef Py_ssize_t *perm = NULL
+    cdef Py_ssize_t *inverse = NULL
+    cdef Py_ssize_t *order0 = NULL
     cdef double *joint = NULL
     cdef double *xzb = NULL
     cdef double *terms = NULL
     cdef Marginal **margs = NULL
     cdef double value
+    cdef double[::1] empty_d = np.empty(0, dtype=np.float64)
+    cdef Py_ssize_t[::1] empty_i = np.empty(0, dtype=np.intp)
+    if pairs is None:
+        pairs = [(_EMPTY_PAIR_D, _EMPTY_PAIR_I)] * 3
+    cdef const double[:, ::1] xz_s = pairs[0][0]
+    cdef const Py_ssize_t[:, ::1] xz_o = pairs[0][1]
+    cdef const double[:, ::1] yz_s = pairs[1][0]
+    cdef const Py_ssize_t[:, ::1] yz_o = pairs[1][1]
+    cdef const double[:, ::1] z_s = pairs[2][0]
+    cdef const Py_ssize_t[:, ::1] z_o = pairs[2][1]
+    cdef bint xz_pair = dx == 1 and dz == 1 and xz_s.shape[0] == 2
+    cdef const double *xz_sp = &xz_s[0, 0] if xz_pair else NULL
+    cdef const Py_ssize_t *xz_op = &xz_o[0, 0] if xz_pair else NULL
     out = np.empty(n_perm, dtype=np.float64)
     cdef double[::1] ov = out
     if n_perm == 0:
         return out
     bit_generator = rng.bit_generator
     cdef bitgen_t *bg = generator_bitgen(bit_generator)
-    kdtree_init(&myz.tree)
-    kdtree_init(&mz.tree)
+    marginal_init(&myz)
+    marginal_init(&mz)
     with bit_generator.lock, nogil:
-        status = marginal_setup(&myz, yz, z_sorted, z_order, est_threads(n))
+        status = marginal_setup_any(&myz, yz, empty_d, empty_i, yz_s, yz_o, est_threads(n))
         if status == 0:
-            status = marginal_setup(&mz, z, z_sorted, z_order, est_threads(n))
+            status = marginal_setup_any(&mz, z, z_sorted, z_order, z_s, z_o, est_threads(n))
         if status == 0:
             with parallel(num_threads=nt):
                 perm = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+                inverse = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+                order0 = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
                 joint = <double *>malloc(n * D * sizeof(double))
                 xzb = <double *>malloc(n * (dx + dz) * sizeof(double))
                 terms = <double *>malloc(n * sizeof(double))
@@ -929,14 +982,18 @@ def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
                         failp[0] = 1
                         continue
                     p = fi_next_permutation(bg, counterp, n, perm)
-                    if joint == NULL or xzb == NULL or terms == NULL or margs == NULL:
+                    if (joint == NULL or xzb == NULL or terms == NULL or margs == NULL
+                            or inverse == NULL or order0 == NULL):
                         failp[0] = 1
                         continue
-                    value = cmi_permuted_mean_term(x, y, z, margs, perm, joint, xzb, terms, k)
+                    value = cmi_permuted_mean_term(x, y, z, margs, perm, joint, xzb, terms, inverse,
+                                                   order0, xz_sp, xz_op, k)
                     if isnan(value):
                         failp[0] = 1
                     ov[p] = value
                 free(perm)
+                free(inverse)
+                free(order0)
                 free(joint)
                 free(xzb)
                 free(terms)
@@ -1034,7 +1091,7 @@ def count_within(const double[:, ::1] points, const double[::1] sorted_values,
     cdef int nt = est_threads(n)
     out = np.empty(n, dtype=np.intp)
     cdef Py_ssize_t[::1] ov = out
-    kdtree_init(&m.tree)
+    marginal_init(&m)
     with nogil:
         status = marginal_setup(&m, points, sorted_values, order, nt)
         if status == 0:
@@ -1074,13 +1131,13 @@ cdef double pair_mean_term(const double *xa, const double *xa_sorted, const Py_s
     mx.data = xa
     mx.sorted_values = xa_sorted
     mx.order = xa_order
-    kdtree_init(&mx.tree)
+    marginal_init(mx)
     my.n = n
     my.d = 1
     my.data = yb
     my.sorted_values = yb_sorted
     my.order = yb_order
-    kdtree_init(&my.tree)
+    marginal_init(my)
     margs[0] = mx
     margs[1] = my
     status = ksg_pass(jt if not use_grid else NULL, grid if use_grid else NULL, margs, signs, 2,

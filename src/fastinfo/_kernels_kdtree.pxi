@@ -623,15 +623,99 @@ cdef Py_ssize_t sorted_count_from_rank(const double *s, Py_ssize_t n, Py_ssize_t
     return right - left
 
 
-# A marginal space for range counts: 1-D as a sorted copy of the values (np.sort), several
-# dimensions as a KD-tree; plus the samples' coordinates in sample order.
+cdef extern from "csrc/rankscan.h":
+    Py_ssize_t fi_count_in_range(const int32_t *v, Py_ssize_t n, int32_t lo, int32_t hi) noexcept nogil
+    void fi_rank_interval(const double *s, Py_ssize_t n, Py_ssize_t rank, double r, int strict,
+                          Py_ssize_t *left, Py_ssize_t *right) noexcept nogil
+    ctypedef struct fi_rank_index:
+        int32_t *first
+    int fi_rank_index_build(fi_rank_index *ix, const double *s, Py_ssize_t n) noexcept nogil
+    void fi_rank_interval_indexed(const double *s, Py_ssize_t n, const fi_rank_index *ix,
+                                  Py_ssize_t rank, double r, int strict, Py_ssize_t *left,
+                                  Py_ssize_t *right) noexcept nogil
+
+
+# A marginal space for range counts: 1-D as a sorted copy of the values (np.sort); 2-D as both
+# columns sorted, for rank-scan counts (``pair``; see csrc/rankscan.h); otherwise a KD-tree; plus
+# the samples' coordinates in sample order.
 cdef struct Marginal:
     Py_ssize_t n
     Py_ssize_t d
     const double *data          # (n, d) sample order
-    const double *sorted_values  # (n,) when d == 1
+    const double *sorted_values  # (n,) when d == 1; (2, n) when pair
     const Py_ssize_t *order      # (n,) when d == 1: sorted_values[r] == data[order[r]]
-    KDTree tree                  # when d > 1
+    KDTree tree                  # when d > 1 and not pair
+    bint pair                    # d == 2 counted by rank scans (no tree)
+    int32_t *rank0               # pair: rank of sample s in column 0, and in column 1
+    int32_t *rank1
+    int32_t *z_by_x              # pair: rank1 of the sample at column-0 rank t
+    int32_t *x_by_z              # pair: rank0 of the sample at column-1 rank t
+    fi_rank_index ix0            # pair: bucket indexes of the two sorted columns
+    fi_rank_index ix1
+
+
+# 2-D marginals of at most this many samples are counted by rank scans (a scan costs about the
+# number of samples within the radius in one coordinate, which grows like n^(2/3) for KSG radii
+# in 3-D; beyond this size the KD-tree's count is cheaper).
+cdef Py_ssize_t RANKSCAN_MAX_N = 1 << 19
+
+
+def _set_rankscan_max_n(Py_ssize_t n):
+    """Private (tests, tuning): 2-D marginals of at most n samples use rank scans (0: never);
+    returns the previous limit."""
+    global RANKSCAN_MAX_N
+    old = RANKSCAN_MAX_N
+    RANKSCAN_MAX_N = n
+    return old
+
+
+def rankscan_max_n():
+    return RANKSCAN_MAX_N
+
+
+cdef inline Py_ssize_t pair_count(const Marginal *m, Py_ssize_t sample, double r,
+                                  bint strict) noexcept nogil:
+    """#{j != sample : ||m_j - m_sample|| < r (strict) or <= r} in a pair-mode marginal."""
+    cdef Py_ssize_t a, b, c, d
+    if strict and r <= 0.0:
+        return 0
+    fi_rank_interval_indexed(m.sorted_values, m.n, &m.ix0, m.rank0[sample], r, strict, &a, &b)
+    fi_rank_interval_indexed(m.sorted_values + m.n, m.n, &m.ix1, m.rank1[sample], r, strict, &c, &d)
+    # the sample itself lies in both intervals
+    if b - a <= d - c:
+        return fi_count_in_range(m.z_by_x + a, b - a, <int32_t>c, <int32_t>d) - 1
+    return fi_count_in_range(m.x_by_z + c, d - c, <int32_t>a, <int32_t>b) - 1
+
+
+cdef int marginal_setup_pair(Marginal *m, const double *data, Py_ssize_t n,
+                             const double *sorted2, const Py_ssize_t *order0,
+                             const Py_ssize_t *order1) noexcept nogil:
+    """A 2-D marginal in pair mode: ``sorted2`` (2, n) the sorted columns, ``order0/1`` the
+    samples at each rank. Returns 0, or -1 when out of memory (m then needs marginal_free)."""
+    cdef Py_ssize_t t
+    marginal_init(m)
+    m.n = n
+    m.d = 2
+    m.data = data
+    m.sorted_values = sorted2
+    m.order = NULL
+    m.pair = True
+    kdtree_init(&m.tree)
+    m.rank0 = <int32_t *>malloc(max(n, 1) * sizeof(int32_t))
+    m.rank1 = <int32_t *>malloc(max(n, 1) * sizeof(int32_t))
+    m.z_by_x = <int32_t *>malloc(max(n, 1) * sizeof(int32_t))
+    m.x_by_z = <int32_t *>malloc(max(n, 1) * sizeof(int32_t))
+    if m.rank0 == NULL or m.rank1 == NULL or m.z_by_x == NULL or m.x_by_z == NULL:
+        return -1
+    if fi_rank_index_build(&m.ix0, sorted2, n) != 0 or fi_rank_index_build(&m.ix1, sorted2 + n, n) != 0:
+        return -1
+    for t in range(n):
+        m.rank0[order0[t]] = <int32_t>t
+        m.rank1[order1[t]] = <int32_t>t
+    for t in range(n):
+        m.z_by_x[t] = m.rank1[order0[t]]
+        m.x_by_z[t] = m.rank0[order1[t]]
+    return 0
 
 
 cdef int marginal_count_all(const Marginal *m, const double *radius, bint strict,
@@ -649,6 +733,10 @@ cdef int marginal_count_all(const Marginal *m, const double *radius, bint strict
             sample = m.order[r]
             i = to_joint[sample] if to_joint != NULL else sample
             out[i] = sorted_count_from_rank(m.sorted_values, n, r, radius[i], strict)
+    elif m.pair:
+        for sample in prange(n, schedule='dynamic', chunksize=512, num_threads=nt):
+            i = to_joint[sample] if to_joint != NULL else sample
+            out[i] = pair_count(m, sample, radius[i], strict)
     else:
         with parallel(num_threads=nt):
             stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
@@ -674,7 +762,7 @@ cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1
     m.data = &data[0, 0]
     m.sorted_values = NULL
     m.order = NULL
-    kdtree_init(&m.tree)
+    marginal_init(m)
     if m.d == 1:
         m.sorted_values = &sorted_values[0]
         m.order = &order[0]
@@ -683,8 +771,44 @@ cdef int marginal_setup(Marginal *m, const double[:, ::1] data, const double[::1
                         KD_LEAF_MULT_COUNT_4D * KD_LEAF_SIZE if m.d == 4 else KD_LEAF_SIZE, nt)
 
 
+cdef int marginal_setup_any(Marginal *m, const double[:, ::1] data, const double[::1] sorted_values,
+                            const Py_ssize_t[::1] order, const double[:, ::1] sorted2,
+                            const Py_ssize_t[:, ::1] order2, int nt) noexcept nogil:
+    """marginal_setup, or pair mode for a 2-D marginal when ``sorted2``/``order2`` hold its two
+    sorted columns and sorting orders ((2, n) each; (0, 0) otherwise)."""
+    if data.shape[1] == 2 and sorted2.shape[0] == 2 and data.shape[0] > 0:
+        marginal_init(m)
+        return marginal_setup_pair(m, &data[0, 0], data.shape[0], &sorted2[0, 0], &order2[0, 0],
+                                   &order2[1, 0])
+    return marginal_setup(m, data, sorted_values, order, nt)
+
+
+cdef inline void marginal_init(Marginal *m) noexcept nogil:
+    """A marginal that marginal_free may free (nothing allocated)."""
+    m.ix0.first = NULL
+    m.ix1.first = NULL
+    m.pair = False
+    m.rank0 = NULL
+    m.rank1 = NULL
+    m.z_by_x = NULL
+    m.x_by_z = NULL
+    kdtree_init(&m.tree)
+
+
 cdef inline void marginal_free(Marginal *m) noexcept nogil:
     kdtree_free(&m.tree)
+    free(m.rank0)
+    free(m.rank1)
+    free(m.z_by_x)
+    free(m.x_by_z)
+    free(m.ix0.first)
+    free(m.ix1.first)
+    m.ix0.first = NULL
+    m.ix1.first = NULL
+    m.rank0 = NULL
+    m.rank1 = NULL
+    m.z_by_x = NULL
+    m.x_by_z = NULL
 
 
 # ---------------------------------------------------------------------------------------------
