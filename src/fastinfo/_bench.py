@@ -309,9 +309,12 @@ def _fastinfo_call(name, *args, **kwargs):
 
 
 # Agreement with a peer that computes and returns in half precision (torch on half tensors): its
-# result carries the half dtype's rounding, about 2^-9 (bfloat16) or 2^-12 (float16) relative.
+# result carries the half dtype's rounding, about 2^-9 (bfloat16) or 2^-12 (float16) relative, and
+# torch's mean reductions also accumulate in that dtype: measured on W2 bfloat16 (4096, 32000),
+# torch's mean is 14.9375 where the float64 value of the same logits is 14.8315 (fastinfo: 14.83149068),
+# 2^-7 relative. Allowed: 2^-6 (bfloat16) and 2^-9 (float16) relative to the result's magnitude.
 def _half_tolerance(dtype, magnitude):
-    return {"bfloat16": 2.0 ** -7, "float16": 2.0 ** -10}.get(dtype, 0.0) * magnitude
+    return {"bfloat16": 2.0 ** -6, "float16": 2.0 ** -9}.get(dtype, 0.0) * magnitude
 
 
 def _w1(shape, dtype="float32"):

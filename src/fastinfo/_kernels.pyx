@@ -19,6 +19,8 @@ call is in plain C headers under csrc/:
                                                   simd_half.h their loads and stores in each clone
     _kernels_kdtree.pxi           kdtree.h        k-NN buffer, AVX2 count / k-NN searches
                                   grid2.h         branch-free min/max, the 1-D x 1-D grid search
+                                  rankscan.h      2-D marginals of 1-D columns: rank intervals and
+                                                  the int32 range count (conditional KSG, TE)
     _kernels_estimators.pxi       (no C of its own)
     _kernels_sklearn.pxi          sklearn_kdtree.h  scikit-learn's KD-tree radius count replayed (1-D)
     _kernels_scipy.pxi            scipy_logsumexp.h weighted log-sum-exp rows; body scipy_logsumexp_body.h
