@@ -291,8 +291,7 @@ FI_FN FI_I(vec_d) FI_I(exp_d)(FI_I(vec_d) t) {
     return (FI_I(vec_d))(~under & (FI_I(mask_d))p);
 }
 
-/* Natural log (the baseline clone below; the AVX2 clone uses the table log first) of a finite
-   normal x >= DBL_MIN, lane-wise; other inputs give finite garbage (the
+/* Natural log of a finite normal x >= DBL_MIN, lane-wise; other inputs give finite garbage (the
    callers mask them, and check the smallest argument so that rows with a subnormal one are
    redone with libc log). x = 2^k m with m in [sqrt(2)/2, sqrt(2)) (integer arithmetic on the
    bits); f = m - 1 is exact (Sterbenz); with s = f/(2+f), log(m) = 2 atanh(s) = 2s + s R(z),
@@ -302,40 +301,6 @@ FI_FN FI_I(vec_d) FI_I(exp_d)(FI_I(vec_d) t) {
    4.7e-18 relative (0.04 ulp). Since 2s = f - s f, log(m) = f - (f^2/2 - s (f^2/2 + R)): the big
    term f is exact and the correction is < |f|/5; k log 2 is k*LN2_HI (exact: 32 significant
    bits, |k| < 1200) plus k*LN2_LO. Measured against mpmath (tests/test_distributions.py): < 1 ulp. */
-#if FI_GEN_AVX
-/* The AVX2 clone (x86-64-v3: FMA): the division-free table log of log_table.h, the same
-   operations as the AVX-512 clone's fi_v4_log_d (so the same results, lane for lane), with
-   gathers for the 16-entry tables and the exponent converted through the 2^52 trick (AVX2 has no
-   64-bit integer conversion): k = t >> 52 arithmetic is kk - 1024, kk = (t + 2^62) >> 52 logical. */
-FI_FN FI_I(vec_d) FI_I(log_d)(FI_I(vec_d) xv) {
-    const __m256i ux = _mm256_castpd_si256((__m256d)xv);
-    const __m256i t = _mm256_sub_epi64(ux, _mm256_set1_epi64x(0x3FE6800000000000LL));
-    const __m256i kk = _mm256_srli_epi64(_mm256_add_epi64(t, _mm256_set1_epi64x(0x4000000000000000LL)), 52);
-    const __m256i ki = _mm256_sub_epi64(kk, _mm256_set1_epi64x(1024));
-    const __m256d m = _mm256_castsi256_pd(_mm256_sub_epi64(ux, _mm256_slli_epi64(ki, 52)));
-    const __m256d k = _mm256_sub_pd(
-        _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(kk, _mm256_set1_epi64x(0x4330000000000000LL))),
-                      _mm256_set1_pd(0x1p52)), _mm256_set1_pd(1024.0));
-    const __m256i idx = _mm256_and_si256(_mm256_srli_epi64(t, 48), _mm256_set1_epi64x(15));
-    const __m256d invc = _mm256_i64gather_pd(fi_v4_log_invc, idx, 8);
-    const __m256d logc = _mm256_i64gather_pd(fi_v4_log_logc, idx, 8);
-    const __m256d r = _mm256_fmsub_pd(m, invc, _mm256_set1_pd(1.0));
-    const __m256d r2 = _mm256_mul_pd(r, r);
-    __m256d g = _mm256_set1_pd(fi_v4_log_g[6]), hi, lo;
-    g = _mm256_fmadd_pd(g, r, _mm256_set1_pd(fi_v4_log_g[5]));
-    g = _mm256_fmadd_pd(g, r, _mm256_set1_pd(fi_v4_log_g[4]));
-    g = _mm256_fmadd_pd(g, r, _mm256_set1_pd(fi_v4_log_g[3]));
-    g = _mm256_fmadd_pd(g, r, _mm256_set1_pd(fi_v4_log_g[2]));
-    g = _mm256_fmadd_pd(g, r, _mm256_set1_pd(fi_v4_log_g[1]));
-    g = _mm256_fmadd_pd(g, r, _mm256_set1_pd(fi_v4_log_g[0]));
-    g = _mm256_fmsub_pd(g, r, _mm256_set1_pd(0.5));
-    hi = _mm256_fmadd_pd(k, _mm256_set1_pd(0x1.62e42fefa3800p-1), logc);
-    lo = _mm256_add_pd(_mm256_fmsub_pd(k, _mm256_set1_pd(0x1.62e42fefa3800p-1), hi), logc);
-    lo = _mm256_fmadd_pd(k, _mm256_set1_pd(0x1.ef35793c76730p-45), lo);
-    lo = _mm256_fmadd_pd(r2, g, lo);
-    return (FI_I(vec_d))_mm256_add_pd(hi, _mm256_add_pd(r, lo));
-}
-#else
 FI_FN FI_I(vec_d) FI_I(log_d)(FI_I(vec_d) x) {
     const double LN2_HI = 0x1.62e42fee00000p-1;
     const double LN2_LO = 0x1.a39ef35793c76p-33;
@@ -354,7 +319,6 @@ FI_FN FI_I(vec_d) FI_I(log_d)(FI_I(vec_d) x) {
     FI_I(vec_d) hfsq = 0.5 * f * f;
     return k * LN2_HI - ((hfsq - (s * (hfsq + R) + k * LN2_LO)) - f);
 }
-#endif
 
 FI_FN void FI_I(stream_d)(double *p, FI_I(vec_d) v) {
 #if defined(__SSE2__)

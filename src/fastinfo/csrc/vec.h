@@ -66,7 +66,6 @@ FI_INLINE Py_ssize_t fi_nt_head(const void *y, size_t itemsize, Py_ssize_t n, si
 
 /* ---------------- the clones ---------------- */
 #include "half.h"   /* float16 / bfloat16 scalars and the portable vector conversions */
-#include "log_table.h"   /* the division-free log's tables (AVX2 and AVX-512 clones) */
 
 #define FI_ISA base
 #define FI_VBYTES 16
