@@ -1020,7 +1020,8 @@ def ref_ksg(x, y, k, algorithm):
     return digamma(k) - 1.0 / k + digamma(n) - np.mean(digamma(nx) + digamma(ny)), bool(ties.any())
 
 
-def ref_cmi(x, y, z, k):
+def ref_cmi_terms(x, y, z, k):
+    """Per-sample Frenzel-Pompe terms (the local values); their mean is ref_cmi."""
     x2, y2, z2 = as_2d(x), as_2d(y), as_2d(z)
     dx, dy, dz_ = cheb(x2), cheb(y2), cheb(z2)
     eps, _, _ = kth_distance(np.maximum(np.maximum(dx, dy), dz_), k)
@@ -1030,7 +1031,11 @@ def ref_cmi(x, y, z, k):
     nxz = (dxz < eps[:, None]).sum(1)
     nyz = (dyz < eps[:, None]).sum(1)
     nz = (dz_ < eps[:, None]).sum(1)
-    return digamma(k) - np.mean(digamma(nxz + 1) + digamma(nyz + 1) - digamma(nz + 1))
+    return digamma(k) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1)
+
+
+def ref_cmi(x, y, z, k):
+    return np.mean(ref_cmi_terms(x, y, z, k))
 
 
 def ref_entropy_knn(x, k):
@@ -1989,20 +1994,6 @@ def test_fuzz_scipy_dropin(data, fn_name):
 # =============================================================================
 # Local values and information dynamics (release 0.2)
 # =============================================================================
-
-
-def ref_cmi_terms(x, y, z, k):
-    """Per-sample Frenzel-Pompe terms (the local values); their mean is ref_cmi."""
-    x2, y2, z2 = as_2d(x), as_2d(y), as_2d(z)
-    dx, dy, dz_ = cheb(x2), cheb(y2), cheb(z2)
-    eps, _, _ = kth_distance(np.maximum(np.maximum(dx, dy), dz_), k)
-    dxz, dyz = np.maximum(dx, dz_), np.maximum(dy, dz_)
-    for d in (dxz, dyz, dz_):
-        np.fill_diagonal(d, np.inf)
-    nxz = (dxz < eps[:, None]).sum(1)
-    nyz = (dyz < eps[:, None]).sum(1)
-    nz = (dz_ < eps[:, None]).sum(1)
-    return digamma(k) - digamma(nxz + 1) - digamma(nyz + 1) + digamma(nz + 1)
 
 
 def ref_ksg1_terms(x, y, k):

@@ -13,8 +13,8 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ._estimators import (_ksg_from_marginals, _marginal_pair, check_local, cmi_from_samples,
-                          cmi_permutation_null)
+from ._estimators import (_ksg_from_marginals, _marginal_pair, check_local, check_n_permutations,
+                          cmi_from_samples, cmi_permutation_null)
 from ._validation import as_samples, check_k, log_base_divisor
 
 __all__ = ["transfer_entropy_ksg", "active_information_storage_ksg", "transfer_entropy_test"]
@@ -250,11 +250,7 @@ def transfer_entropy_test(source, target, *, n_permutations=999, random_state=No
     0.01
     """
     divisor = log_base_divisor(base)
-    if isinstance(n_permutations, (bool, np.bool_)) or not isinstance(n_permutations, (numbers.Integral, np.integer)):
-        raise ValueError(f"n_permutations must be an integer >= 1; got {n_permutations!r}")
-    n_permutations = int(n_permutations)
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
+    n_permutations = check_n_permutations(n_permutations)
     te = _TransferEntropySamples(source, target, k, target_history, source_history, delay,
                                  target_tau, source_tau, condition)
     estimate = cmi_from_samples(te.source_past, te.target_now, te.conditioning, te.k, False, divisor)

@@ -68,6 +68,16 @@ def _marginal_pair(x, y):
     return (x, sorted_values[0], order[0]), (y, sorted_values[1], order[1])
 
 
+def check_n_permutations(n_permutations):
+    """``n_permutations`` as an int; ``ValueError`` naming it unless it is an integer >= 1."""
+    if isinstance(n_permutations, (bool, np.bool_)) or not isinstance(n_permutations, (numbers.Integral, np.integer)):
+        raise ValueError(f"n_permutations must be an integer >= 1; got {n_permutations!r}")
+    n_permutations = int(n_permutations)
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
+    return n_permutations
+
+
 def check_local(local):
     """``local`` as a bool; ``TypeError`` unless it is one."""
     if not isinstance(local, (bool, np.bool_)):
@@ -809,11 +819,7 @@ def mutual_info_test(x, y, *, k=3, n_permutations=999, random_state=None, base=N
     0.01
     """
     divisor = log_base_divisor(base)
-    if isinstance(n_permutations, (bool, np.bool_)) or not isinstance(n_permutations, (numbers.Integral, np.integer)):
-        raise ValueError(f"n_permutations must be an integer >= 1; got {n_permutations!r}")
-    n_permutations = int(n_permutations)
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
+    n_permutations = check_n_permutations(n_permutations)
     x = as_samples(x, "x")
     y = as_samples(y, "y")
     check_same_length(x=x, y=y)

@@ -625,8 +625,6 @@ cdef Py_ssize_t sorted_count_from_rank(const double *s, Py_ssize_t n, Py_ssize_t
 
 cdef extern from "csrc/rankscan.h":
     Py_ssize_t fi_count_in_range(const int32_t *v, Py_ssize_t n, int32_t lo, int32_t hi) noexcept nogil
-    void fi_rank_interval(const double *s, Py_ssize_t n, Py_ssize_t rank, double r, int strict,
-                          Py_ssize_t *left, Py_ssize_t *right) noexcept nogil
     ctypedef struct fi_rank_index:
         int32_t *first
     int fi_rank_index_build(fi_rank_index *ix, const double *s, Py_ssize_t n) noexcept nogil

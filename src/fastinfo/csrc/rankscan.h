@@ -53,47 +53,6 @@ static inline Py_ssize_t fi_count_in_range(const int32_t *v, Py_ssize_t n, int32
     return fi_count_in_range_scalar(v, n, lo, hi);
 }
 
-/* The rank interval [*left, *right) of sorted s (length n) around rank: every j with
-   fl(s[j] - s[rank]) < r (strict; <= r otherwise) for j >= rank and fl(s[rank] - s[j]) < r for
-   j <= rank, the differences the KD-tree and sorted_count_from_rank test; both predicates are
-   monotone in j. Branch-free binary searches (the comparisons feed conditional moves, so a
-   query costs about 2 log2(n) dependent loads and no mispredictions). */
-static inline void fi_rank_interval(const double *s, Py_ssize_t n, Py_ssize_t rank, double r,
-                                    int strict, Py_ssize_t *left, Py_ssize_t *right) {
-    const double v = s[rank];
-    Py_ssize_t base, len, half;
-    /* left: the first j in [0, rank] inside (j = rank is). "far" = v - s[j] outside r. */
-    base = 0;
-    len = rank + 1;
-    while (len > 1) {
-        half = len >> 1;
-        double diff = v - s[base + half - 1];
-        int far = strict ? !(diff < r) : !(diff <= r);
-        base = far ? base + half : base;
-        len -= half;
-    }
-    {
-        double diff = v - s[base];
-        base += strict ? !(diff < r) : !(diff <= r);
-    }
-    *left = base;
-    /* right: one past the last j in [rank, n) inside: the first j in (rank, n] outside. */
-    base = rank + 1;
-    len = n - rank;             /* candidates rank + 1 .. n (n: none outside) */
-    while (len > 1) {
-        half = len >> 1;
-        double diff = s[base + half - 1] - v;
-        int inside = strict ? (diff < r) : (diff <= r);
-        base = inside ? base + half : base;
-        len -= half;
-    }
-    if (base < n) {
-        double diff = s[base] - v;
-        base += strict ? (diff < r) : (diff <= r);
-    }
-    *right = base;
-}
-
 /* A bucket index over a sorted column, to start the interval searches near their answers:
    bucket b covers the values [lo + b / scale, lo + (b + 1) / scale) and first[b] is the first
    rank whose value lies at or above its start (first[nb] = n). Only a hint: every interval
@@ -139,8 +98,8 @@ static inline Py_ssize_t fi_rank_bucket(const fi_rank_index *ix, double u) {
 
 #define FI_WITHIN(diff, r, strict) ((strict) ? ((diff) < (r)) : ((diff) <= (r)))
 
-/* First j in [lo, hi) with v - s[j] within r, given that it is > lo - 1... (predicate false
-   then true along j; hi - 1 is inside). Branch-free. */
+/* First j in [lo, hi) with v - s[j] within r: the predicate is false then true along j, and true
+   at hi - 1. Branch-free. */
 static inline Py_ssize_t fi_first_inside_left(const double *s, Py_ssize_t lo, Py_ssize_t hi, double v,
                                               double r, int strict) {
     Py_ssize_t base = lo, len = hi - lo, half;
@@ -168,8 +127,13 @@ static inline Py_ssize_t fi_first_outside_right(const double *s, Py_ssize_t lo, 
     return base;
 }
 
-/* fi_rank_interval, started from the bucket index: the boundaries are searched between the
-   first ranks of the buckets next to v - r and v + r, after checking that they lie there. */
+/* The rank interval [*left, *right) of sorted s (length n) around rank: every j with
+   fl(s[j] - s[rank]) < r (strict; <= r otherwise) for j >= rank and fl(s[rank] - s[j]) < r for
+   j <= rank, the differences the KD-tree and sorted_count_from_rank test (both predicates are
+   monotone in j). Branch-free binary searches (comparisons feed conditional moves: no
+   mispredictions), started from the bucket index: each boundary is searched between the first
+   ranks of the buckets next to v - r (v + r), after checking that it lies there; the whole
+   range serves otherwise. */
 static inline void fi_rank_interval_indexed(const double *s, Py_ssize_t n, const fi_rank_index *ix,
                                             Py_ssize_t rank, double r, int strict,
                                             Py_ssize_t *left, Py_ssize_t *right) {
