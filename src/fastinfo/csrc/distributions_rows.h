@@ -123,15 +123,16 @@ FI_KIN double FI_K(fi_pass2_fast)(const int kind, const ST *p, const ST *q, Py_s
     const DV zero = FI_VD(splat)(0.0), one = FI_VD(splat)(1.0);
     const DV invS = FI_VD(splat)(1.0 / S), invT = FI_VD(splat)(1.0 / Tq), veps = FI_VD(splat)(eps);
     DV outer = zero;
-    FI_K(fi_terms) t;
+    FI_K(fi_terms) t, t2;    /* two independent chains: even and odd vectors of the block */
     Py_ssize_t i, start, stop;
     t.acc = zero;
     t.ymin = one;
     t.tbits = FI_VD(allbits)();
     t.inf = FI_VD(lt)(one, zero);   /* all false */
+    t2 = t;
     for (start = 0; start < n; start = stop) {
         stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;
-        for (i = start; i + DLANES <= stop; i += DLANES) {
+        for (i = start; i + 2 * DLANES <= stop; i += 2 * DLANES) {
             if (next_p != NULL) {
                 /* the same entries of the next rows (a line is fetched once; the repeats are cheap) */
                 __builtin_prefetch(next_p + i, 0, 2);
@@ -139,15 +140,22 @@ FI_KIN double FI_K(fi_pass2_fast)(const int kind, const ST *p, const ST *q, Py_s
             }
             FI_K(fi_term_vec)(kind, &t, FI_LOADW_ST(p + i), kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i),
                               invS, invT, veps);
+            FI_K(fi_term_vec)(kind, &t2, FI_LOADW_ST(p + i + DLANES),
+                              kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i + DLANES), invS, invT, veps);
         }
+        for (; i + DLANES <= stop; i += DLANES)
+            FI_K(fi_term_vec)(kind, &t, FI_LOADW_ST(p + i), kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i),
+                              invS, invT, veps);
         if (i < stop)
             FI_K(fi_term_vec)(kind, &t, FI_LOADW_TAIL_ST(p + i, stop - i, 0.0),
                               kind == FI_ENTROPY ? zero : FI_LOADW_TAIL_ST(q + i, stop - i, 0.0), invS, invT, veps);
-        outer = outer + t.acc;
+        outer = outer + (t.acc + t2.acc);
         t.acc = zero;
+        t2.acc = zero;
     }
-    *inf = FI_VD(any)(t.inf) ? 1.0 : 0.0;
-    *tiny = FI_VD(hmin)(t.ymin) < DBL_MIN || FI_VD(bits_below)(t.tbits, DBL_MIN) ? 1.0 : 0.0;
+    *inf = FI_VD(any)(t.inf | t2.inf) ? 1.0 : 0.0;
+    *tiny = FI_VD(hmin)(FI_VD(min)(t.ymin, t2.ymin)) < DBL_MIN || FI_VD(bits_below)(t.tbits, DBL_MIN)
+            || FI_VD(bits_below)(t2.tbits, DBL_MIN) ? 1.0 : 0.0;
     return FI_VD(hsum)(outer);
 }
 
