@@ -15,7 +15,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ._estimators import (_ksg_from_marginals, _marginal_pair, check_local, check_n_permutations,
                           cmi_from_samples, cmi_permutation_null)
-from ._validation import as_samples, check_k, log_base_divisor
+from ._validation import as_samples, check_k, check_same_length, log_base_divisor
 
 __all__ = ["transfer_entropy_ksg", "active_information_storage_ksg", "transfer_entropy_test"]
 
@@ -27,14 +27,6 @@ def _check_positive_int(value, name):
     if value < 1:
         raise ValueError(f"{name} must be an integer >= 1; got {value}")
     return value
-
-
-def _check_lengths(**series):
-    lengths = {name: s.shape[0] for name, s in series.items()}
-    if len(set(lengths.values())) > 1:
-        desc = ", ".join(f"{name} has {n}" for name, n in lengths.items())
-        raise ValueError(f"time series must have the same length: {desc}")
-    return next(iter(lengths.values()))
 
 
 def _check_samples(n, t0, what):
@@ -76,7 +68,8 @@ class _TransferEntropySamples:
         if condition is not None:
             condition = as_samples(condition, "condition")
             series["condition"] = condition
-        n = _check_lengths(**series)
+        check_same_length(**series)
+        n = source.shape[0]
         t0 = max((target_history - 1) * target_tau + 1, (source_history - 1) * source_tau + delay)
         m = _check_samples(n, t0, "transfer entropy with these histories, taus and delay")
         self.k = check_k(k, m)
