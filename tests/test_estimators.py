@@ -577,3 +577,43 @@ def test_prepared_column_pairs_equal_ksg_bitwise_and_check_lengths():
         _kernels.ksg_grid_pairs(*rows, *rows, np.zeros((1, 2), dtype=np.intp), n + 1, p.grid_side, 3)
     with pytest.raises(ValueError, match="out of range"):
         _kernels.ksg_grid_pairs(*rows, *rows, np.array([[0, 1]], dtype=np.intp), n, p.grid_side, 3)
+
+
+@pytest.mark.parametrize("data", ["gaussian", "ties"])
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 6, 7])
+def test_fixed_dimension_kdtree_paths_equal_generic_and_reference(d, data):
+    # csrc/kdtree_lowd.h: k-NN searches and range counts with the dimension fixed at compile
+    # time (2..7), AVX2 leaf scans and larger leaves. The same neighbours and counts as the
+    # generic tree code, so bitwise the same estimates, and the brute-force references.
+    kernels = fi._kernels
+    rng = np.random.default_rng(100 + d)
+    n = 700
+    j = rng.standard_normal((n, d + 1))
+    j[:, 1] += 0.8 * j[:, 0]
+    if data == "ties":
+        j = np.round(j * 2) / 2
+        j[: n // 7] = j[rng.integers(0, n, n // 7)]
+    x, y, z = j[:, :d - 1] if d > 1 else j[:, :1], j[:, d - 1:d], j[:, d:]
+
+    def run():
+        out = [fi.mutual_info_ksg(x, y, k=4), fi.mutual_info_ksg(x, y, k=2, algorithm=2),
+               fi.conditional_mutual_info_ksg(x, y, z, k=4),
+               fi.mutual_info_ksg(j[:, :d], j[:, d:], k=3, local=True)]
+        if data == "gaussian":
+            out.append(fi.entropy_knn(j[:, :d], k=3))
+        return out
+
+    old = kernels._set_kd_lowd(False)
+    try:
+        generic = run()
+    finally:
+        kernels._set_kd_lowd(old)
+    fixed = run()
+    for a, b in zip(generic, fixed):
+        np.testing.assert_array_equal(a, b)
+    assert close(fixed[0], ref.mutual_info_ksg_ref(x, y, k=4))
+    assert close(fixed[1], ref.mutual_info_ksg_ref(x, y, k=2, algorithm=2))
+    assert close(fixed[2], ref.conditional_mutual_info_ksg_ref(x, y, z, k=4))
+    assert close(float(np.mean(fixed[3])), ref.mutual_info_ksg_ref(j[:, :d], j[:, d:], k=3))
+    if data == "gaussian":
+        assert close(fixed[4], ref.entropy_knn_ref(j[:, :d], k=3))

@@ -1889,6 +1889,40 @@ def test_kdtree_smallest_leaves_same_estimates(data_kind):
     assert all(math.isfinite(v) for v in default)
 
 
+@FUZZ
+@given(st.data(), st.integers(2, 7), st.integers(1, 6), st.sampled_from(["continuous", "ties", "grid"]))
+def test_fuzz_fixed_dimension_kdtree_paths(data, d, k, data_kind):
+    """The fixed-dimension k-NN searches and counts (csrc/kdtree_lowd.h, 2..7 dimensions) give
+    bitwise the generic tree code's estimates, on random sizes, ties and lattice data."""
+    import fastinfo._kernels as kernels
+
+    n = data.draw(st.integers(k + 2, 300), label="n")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    if data_kind == "continuous":
+        j = rng.standard_normal((n, d + 1))
+    elif data_kind == "ties":
+        j = rng.integers(0, 4, (n, d + 1)).astype(float) + rng.integers(0, 2, (n, 1)) * 1e-9
+    else:
+        j = (np.arange(n * (d + 1)) % 7).reshape(n, d + 1) * 0.25
+    j = j + np.arange(n)[:, None] * 1e-6  # no sample with k exact duplicates (entropy_knn's limit)
+    x, y, z = j[:, :d - 1], j[:, d - 1:d], j[:, d:]
+
+    def run():
+        return [fi.mutual_info_ksg(x, y, k=k), fi.mutual_info_ksg(x, y, k=k, algorithm=2),
+                fi.conditional_mutual_info_ksg(x, y, z, k=k, local=True), fi.entropy_knn(j[:, :d], k=k)]
+
+    CALLS["fixed-dimension kdtree paths"] += 1
+    old = kernels._set_kd_lowd(False)
+    try:
+        generic = run()
+    finally:
+        kernels._set_kd_lowd(old)
+    fixed = run()
+    for a, b in zip(generic, fixed):
+        np.testing.assert_array_equal(a, b)
+
+
 # =============================================================================
 # Races: per-row statuses written by OpenMP threads
 # =============================================================================

@@ -41,7 +41,7 @@ cimport cython
 from cython.parallel cimport prange, parallel
 from libc.math cimport exp, log, log1p, expm1, fabs, sqrt, isnan, isinf, INFINITY, NAN, HUGE_VAL
 from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 from libc.stdint cimport int64_t, uint64_t, int32_t, uint32_t, uint16_t, intptr_t
 
 import numpy as np

@@ -111,6 +111,51 @@ cdef inline void _marginal_count_one(const Marginal *m, Py_ssize_t q, const doub
     out[i] = c
 
 
+cdef bint _shared_z_pairs(Marginal **margs, int n_marg, int algorithm,
+                          const Py_ssize_t *to_joint1) noexcept nogil:
+    """True for the conditional estimator's marginals (x, z), (y, z), z with x, y, z 1-D,
+    both pairs counted by rank scans on the same sorted z column as the z marginal: then one
+    z-interval search serves all three counts (_shared_z_counts)."""
+    cdef Py_ssize_t n
+    if n_marg != 3 or algorithm != 1 or to_joint1 != NULL:
+        return False
+    if not (margs[0].pair and margs[1].pair and margs[2].d == 1 and not margs[2].pair):
+        return False
+    n = margs[0].n
+    if margs[1].n != n or margs[2].n != n:
+        return False
+    return (memcmp(margs[0].sorted_values + n, margs[1].sorted_values + n, n * sizeof(double)) == 0
+            and memcmp(margs[0].sorted_values + n, margs[2].sorted_values, n * sizeof(double)) == 0)
+
+
+cdef inline void _shared_z_counts(Marginal **margs, Py_ssize_t i, double r,
+                                  Py_ssize_t *counts) noexcept nogil:
+    """The strict counts of sample i within r in the (x, z), (y, z) and z marginals (see
+    _shared_z_pairs): the z rank interval [c, d) is searched once; the z count is its length
+    less the sample itself, the pair counts scan the shorter of it and their own first-column
+    interval (as pair_count, so the same counts)."""
+    cdef const Marginal *m0 = margs[0]
+    cdef const Marginal *m1 = margs[1]
+    cdef Py_ssize_t n = m0.n, a, b, c, d
+    if r <= 0.0:
+        counts[i] = 0
+        counts[n + i] = 0
+        counts[2 * n + i] = 0
+        return
+    fi_rank_interval_indexed(m0.sorted_values + n, n, &m0.ix1, m0.rank1[i], r, True, &c, &d)
+    counts[2 * n + i] = d - c - 1
+    fi_rank_interval_indexed(m0.sorted_values, n, &m0.ix0, m0.rank0[i], r, True, &a, &b)
+    if b - a <= d - c:
+        counts[i] = fi_count_in_range(m0.z_by_x + a, b - a, <int32_t>c, <int32_t>d) - 1
+    else:
+        counts[i] = fi_count_in_range(m0.x_by_z + c, d - c, <int32_t>a, <int32_t>b) - 1
+    fi_rank_interval_indexed(m1.sorted_values, n, &m1.ix0, m1.rank0[i], r, True, &a, &b)
+    if b - a <= d - c:
+        counts[n + i] = fi_count_in_range(m1.z_by_x + a, b - a, <int32_t>c, <int32_t>d) - 1
+    else:
+        counts[n + i] = fi_count_in_range(m1.x_by_z + c, d - c, <int32_t>a, <int32_t>b) - 1
+
+
 cdef inline double _ksg_term(const Py_ssize_t *counts, const double *signs, int n_marg,
                              Py_ssize_t n, Py_ssize_t i, int algorithm) noexcept nogil:
     cdef double term = 0.0
@@ -460,9 +505,11 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const d
     cdef double *radius = NULL
     cdef Py_ssize_t *counts = NULL
     cdef bint strict = algorithm == 1
+    cdef bint shared_z = False
     if grid != NULL:
         return grid_ksg_pass(grid, margs[0].sorted_values, margs[1].sorted_values, k, algorithm,
                              terms, nt)
+    shared_z = _shared_z_pairs(margs, n_marg, algorithm, to_joint1)
     radius = <double *>calloc(2 * n, sizeof(double))
     counts = <Py_ssize_t *>calloc(n_marg * n, sizeof(Py_ssize_t))
     if radius == NULL or counts == NULL:
@@ -480,10 +527,14 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const d
         else:
             for q in range(n):
                 _ksg_query(jt, grid, q, d0, k, algorithm, radius, best_d, best_p, best_i, stack, stack_d)
-            for mi in range(n_marg):
+            if shared_z:
                 for q in range(n):
-                    _marginal_count_one(margs[mi], q, radius + (n if (algorithm == 2 and mi == 1) else 0),
-                                        strict, to_joint1 if mi == 1 else NULL, counts + mi * n, stack)
+                    _shared_z_counts(margs, q, radius[q], counts)
+            else:
+                for mi in range(n_marg):
+                    for q in range(n):
+                        _marginal_count_one(margs[mi], q, radius + (n if (algorithm == 2 and mi == 1) else 0),
+                                            strict, to_joint1 if mi == 1 else NULL, counts + mi * n, stack)
             for i in range(n):
                 terms[i] = _ksg_term(counts, signs, n_marg, n, i, algorithm)
         free(best_d)
@@ -504,13 +555,16 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const d
                 if best_d == NULL or best_p == NULL or best_i == NULL or stack == NULL or stack_d == NULL:
                     continue
                 _ksg_query(jt, grid, q, d0, k, algorithm, radius, best_d, best_p, best_i, stack, stack_d)
-            for q in prange(n_marg * n, schedule='dynamic', chunksize=512):
+            # the marginal counts: each marginal's own (n_marg * n queries), or the shared-z ones
+            for q in prange(0 if shared_z else n_marg * n, schedule='dynamic', chunksize=512):
                 if stack == NULL:
                     continue
                 mi = <int>(q // n)
                 _marginal_count_one(margs[mi], q - mi * n,
                                     radius + (n if (algorithm == 2 and mi == 1) else 0),
                                     strict, to_joint1 if mi == 1 else NULL, counts + mi * n, stack)
+            for q in prange(n if shared_z else 0, schedule='dynamic', chunksize=512):
+                _shared_z_counts(margs, q, radius[q], counts)
             for i in prange(n, schedule='static'):
                 terms[i] = _ksg_term(counts, signs, n_marg, n, i, algorithm)
             free(best_d)
@@ -629,7 +683,7 @@ def ksg_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
                         joint[i * D + c] = x[i, c]
                     for c in range(dy):
                         joint[i * D + dx + c] = y[i, c]
-                status = kdtree_build(&jt, joint, n, D, KD_LEAF_SIZE, nt)
+                status = kdtree_build(&jt, joint, n, D, kd_leaf_knn(D), nt)
                 free(joint)
         if status == 0:
             status = marginal_setup(&mx, x, x_sorted, x_order, nt)
@@ -682,7 +736,7 @@ cdef double permutation_mean_term(const double[:, ::1] x, const double[:, ::1] y
                 joint[i * D + c] = x[i, c]
             for c in range(dy):
                 joint[i * D + dx + c] = y[perm[i], c]
-        if kdtree_build(&jt, joint, n, D, KD_LEAF_SIZE, 1) != 0:
+        if kdtree_build(&jt, joint, n, D, kd_leaf_knn(D), 1) != 0:
             return NAN
         status = ksg_pass(&jt, NULL, margs, signs, 2, inverse, k, 1, terms, 1)
         kdtree_free(&jt)
@@ -825,7 +879,7 @@ def cmi_mean_terms(const double[:, ::1] joint,
     marginal_init(&myz)
     marginal_init(&mz)
     with nogil:
-        status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], KD_LEAF_SIZE, nt)
+        status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], kd_leaf_knn(joint.shape[1]), nt)
         if status == 0:
             status = marginal_setup_any(&mxz, xz, empty_d, empty_i, xz_s, xz_o, nt)
         if status == 0:
@@ -895,10 +949,10 @@ cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] 
         mxz.sorted_values = NULL
         mxz.order = NULL
         if kdtree_build(&mxz.tree, xz, n, DXZ,
-                        KD_LEAF_MULT_COUNT_4D * KD_LEAF_SIZE if DXZ == 4 else KD_LEAF_SIZE, 1) != 0:
+                        kd_leaf_count(DXZ), 1) != 0:
             marginal_free(&mxz)
             return NAN
-    if kdtree_build(&jt, joint, n, D, KD_LEAF_SIZE, 1) != 0:
+    if kdtree_build(&jt, joint, n, D, kd_leaf_knn(D), 1) != 0:
         marginal_free(&mxz)
         return NAN
     margs[0] = &mxz
@@ -1044,7 +1098,7 @@ def knn_radius(const double[:, ::1] points, int k):
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] ov = out
     with nogil:
-        status = kdtree_build(&t, &points[0, 0], n, points.shape[1], KD_LEAF_SIZE, nt)
+        status = kdtree_build(&t, &points[0, 0], n, points.shape[1], kd_leaf_knn(points.shape[1]), nt)
         if status == 0:
             status = knn_radius_pass(&t, k, &ov[0], 0, nt)
         kdtree_free(&t)
@@ -1071,7 +1125,7 @@ def knn_radius_grouped(const double[:, ::1] points, const Py_ssize_t[::1] offset
                 for i in range(s, e):
                     ov[i] = NAN
                 continue
-            status = kdtree_build(&t, &points[s, 0], e - s, d, KD_LEAF_SIZE, est_threads_d(e - s, d))
+            status = kdtree_build(&t, &points[s, 0], e - s, d, kd_leaf_knn(d), est_threads_d(e - s, d))
             if status == 0:
                 status = knn_radius_pass(&t, <int>ks[g], &ov[0], s, est_threads_d(e - s, d))
             kdtree_free(&t)
