@@ -306,6 +306,42 @@ def test_rounding_to_half_is_correct_to_nearest_even():
     assert np.isnan((nan.astype(np.uint32) << 16).view(np.float32)[0])
 
 
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_vector_rounding_to_half_rounded_once(half):
+    """The half writers' vector narrowing (plain float rounding, round-to-odd where a lane lands on
+    a half midpoint or, for float16, in the subnormal range) in the clone in use equals the scalar
+    rounding once, which test_rounding_to_half_is_correct_to_nearest_even proves correct: at
+    midpoints and next to them, mixed in vectors with ordinary values, subnormals, inf, NaN."""
+    rng = np.random.default_rng(8)
+    if half == "float16":
+        h = rng.integers(0, 0x7c00, 6000).astype(np.uint16).view(np.float16).astype(np.float64)
+        up = np.nextafter(h.astype(np.float16), np.float16(np.inf)).astype(np.float64)
+        code = 1
+    else:
+        b = rng.integers(0, 0x7f80, 6000).astype(np.uint32) << 16
+        h = b.view(np.float32).astype(np.float64)
+        up = (b + (1 << 16)).view(np.float32).astype(np.float64)
+        code = 2
+    mid = (h + up) / 2
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65519.99, 65520.0, 6e-8, 3e-8, 1e-39])
+    values = np.concatenate([mid, np.nextafter(mid, np.inf), np.nextafter(mid, -np.inf), h,
+                             mid + (up - h) * 2.0 ** -30, rng.standard_normal(6000) * 8.0, special])
+    values = np.concatenate([values, -values])
+    for order in (np.arange(values.size), rng.permutation(values.size)):   # midpoints alone and mixed
+        v = np.ascontiguousarray(values[order])
+        want = np.empty(v.size, dtype=np.uint16)
+        _kernels.round_to_half(v, want, code)
+        got = np.empty(v.size, dtype=np.uint16)
+        _kernels.round_to_half_vector(v, got, code)
+        finite = ~np.isnan(v)
+        assert np.array_equal(got[finite], want[finite])
+        nan_bits = got[~finite]
+        if code == 1:
+            assert np.all(np.isnan(nan_bits.view(np.float16)))
+        else:
+            assert np.all(np.isnan((nan_bits.astype(np.uint32) << 16).view(np.float32)))
+
+
 def test_streaming_store_path_half():
     """Half outputs above the streaming threshold: 16-byte aligned streamed part, heads and tails."""
     rng = np.random.default_rng(8)

@@ -134,6 +134,7 @@ cdef extern from "csrc/softmax.h":
     float fi_f16_to_f32(uint16_t h) nogil
     float fi_bf16_to_f32(uint16_t h) nogil
     uint16_t fi_d_to_f16(double d) nogil
+    void fi_sm_round_half(const double *x, uint16_t *out, Py_ssize_t n, int half) nogil
     uint16_t fi_d_to_bf16(double d) nogil
     # _f float32, _d float64, _h float16 bits, _b bfloat16 bits (float32 outputs); the writers also
     # _hh, _bb (outputs of the input's own half type)
@@ -511,3 +512,15 @@ def round_to_half(const double[::1] src, uint16_t[::1] dst, int half):
         else:
             for i in range(n):
                 dst[i] = fi_d_to_bf16(src[i])
+
+
+def round_to_half_vector(const double[::1] src, uint16_t[::1] dst, int half):
+    """Test hook: dst = src rounded to float16 (half = FI_FLOAT16) or bfloat16 bits by the vector
+    narrowing and store of the half writers (log_softmax, softmax and the gradient into a half
+    ``out=``) in the clone in use; the tail past the last full step by the scalar rounding."""
+    if dst.shape[0] < src.shape[0]:
+        raise ValueError("dst is shorter than src")
+    if src.shape[0] == 0:
+        return
+    with nogil:
+        fi_sm_round_half(&src[0], &dst[0], src.shape[0], half)

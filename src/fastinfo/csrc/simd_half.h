@@ -83,6 +83,9 @@ FI_HV __m256 fi_v4_odd8(__m512d d) {
 FI_HV __m512 fi_v4_narrow_odd_f(__m512d lo, __m512d hi) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(fi_v4_odd8(lo)), fi_v4_odd8(hi), 1);
 }
+/* the AVX-512 round-to-odd narrowing is cheap: the half writers use it directly */
+FI_HV __m512 fi_v4_narrow_f16_f(__m512d lo, __m512d hi) { return fi_v4_narrow_odd_f(lo, hi); }
+FI_HV __m512 fi_v4_narrow_bf16_f(__m512d lo, __m512d hi) { return fi_v4_narrow_odd_f(lo, hi); }
 /* float helpers of the half-precision distribution pass: min, smallest lane, log (half.h) */
 typedef int32_t fi_v4_i32v __attribute__((vector_size(64)));
 FI_HV __m512 fi_v4_min_f(__m512 a, __m512 b) { return _mm512_min_ps(a, b); }
@@ -206,10 +209,36 @@ FI_FN void FI_I(stream_bf16)(uint16_t *p, FI_I(vec_f) v) {
 FI_FN FI_I(vec_f) FI_I(narrow_odd_f)(FI_I(vec_d) lo, FI_I(vec_d) hi) {
     FI_I(half_f) a = FI_V_ROUND_ODD(FI_I(half_f), FI_I(ivec_h), FI_I(vec_d), FI_I(lvec_d), lo);
     FI_I(half_f) b = FI_V_ROUND_ODD(FI_I(half_f), FI_I(ivec_h), FI_I(vec_d), FI_I(lvec_d), hi);
+#if FI_VBYTES == 32 && defined(__x86_64__)
+    /* joined in registers: two 16-byte stores read back as one 32-byte load would stall the
+       store forwarding (a third of the AVX2 clone's time in log_softmax into half out=) */
+    return (FI_I(vec_f))_mm256_insertf128_ps(_mm256_castps128_ps256((__m128)a), (__m128)b, 1);
+#else
     FI_I(vec_f) v;
     memcpy(&v, &a, sizeof a);
     memcpy((char *)&v + sizeof a, &b, sizeof b);
     return v;
+#endif
+}
+/* Two double vectors -> the float vector whose float16 (bfloat16) rounding to nearest even is
+   that of the doubles, rounded once: the plain float rounding, unless some lane lands exactly on
+   a midpoint of the half grid (or, for float16, in its subnormal range, whose grid is coarser):
+   only there can rounding twice differ from rounding once, and those vectors (rare) take the
+   round-to-odd narrowing. Off the midpoints the two roundings agree: the midpoints are floats and
+   rounding to float is monotone, so the double and its float lie on the same side of each. */
+FI_FN FI_I(vec_f) FI_I(narrow_f16_f)(FI_I(vec_d) lo, FI_I(vec_d) hi) {
+    FI_I(vec_f) f = FI_I(narrow_f)(lo, hi);
+    FI_I(uvec_f) u = (FI_I(uvec_f))f, a = u & 0x7fffffffu;
+    if (FI_I(any_f)((FI_I(mask_f))(((u & 0x1fffu) == 0x1000u) | ((a < 0x38800000u) & (a != 0u)))))
+        return FI_I(narrow_odd_f)(lo, hi);
+    return f;
+}
+FI_FN FI_I(vec_f) FI_I(narrow_bf16_f)(FI_I(vec_d) lo, FI_I(vec_d) hi) {
+    FI_I(vec_f) f = FI_I(narrow_f)(lo, hi);
+    FI_I(uvec_f) u = (FI_I(uvec_f))f;
+    if (FI_I(any_f)((FI_I(mask_f))((u & 0xffffu) == 0x8000u)))
+        return FI_I(narrow_odd_f)(lo, hi);
+    return f;
 }
 FI_FN FI_I(vec_f) FI_I(min_f)(FI_I(vec_f) a, FI_I(vec_f) b) { return FI_I(select_f)(a < b, a, b); }
 FI_FN float FI_I(hmin_f)(FI_I(vec_f) v) {

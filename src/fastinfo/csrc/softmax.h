@@ -98,4 +98,13 @@ static inline int fi_lse_finish(const fi_lse_state *st, double *m, double *log_S
 #define FI_API_READERS 0
 #include "softmax_api.h"
 
+/* The half writers' double -> half rounding in the clone in use, elementwise (test hook). */
+static void fi_sm_round_half(const double *x, uint16_t *out, Py_ssize_t n, int half) {
+#if FI_X86_CLONES
+    if (fi_dense_isa == FI_ISA_AVX512) { fi_sm_round_half_v4(x, out, n, half); return; }
+    if (fi_dense_isa == FI_ISA_AVX2) { fi_sm_round_half_v3(x, out, n, half); return; }
+#endif
+    fi_sm_round_half_base(x, out, n, half);
+}
+
 #endif /* FASTINFO_SOFTMAX_H */

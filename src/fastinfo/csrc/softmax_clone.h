@@ -36,8 +36,9 @@
 
 /* float16 and bfloat16 bits: the float kernels with widening loads. _h / _b write float32
    outputs; _hh / _bb (the writers, with their own copies of the row sums they call; the kernels
-   that write nothing are _h / _b's) write the input's own type, each element rounded once: to odd
-   in float32 (narrow_odd_f), then to nearest even by the store. */
+   that write nothing are _h / _b's) write the input's own type, each element rounded once: to
+   float32 so that the store's rounding to nearest even is that of the double (narrow_f16_f,
+   narrow_bf16_f: round-to-odd where it matters), then by the store. */
 #define ST uint16_t
 #define SFX h
 #define FT float
@@ -77,7 +78,7 @@
 #define FI_STORE_TAIL_OT(p, k, v) FI_I(store_tail_f16)(p, k, v)
 #define FI_STREAM_OT(p, v) FI_I(stream_f16)(p, v)
 #define FI_FILL1_OT(p, x) (*(p) = fi_d_to_f16(x))
-#define FI_NARROW_OUT(lo, hi) FI_I(narrow_odd_f)(lo, hi)
+#define FI_NARROW_OUT(lo, hi) FI_I(narrow_f16_f)(lo, hi)
 #define FI_EXP_LO -87.0f
 #define FI_FUSED(m, s) (fabs((m) * (s)) < 1048576.0)
 #include "softmax_rows.h"
@@ -121,7 +122,24 @@
 #define FI_STORE_TAIL_OT(p, k, v) FI_I(store_tail_bf16)(p, k, v)
 #define FI_STREAM_OT(p, v) FI_I(stream_bf16)(p, v)
 #define FI_FILL1_OT(p, x) (*(p) = fi_d_to_bf16(x))
-#define FI_NARROW_OUT(lo, hi) FI_I(narrow_odd_f)(lo, hi)
+#define FI_NARROW_OUT(lo, hi) FI_I(narrow_bf16_f)(lo, hi)
 #define FI_EXP_LO -87.0f
 #define FI_FUSED(m, s) (fabs((m) * (s)) < 1048576.0)
 #include "softmax_rows.h"
+
+/* The clone's double -> half rounding of the half writers (narrow_f16_f / narrow_bf16_f, then the
+   store's rounding), elementwise (test hook): two double vectors per step, the tail by the scalar
+   rounding. half: FI_FLOAT16 or bfloat16. */
+FI_KFN void FI_CAT(fi_sm_round_half, FI_ISA)(const double *x, uint16_t *out, Py_ssize_t n, int half) {
+    const Py_ssize_t step = 2 * FI_I(lanes_d);
+    Py_ssize_t i;
+    for (i = 0; i + step <= n; i += step) {
+        FI_I(vec_d) lo = FI_I(load_d)(x + i), hi = FI_I(load_d)(x + i + FI_I(lanes_d));
+        if (half == FI_FLOAT16)
+            FI_I(store_f16)(out + i, FI_I(narrow_f16_f)(lo, hi));
+        else
+            FI_I(store_bf16)(out + i, FI_I(narrow_bf16_f)(lo, hi));
+    }
+    for (; i < n; i++)
+        out[i] = half == FI_FLOAT16 ? fi_d_to_f16(x[i]) : fi_d_to_bf16(x[i]);
+}
