@@ -29,11 +29,25 @@ FI_KIN DV FI_K(fi_loadw)(const ST *p, Py_ssize_t i, Py_ssize_t n, double fill) {
 FI_KIN void FI_K(fi_pass1)(const ST *p, const ST *q, Py_ssize_t n, double eps, double *S, double *Tq,
                            double *negp, double *negq) {
     const DV zero = FI_VD(splat)(0.0), veps = FI_VD(splat)(eps);
-    DV sp = zero, sq = zero, op = zero, oq = zero, minp = zero, minq = zero;
+    DV sp = zero, sq = zero, op = zero, oq = zero, minp = zero, minq = zero, sp2 = zero, sq2 = zero;
     Py_ssize_t i, start, stop;
     for (start = 0; start < n; start = stop) {
         stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;
-        for (i = start; i + DLANES <= stop; i += DLANES) {
+        /* two accumulators (even and odd vectors): one add's latency per vector would bound the
+           loop below the memory bandwidth */
+        for (i = start; i + 2 * DLANES <= stop; i += 2 * DLANES) {
+            DV u = FI_LOADW_ST(p + i), u2 = FI_LOADW_ST(p + i + DLANES);
+            sp = sp + u;
+            sp2 = sp2 + u2;
+            minp = FI_VD(min)(FI_VD(min)(u, u2), minp);
+            if (q != NULL) {
+                DV v = FI_LOADW_ST(q + i), v2 = FI_LOADW_ST(q + i + DLANES);
+                sq = sq + (v + veps);
+                sq2 = sq2 + (v2 + veps);
+                minq = FI_VD(min)(FI_VD(min)(v, v2), minq);
+            }
+        }
+        for (; i + DLANES <= stop; i += DLANES) {
             DV u = FI_LOADW_ST(p + i);
             sp = sp + u;
             minp = FI_VD(min)(u, minp);
@@ -55,10 +69,12 @@ FI_KIN void FI_K(fi_pass1)(const ST *p, const ST *q, Py_ssize_t n, double eps, d
                 minq = FI_VD(min)(v, minq);
             }
         }
-        op = op + sp;
+        op = op + (sp + sp2);
         sp = zero;
-        oq = oq + sq;
+        sp2 = zero;
+        oq = oq + (sq + sq2);
         sq = zero;
+        sq2 = zero;
     }
     *S = FI_VD(hsum)(op);
     *Tq = FI_VD(hsum)(oq);
@@ -123,7 +139,7 @@ FI_KIN double FI_K(fi_pass2_fast)(const int kind, const ST *p, const ST *q, Py_s
     const DV zero = FI_VD(splat)(0.0), one = FI_VD(splat)(1.0);
     const DV invS = FI_VD(splat)(1.0 / S), invT = FI_VD(splat)(1.0 / Tq), veps = FI_VD(splat)(eps);
     DV outer = zero;
-    FI_K(fi_terms) t, t2;    /* two independent chains: even and odd vectors of the block */
+    FI_K(fi_terms) t, t2;    /* even and odd vectors of the block (t2: its own flags) */
     Py_ssize_t i, start, stop;
     t.acc = zero;
     t.ymin = one;
@@ -138,10 +154,27 @@ FI_KIN double FI_K(fi_pass2_fast)(const int kind, const ST *p, const ST *q, Py_s
                 __builtin_prefetch(next_p + i, 0, 2);
                 if (next_q != NULL) __builtin_prefetch(next_q + i, 0, 2);
             }
-            FI_K(fi_term_vec)(kind, &t, FI_LOADW_ST(p + i), kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i),
-                              invS, invT, veps);
-            FI_K(fi_term_vec)(kind, &t2, FI_LOADW_ST(p + i + DLANES),
-                              kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i + DLANES), invS, invT, veps);
+            if (DLANES == 4) {
+                /* 4-lane clones (AVX2: 16 registers): the two vectors' terms are computed from
+                   zero and added to the one accumulator together; a second accumulator spilled
+                   to memory, its store and reload on the loop's dependency chain */
+                DV keep = t.acc, r1;
+                t.acc = zero;
+                FI_K(fi_term_vec)(kind, &t, FI_LOADW_ST(p + i), kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i),
+                                  invS, invT, veps);
+                r1 = t.acc;
+                t2.acc = zero;
+                FI_K(fi_term_vec)(kind, &t2, FI_LOADW_ST(p + i + DLANES),
+                                  kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i + DLANES), invS, invT, veps);
+                t.acc = keep + (r1 + t2.acc);
+                t2.acc = zero;
+            } else {
+                /* two independent chains */
+                FI_K(fi_term_vec)(kind, &t, FI_LOADW_ST(p + i), kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i),
+                                  invS, invT, veps);
+                FI_K(fi_term_vec)(kind, &t2, FI_LOADW_ST(p + i + DLANES),
+                                  kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i + DLANES), invS, invT, veps);
+            }
         }
         for (; i + DLANES <= stop; i += DLANES)
             FI_K(fi_term_vec)(kind, &t, FI_LOADW_ST(p + i), kind == FI_ENTROPY ? zero : FI_LOADW_ST(q + i),

@@ -90,7 +90,8 @@ FI_V4 double fi_v4_hsum_d(__m512d v) {
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 FI_V4 int fi_v4_any_d(__mmask8 m) { return m != 0; }
-/* the bits of doubles as unsigned integers minus one (see simd_generic.h) */
+/* the bits of doubles as unsigned integers minus one: a running unsigned min finds the smallest
+   positive entry (0 wraps to the largest); the generic clones keep that entry itself */
 typedef __m512i fi_v4_bits_d;
 FI_V4 __m512i fi_v4_allbits_d(void) { return _mm512_set1_epi64(-1); }
 FI_V4 __m512i fi_v4_minbits1_d(__m512i acc, __m512d v) {

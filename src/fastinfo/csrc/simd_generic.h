@@ -241,19 +241,20 @@ FI_FN double FI_I(hsum_d)(FI_I(vec_d) v) {
 #error "unsupported vector size"
 #endif
 }
-/* The bits of doubles as unsigned integers, minus one: a running lane-wise min of those finds the
-   smallest positive entry (0 wraps to the largest value), for subnormal detection. */
+/* The smallest positive entry seen, lane-wise, for subnormal detection: a running minimum of the
+   entries with zeros replaced by +inf (compare, blend, min: no 64-bit unsigned compare, which
+   AVX2 lacks), kept as the double's bits (the AVX-512 clone's type for it). */
 typedef uint64_t FI_I(bits_d) __attribute__((vector_size(FI_VBYTES)));
-FI_FN FI_I(bits_d) FI_I(allbits_d)(void) { FI_I(bits_d) b = {0}; return ~b; }
+FI_FN FI_I(bits_d) FI_I(allbits_d)(void) { FI_I(vec_d) v = {0}; return (FI_I(bits_d))(v + INFINITY); }
 FI_FN FI_I(bits_d) FI_I(minbits1_d)(FI_I(bits_d) acc, FI_I(vec_d) v) {
-    FI_I(bits_d) b = (FI_I(bits_d))v - 1;
-    FI_I(bits_d) m = (FI_I(bits_d))(b < acc);
-    return (m & b) | (~m & acc);
+    FI_I(vec_d) zero = {0};
+    return (FI_I(bits_d))FI_I(min_d)((FI_I(vec_d))acc, FI_I(select_d)(v > zero, v, zero + INFINITY));
 }
-/* some lane holds the bits of a positive double below `below` */
+/* some lane holds a positive double below `below` */
 FI_FN int FI_I(bits_below_d)(FI_I(bits_d) acc, double below) {
+    FI_I(vec_d) m = (FI_I(vec_d))acc;
     int j, r = 0;
-    for (j = 0; j < FI_I(lanes_d); j++) r |= acc[j] < fi_to_bits(below) - 1;
+    for (j = 0; j < FI_I(lanes_d); j++) r |= m[j] < below;
     return r;
 }
 FI_FN FI_I(vec_d) FI_I(iota_d)(void) {
