@@ -18,6 +18,8 @@ call is in plain C headers under csrc/:
                                   half.h          float16 / bfloat16 scalars and portable conversions;
                                                   simd_half.h their loads and stores in each clone
     _kernels_kdtree.pxi           kdtree.h        k-NN buffer, AVX2 count / k-NN searches
+                                  kdtree_lowd.h   k-NN / count for each dimension 2..7 (AVX2 leaf
+                                                  scans); body kdtree_lowd_body.h
                                   grid2.h         branch-free min/max, the 1-D x 1-D grid search
                                   rankscan.h      2-D marginals of 1-D columns: rank intervals and
                                                   the int32 range count (conditional KSG, TE)
