@@ -11,6 +11,7 @@ import pytest
 
 import fastinfo as fi
 import reference as ref
+from kd_paths import generic_and_fixed
 
 RTOL = 1e-10
 ATOL = 1e-12
@@ -585,7 +586,6 @@ def test_fixed_dimension_kdtree_paths_equal_generic_and_reference(d, data):
     # csrc/kdtree_lowd.h: k-NN searches and range counts with the dimension fixed at compile
     # time (2..7), AVX2 leaf scans and larger leaves. The same neighbours and counts as the
     # generic tree code, so bitwise the same estimates, and the brute-force references.
-    kernels = fi._kernels
     rng = np.random.default_rng(100 + d)
     n = 700
     j = rng.standard_normal((n, d + 1))
@@ -603,14 +603,7 @@ def test_fixed_dimension_kdtree_paths_equal_generic_and_reference(d, data):
             out.append(fi.entropy_knn(j[:, :d], k=3))
         return out
 
-    old = kernels._set_kd_lowd(False)
-    try:
-        generic = run()
-    finally:
-        kernels._set_kd_lowd(old)
-    fixed = run()
-    for a, b in zip(generic, fixed):
-        np.testing.assert_array_equal(a, b)
+    fixed = generic_and_fixed(run)
     assert close(fixed[0], ref.mutual_info_ksg_ref(x, y, k=4))
     assert close(fixed[1], ref.mutual_info_ksg_ref(x, y, k=2, algorithm=2))
     assert close(fixed[2], ref.conditional_mutual_info_ksg_ref(x, y, z, k=4))

@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 from scipy.special import digamma
 
 import fastinfo as fi
+from kd_paths import generic_and_fixed
 
 try:
     import ml_dtypes
@@ -1894,8 +1895,6 @@ def test_kdtree_smallest_leaves_same_estimates(data_kind):
 def test_fuzz_fixed_dimension_kdtree_paths(data, d, k, data_kind):
     """The fixed-dimension k-NN searches and counts (csrc/kdtree_lowd.h, 2..7 dimensions) give
     bitwise the generic tree code's estimates, on random sizes, ties and lattice data."""
-    import fastinfo._kernels as kernels
-
     n = data.draw(st.integers(k + 2, 300), label="n")
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
     rng = np.random.default_rng(seed)
@@ -1913,14 +1912,7 @@ def test_fuzz_fixed_dimension_kdtree_paths(data, d, k, data_kind):
                 fi.conditional_mutual_info_ksg(x, y, z, k=k, local=True), fi.entropy_knn(j[:, :d], k=k)]
 
     CALLS["fixed-dimension kdtree paths"] += 1
-    old = kernels._set_kd_lowd(False)
-    try:
-        generic = run()
-    finally:
-        kernels._set_kd_lowd(old)
-    fixed = run()
-    for a, b in zip(generic, fixed):
-        np.testing.assert_array_equal(a, b)
+    generic_and_fixed(run)
 
 
 # =============================================================================
