@@ -187,6 +187,17 @@ typedef struct {
 FI_KIN void FI_K(fi_write_logsoftmax_body)(const ST *x, OT *y, Py_ssize_t n, double m, double s, double c,
                                           int nt, int fused);
 
+/* The first index at or after i (0 < i) where y + index starts a 64-byte line, or n: the
+   pipelined write cuts the previous row at these, so that no line is split between two blocks'
+   writes (a split line gets a plain store from one block and a streaming store from the other:
+   a partial write-combining flush; 55 -> 48 ms for the float32 (4096, 32000) log_softmax on AMD
+   Zen 4). Unchanged i when y's
+   elements cannot be line-aligned. */
+FI_KIN Py_ssize_t FI_K(fi_line_up)(const OT *y, Py_ssize_t i, Py_ssize_t n) {
+    Py_ssize_t k = fi_nt_head(y + i, sizeof(OT), n - i, 64);
+    return k < 0 ? i : i + k;
+}
+
 FI_KIN void FI_K(fi_write_prev_block)(const FI_K(fi_prev_row) *p, Py_ssize_t start, Py_ssize_t len) {
     Py_ssize_t j;
     if (p->status != FI_ROW_FINITE) {
@@ -217,7 +228,12 @@ FI_KIN int FI_K(fi_lse_row_body)(const ST *x, Py_ssize_t n, FT s, int scaled, do
         const ST *xb = x + start;
         FT *eb = e ? e + start : NULL;
         len = n - start > FI_SOFTMAX_BLOCK ? FI_SOFTMAX_BLOCK : n - start;
-        if (prev) FI_K(fi_write_prev_block)(prev, start, len);
+        if (prev) {
+            /* the previous row's elements [ws, we): this block's, moved up to line boundaries */
+            Py_ssize_t ws = start == 0 ? 0 : FI_K(fi_line_up)(prev->y, start, n);
+            Py_ssize_t we = start + len >= n ? n : FI_K(fi_line_up)(prev->y, start + len, n);
+            if (we > ws) FI_K(fi_write_prev_block)(prev, ws, we - ws);
+        }
         if (ref) ref[k] = -INFINITY;
         if (M == INFINITY) {
             if (FI_K(fi_has_nan)(xb, len)) nan_seen = 1;
