@@ -182,6 +182,29 @@ def test_float32_log_softmax_within_one_ulp():
         assert ulps.max() <= 1.0, ulps.max()
 
 
+def test_float32_confident_rows_within_one_ulp():
+    """A confident row (one logit far above the rest, S = 1 + eps) carries the rounding of its sum
+    of exps straight into its largest log-probability, log p = -log(1 + eps) ~ -eps: the float32
+    sums must keep eps (the pair of exps holding exp(0) = 1 is added in double). The per-row
+    cross-entropy of the confident token and the KL to a slightly perturbed row likewise. With a
+    temperature, t = (x - m) / T is itself a rounded float (up to 1.35 ulp here)."""
+    rng = np.random.default_rng(31)
+    rows = 24
+    x = rng.standard_normal((rows, 5000)).astype(np.float32)
+    top = rng.integers(0, 5000, rows)
+    x[np.arange(rows), top] += np.linspace(6, 20, rows).astype(np.float32)
+    for temperature, max_ulps in ((1.0, 1.0), (0.7, 2.0)):
+        got = fi.log_softmax(x, temperature=temperature).astype(np.float64)
+        expected = ref.ref_log_softmax(x, -1, temperature)
+        ulps = np.abs(got - expected) / spacing32(expected)
+        assert ulps.max() <= max_ulps, ulps.max()
+        ce = fi.softmax_cross_entropy(x, top, reduction="none", temperature=temperature)
+        np.testing.assert_allclose(ce, -expected[np.arange(rows), top], rtol=1e-6, atol=0)
+    y = x + (rng.standard_normal(x.shape) * 0.01).astype(np.float32)
+    np.testing.assert_allclose(fi.softmax_kl_divergence(x, y, reduction="none"),
+                               ref.ref_softmax_kl_divergence(x, y), rtol=1e-3, atol=0)
+
+
 def test_float64_against_mpmath():
     rng = np.random.default_rng(5)
     x = np.concatenate([rng.standard_normal((3, 40)) * 3, rng.uniform(-700, 0, (2, 40))])

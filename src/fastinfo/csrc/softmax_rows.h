@@ -94,9 +94,18 @@ FI_KIN double FI_K(fi_block_max)(const ST *x, Py_ssize_t n, int *nan_seen) {
     return best;
 }
 
-/* acc += exp((x - m) s) over x[0:n], in double lanes (two exps added in FT first: one rounding of
-   a two-term sum); with want_max, *mx = lane-wise max(*mx, x) ignoring NaN; with e, the exps are
-   also stored in e[0:n]. scaled and want_max are constants after inlining. */
+/* acc += exp((x - m) s) over x[0:n], in double lanes; with want_max, *mx = lane-wise max(*mx, x) ignoring NaN; with e, the exps are
+   also stored in e[0:n]. scaled and want_max are constants after inlining.
+   Float: two exps are added in float first (one conversion to double for two vectors), unless a
+   lane of the pair's sum reaches 1: those pairs (the one holding the block's max term,
+   exp(0) = 1, and the rare pairs of two large terms) are widened and added in double exactly. The terms are <= 1
+   (relative to a max at least theirs), so the float roundings then sum to at most 2^-24 S_f,
+   S_f <= S - 1 the terms of the pairs added in float, and the error they put in log S is at most
+   2^-24 (S - 1) / S <= 2^-24 log S: half an ulp relative to log S whatever the row. Rounding
+   every pair in float instead would put up to 2^-25 absolute into S = 1 + eps, which for a
+   confident row is most of log S = log(1 + eps) (the largest log-probability off by 1e3 float
+   ulps). FI_PAIR_EXACT(s2): the pair goes to double. */
+#define FI_PAIR_EXACT(s2) FI_V(any)(FI_V(gt)((s2), FI_V(splat)((FT)0.99999994f)))   /* s2 >= 1 */
 FI_KIN void FI_K(fi_sumexp_acc)(const ST *x, Py_ssize_t n, FT m, FT s, int scaled, int want_max,
                                 DV acc[2], FV *mx, FT *e) {
     const FV vm = FI_V(splat)(m), vs = FI_V(splat)(s);
@@ -111,7 +120,15 @@ FI_KIN void FI_K(fi_sumexp_acc)(const ST *x, Py_ssize_t n, FT m, FT s, int scale
         e1 = FI_V(exp)(t1);
         if (e) { FI_V(store)(e + i, e0); FI_V(store)(e + i + LANES, e1); }
 #if FI_COMPUTE_FLOAT
-        FI_V(acc)(acc, e0 + e1);
+        {
+            FV s2 = e0 + e1;
+            if (FI_PAIR_EXACT(s2)) {
+                FI_V(acc)(acc, e0);
+                FI_V(acc)(acc, e1);
+            } else {
+                FI_V(acc)(acc, s2);
+            }
+        }
 #else
         acc[0] = acc[0] + e0;
         acc[1] = acc[1] + e1;
@@ -385,8 +402,9 @@ FI_KIN void FI_K(fi_sumexp_kl_acc)(const ST *a, const ST *b, Py_ssize_t n, FT ma
     FV mxa0 = FI_V(splat)(-INFINITY), mxb0 = mxa0, ea, eb, eu;
     Py_ssize_t i = 0;
 #if FI_COMPUTE_FLOAT
-    /* two vectors at a time, their terms added in float before the double accumulators (one
-       rounding of a two-term sum, as for the sums of fi_sumexp_acc; e (a - b) is a float product) */
+    /* two vectors at a time, their terms added in float before the double accumulators unless
+       a lane of either exp pair reaches 1 (then all three in double: as in fi_sumexp_acc;
+       e (a - b) is a float product) */
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
         FV va0 = FI_LOAD_ST(a + i), vb0 = FI_LOAD_ST(b + i), va1 = FI_LOAD_ST(a + i + LANES), vb1 = FI_LOAD_ST(b + i + LANES);
         FV ea1, eb1, eu1;
@@ -396,9 +414,21 @@ FI_KIN void FI_K(fi_sumexp_kl_acc)(const ST *a, const ST *b, Py_ssize_t n, FT ma
         }
         FI_K(fi_kl_vec)(va0, vb0, vma, vmb, vs, &ea, &eb, &eu);
         FI_K(fi_kl_vec)(va1, vb1, vma, vmb, vs, &ea1, &eb1, &eu1);
-        FI_V(acc)(accA, ea + ea1);
-        FI_V(acc)(accB, eb + eb1);
-        FI_V(acc)(accU, eu + eu1);
+        {
+            FV sa = ea + ea1, sb = eb + eb1;
+            if (FI_PAIR_EXACT(sa) || FI_PAIR_EXACT(sb)) {
+                FI_V(acc)(accA, ea);
+                FI_V(acc)(accA, ea1);
+                FI_V(acc)(accB, eb);
+                FI_V(acc)(accB, eb1);
+                FI_V(acc)(accU, eu);
+                FI_V(acc)(accU, eu1);
+            } else {
+                FI_V(acc)(accA, sa);
+                FI_V(acc)(accB, sb);
+                FI_V(acc)(accU, eu + eu1);
+            }
+        }
     }
 #endif
     for (; i < n; i += LANES) {
@@ -801,3 +831,4 @@ FI_KFN void FI_K(fi_seg_sumexp_kl)(const ST *a, const ST *b, Py_ssize_t n, FT ma
 #undef FI_FILL1_OT
 #undef FI_NARROW_OUT
 #undef FI_READERS
+#undef FI_PAIR_EXACT
