@@ -536,24 +536,13 @@ def test_kdtree_simd_paths_match_reference(data):
     for k in (1, 4):
         want += [ref.mutual_info_ksg_ref(x, y, k=k, algorithm=1), ref.mutual_info_ksg_ref(x, y, k=k, algorithm=2),
                  ref.conditional_mutual_info_ksg_ref(x[:, :2], y[:, :2], z, k=k)]
-    old = kernels._set_kd_avx2(False)
-    try:
-        generic = run()
-    finally:
-        kernels._set_kd_avx2(old)
-    default = run()
-    assert generic == default
+    default = generic_and_fixed(run, switch=kernels._set_kd_avx2)
     for got, w in zip(default, want):
         assert close(got, w), (got, w)
     if data == "gaussian":
         j = np.hstack([x, y])
-        old = kernels._set_kd_avx2(False)
-        try:
-            generic = fi.entropy_knn(j, k=3)
-        finally:
-            kernels._set_kd_avx2(old)
-        assert generic == fi.entropy_knn(j, k=3)
-        assert close(generic, ref.entropy_knn_ref(j, k=3))
+        (h,) = generic_and_fixed(lambda: [fi.entropy_knn(j, k=3)], switch=kernels._set_kd_avx2)
+        assert close(h, ref.entropy_knn_ref(j, k=3))
 
 
 def test_prepared_column_pairs_equal_ksg_bitwise_and_check_lengths():
