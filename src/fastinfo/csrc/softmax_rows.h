@@ -94,12 +94,14 @@ FI_KIN double FI_K(fi_block_max)(const ST *x, Py_ssize_t n, int *nan_seen) {
     return best;
 }
 
-/* acc += exp((x - m) s) over x[0:n], in double lanes; with want_max, *mx = lane-wise max(*mx, x) ignoring NaN; with e, the exps are
-   also stored in e[0:n]. scaled and want_max are constants after inlining.
+/* acc += exp((x - m) s) over x[0:n], in double lanes; with want_max, *mx = lane-wise max(*mx, x)
+   ignoring NaN; with e, the exps are also stored in e[0:n]. scaled and want_max are constants
+   after inlining.
    Float: two exps are added in float first (one conversion to double for two vectors), unless a
    lane of the pair's sum reaches 1: those pairs (the one holding the block's max term,
-   exp(0) = 1, and the rare pairs of two large terms) are widened and added in double exactly. The terms are <= 1
-   (relative to a max at least theirs), so the float roundings then sum to at most 2^-24 S_f,
+   exp(0) = 1, and the rare pairs of two large terms) are widened and added in double exactly.
+   The terms are <= 1 (relative to a max at least theirs; a pass relative to a smaller max is
+   discarded and redone), so the float roundings then sum to at most 2^-24 S_f,
    S_f <= S - 1 the terms of the pairs added in float, and the error they put in log S is at most
    2^-24 (S - 1) / S <= 2^-24 log S: half an ulp relative to log S whatever the row. Rounding
    every pair in float instead would put up to 2^-25 absolute into S = 1 + eps, which for a
@@ -208,8 +210,7 @@ FI_KIN void FI_K(fi_write_logsoftmax_body)(const ST *x, OT *y, Py_ssize_t n, dou
    pipelined write cuts the previous row at these, so that no line is split between two blocks'
    writes (a split line gets a plain store from one block and a streaming store from the other:
    a partial write-combining flush; 55 -> 48 ms for the float32 (4096, 32000) log_softmax on AMD
-   Zen 4). Unchanged i when y's
-   elements cannot be line-aligned. */
+   Zen 4). Unchanged i when y's elements cannot be line-aligned. */
 FI_KIN Py_ssize_t FI_K(fi_line_up)(const OT *y, Py_ssize_t i, Py_ssize_t n) {
     Py_ssize_t k = fi_nt_head(y + i, sizeof(OT), n - i, 64);
     return k < 0 ? i : i + k;
