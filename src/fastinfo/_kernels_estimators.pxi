@@ -43,18 +43,23 @@ def digamma_integer(Py_ssize_t m):
     return digamma_int(m)
 
 
-cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, Py_ssize_t q, Py_ssize_t d0,
+cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, const fi_grid3 *g3,
+                            Py_ssize_t q, Py_ssize_t d0,
                             int k, int algorithm, double *radius, double *best_d,
                             Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
                             double *stack_d) noexcept nogil:
     """The k-NN radius (algorithm 1) or the two per-marginal radii (algorithm 2) of the point
-    at joint tree (or grid) position q, stored by sample index."""
+    at joint tree (or grid) position q, stored by sample index. best_d holds k + 1 doubles
+    (the 3-D grid's scratch; algorithm 1 only)."""
     cdef Py_ssize_t n, D, i, c
     cdef int j
     cdef double eps, e0, e1, diff
     cdef const double *pts
     cdef const double *qp
     cdef const double *pp
+    if g3 != NULL:
+        radius[g3.pid[q]] = fi_grid3_eps(g3, q, k, best_d)
+        return
     if grid != NULL:
         n = grid.n
         D = 2
@@ -479,7 +484,8 @@ cdef int grid_ksg_pass_tables(const Grid2 *g, const double *xs, const double *ys
     return -fail
 
 
-cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const double *signs, int n_marg,
+cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, const fi_grid3 *g3, Marginal **margs,
+                  const double *signs, int n_marg,
                   const Py_ssize_t *to_joint1, int k, int algorithm, double *terms,
                   int nt) noexcept nogil:
     """terms[i] for each sample i (stored by sample index, so that the fixed-order sum does not
@@ -488,12 +494,14 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const d
     algorithm 2 (two marginals, the joint holding marginal 0's coordinates first):
     psi(n_0(i)) + psi(n_1(i)), non-strict counts within the largest per-marginal distance among
     the k neighbours. The joint k-NN search uses ``grid`` when not NULL (two 1-D marginals),
-    else the KD-tree ``jt``: the same neighbours, so bitwise the same terms. Marginal 1's sample s belongs to joint sample to_joint1[s] (NULL: s).
+    else the KD-tree ``jt``: the same neighbours, so bitwise the same terms; ``g3``, when not NULL
+    (algorithm 1, a 3-D joint of 1-D columns: grid3_applies), replaces ``jt`` for the radii.
+    Marginal 1's sample s belongs to joint sample to_joint1[s] (NULL: s).
     Three phases: the k-NN radii (joint tree order), the counts of each marginal (in its own
     order), the digamma terms (sample order). With nt > 1 the phases are loops of ONE parallel
     region (a region start costs a full thread wake-up, which a loaded machine makes slow);
     with nt == 1 plain loops. Returns 0, or -1 when out of memory."""
-    cdef Py_ssize_t n = grid.n if grid != NULL else jt.n, q, i
+    cdef Py_ssize_t n = grid.n if grid != NULL else (g3.n if g3 != NULL else jt.n), q, i
     cdef Py_ssize_t d0 = margs[0].d
     cdef int fail = 0, mi
     cdef int *failp = &fail
@@ -517,7 +525,7 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const d
         free(counts)
         return -1
     if nt <= 1:
-        best_d = <double *>malloc(k * sizeof(double))
+        best_d = <double *>malloc((k + 1) * sizeof(double))
         best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
         best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
         stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
@@ -526,7 +534,7 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const d
             fail = 1
         else:
             for q in range(n):
-                _ksg_query(jt, grid, q, d0, k, algorithm, radius, best_d, best_p, best_i, stack, stack_d)
+                _ksg_query(jt, grid, g3, q, d0, k, algorithm, radius, best_d, best_p, best_i, stack, stack_d)
             if shared_z:
                 for q in range(n):
                     _shared_z_counts(margs, q, radius[q], counts)
@@ -544,7 +552,7 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const d
         free(stack_d)
     else:
         with parallel(num_threads=nt):
-            best_d = <double *>malloc(k * sizeof(double))
+            best_d = <double *>malloc((k + 1) * sizeof(double))
             best_p = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
             best_i = <Py_ssize_t *>malloc(k * sizeof(Py_ssize_t))
             stack = <Py_ssize_t *>malloc(KD_STACK * sizeof(Py_ssize_t))
@@ -554,7 +562,7 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, Marginal **margs, const d
             for q in prange(n, schedule='dynamic', chunksize=256):
                 if best_d == NULL or best_p == NULL or best_i == NULL or stack == NULL or stack_d == NULL:
                     continue
-                _ksg_query(jt, grid, q, d0, k, algorithm, radius, best_d, best_p, best_i, stack, stack_d)
+                _ksg_query(jt, grid, g3, q, d0, k, algorithm, radius, best_d, best_p, best_i, stack, stack_d)
             # the marginal counts: each marginal's own (n_marg * n queries), or the shared-z ones
             for q in prange(0 if shared_z else n_marg * n, schedule='dynamic', chunksize=512):
                 if stack == NULL:
@@ -592,6 +600,45 @@ def _set_grid2(bint on):
 def _grid2_enabled():
     """Private: whether the 2-D grid path is in use (see _set_grid2)."""
     return bool(EST_USE_GRID2)
+
+
+# The conditional estimator with x, y, z 1-D (the shared-z counts): the joint radii on a Grid3
+# (see _kernels_kdtree.pxi) instead of a KD-tree (the same radii, so bitwise the same results);
+# a private switch forces the KD-tree.
+cdef bint EST_USE_GRID3 = True
+
+
+def _set_grid3(bint on):
+    """Private: use (True) or bypass (False) the 3-D grid path; returns the previous setting."""
+    global EST_USE_GRID3
+    cdef bint old = EST_USE_GRID3
+    EST_USE_GRID3 = on
+    return old
+
+
+cdef bint grid3_applies(Marginal **margs, int n_marg, Py_ssize_t D, int k) noexcept nogil:
+    """True when the conditional estimator's joint (x, y, z) radii come from a Grid3: a 3-D
+    joint of 1-D columns whose (x, z), (y, z) and z marginals share the z ranks
+    (_shared_z_pairs, algorithm 1), with k < n < 2^31."""
+    return (EST_USE_GRID3 and D == 3 and n_marg == 3 and k < margs[0].n < 2147483647
+            and _shared_z_pairs(margs, n_marg, 1, NULL))
+
+
+cdef int grid3_from_marginals(fi_grid3 *g, const double *joint, Marginal **margs,
+                              int k) noexcept nogil:
+    """The grid over joint (n, 3) (x, y, z rows in sample order), with the columns' ranks and
+    sorted values from the (x, z) and (y, z) pair marginals (grid3_applies). Returns 0, or -1
+    when out of memory."""
+    cdef const int32_t *rank[3]
+    cdef const double *sorted_cols[3]
+    cdef Py_ssize_t n = margs[0].n
+    rank[0] = margs[0].rank0
+    rank[1] = margs[1].rank0
+    rank[2] = margs[0].rank1
+    sorted_cols[0] = margs[0].sorted_values
+    sorted_cols[1] = margs[1].sorted_values
+    sorted_cols[2] = margs[0].sorted_values + n
+    return fi_grid3_build(g, joint, rank, sorted_cols, n, k)
 
 
 cdef int grid2_from_marginals(Grid2 *g, const double *x, const double *y, const Py_ssize_t *xo,
@@ -690,7 +737,7 @@ def ksg_mean_terms(const double[:, ::1] x, const double[::1] x_sorted,
         if status == 0:
             status = marginal_setup(&my, y, y_sorted, y_order, nt)
         if status == 0:
-            status = ksg_pass(&jt, &grid if use_grid else NULL, margs, signs, 2, NULL, k,
+            status = ksg_pass(&jt, &grid if use_grid else NULL, NULL, margs, signs, 2, NULL, k,
                               algorithm, &tv[0], nt)
         kdtree_free(&jt)
         grid2_free(&grid)
@@ -738,7 +785,7 @@ cdef double permutation_mean_term(const double[:, ::1] x, const double[:, ::1] y
                 joint[i * D + dx + c] = y[perm[i], c]
         if kdtree_build(&jt, joint, n, D, kd_leaf_knn(D), 1) != 0:
             return NAN
-        status = ksg_pass(&jt, NULL, margs, signs, 2, inverse, k, 1, terms, 1)
+        status = ksg_pass(&jt, NULL, NULL, margs, signs, 2, inverse, k, 1, terms, 1)
         kdtree_free(&jt)
     if status != 0:
         return NAN
@@ -851,6 +898,8 @@ def cmi_mean_terms(const double[:, ::1] joint,
     is 2-D and counted by rank scans (the counts, so the results, are the same either way)."""
     cdef Py_ssize_t n = joint.shape[0]
     cdef KDTree jt
+    cdef fi_grid3 g3
+    cdef bint use_g3 = False
     cdef Marginal mxz, myz, mz
     cdef Marginal *margs[3]
     cdef double signs[3]
@@ -878,17 +927,26 @@ def cmi_mean_terms(const double[:, ::1] joint,
     marginal_init(&mxz)
     marginal_init(&myz)
     marginal_init(&mz)
+    kdtree_init(&jt)
+    fi_grid3_init(&g3)
     with nogil:
-        status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1], kd_leaf_knn(joint.shape[1]), nt)
-        if status == 0:
-            status = marginal_setup_any(&mxz, xz, empty_d, empty_i, xz_s, xz_o, nt)
+        status = marginal_setup_any(&mxz, xz, empty_d, empty_i, xz_s, xz_o, nt)
         if status == 0:
             status = marginal_setup_any(&myz, yz, empty_d, empty_i, yz_s, yz_o, nt)
         if status == 0:
             status = marginal_setup_any(&mz, z, z_sorted, z_order, z_s, z_o, nt)
         if status == 0:
-            status = ksg_pass(&jt, NULL, margs, signs, 3, NULL, k, 1, &tv[0], nt)
+            use_g3 = grid3_applies(margs, 3, joint.shape[1], k)
+            if use_g3:
+                status = grid3_from_marginals(&g3, &joint[0, 0], margs, k)
+            else:
+                status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1],
+                                      kd_leaf_knn(joint.shape[1]), nt)
+        if status == 0:
+            status = ksg_pass(NULL if use_g3 else &jt, NULL, &g3 if use_g3 else NULL, margs,
+                              signs, 3, NULL, k, 1, &tv[0], nt)
         kdtree_free(&jt)
+        fi_grid3_free(&g3)
         marginal_free(&mxz)
         marginal_free(&myz)
         marginal_free(&mz)
@@ -920,6 +978,8 @@ cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] 
     cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], dz = z.shape[1]
     cdef Py_ssize_t D = dx + dy + dz, DXZ = dx + dz, i, c, s
     cdef KDTree jt
+    cdef fi_grid3 g3
+    cdef bint use_g3
     cdef Marginal mxz
     cdef int status
     cdef double signs[3]
@@ -952,15 +1012,24 @@ cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] 
                         kd_leaf_count(DXZ), 1) != 0:
             marginal_free(&mxz)
             return NAN
-    if kdtree_build(&jt, joint, n, D, kd_leaf_knn(D), 1) != 0:
+    margs[0] = &mxz
+    kdtree_init(&jt)
+    fi_grid3_init(&g3)
+    use_g3 = grid3_applies(margs, 3, D, k)
+    if use_g3:
+        status = grid3_from_marginals(&g3, joint, margs, k)
+    else:
+        status = kdtree_build(&jt, joint, n, D, kd_leaf_knn(D), 1)
+    if status != 0:
         marginal_free(&mxz)
         return NAN
-    margs[0] = &mxz
     signs[0] = 1.0
     signs[1] = 1.0
     signs[2] = -1.0
-    status = ksg_pass(&jt, NULL, margs, signs, 3, NULL, k, 1, terms, 1)
+    status = ksg_pass(NULL if use_g3 else &jt, NULL, &g3 if use_g3 else NULL, margs, signs, 3,
+                      NULL, k, 1, terms, 1)
     kdtree_free(&jt)
+    fi_grid3_free(&g3)
     marginal_free(&mxz)
     if status != 0:
         return NAN
@@ -1194,7 +1263,7 @@ cdef double pair_mean_term(const double *xa, const double *xa_sorted, const Py_s
     marginal_init(my)
     margs[0] = mx
     margs[1] = my
-    status = ksg_pass(jt if not use_grid else NULL, grid if use_grid else NULL, margs, signs, 2,
+    status = ksg_pass(jt if not use_grid else NULL, grid if use_grid else NULL, NULL, margs, signs, 2,
                       NULL, k, 1, terms, 1)
     kdtree_free(jt)
     grid2_free(grid)

@@ -1178,6 +1178,28 @@ cdef extern from "csrc/grid2.h":
                                             double *wd, double *fourth) noexcept nogil
 
 
+# Grid3: the k-NN radius (max-norm) in a 3-D joint space of three 1-D columns (the conditional
+# estimator with x, y, z 1-D: transfer entropy with histories 1); see csrc/grid3.h. The same
+# radii as the KD-tree search, bitwise; the build is a counting sort, cheaper than a tree.
+cdef extern from "csrc/grid3.h":
+    ctypedef struct fi_grid3:
+        Py_ssize_t n
+        Py_ssize_t G
+        int32_t *pid
+    double fi_grid3_fill
+    void fi_grid3_init(fi_grid3 *g) noexcept nogil
+    void fi_grid3_free(fi_grid3 *g) noexcept nogil
+    int fi_grid3_build(fi_grid3 *g, const double *v, const int32_t **rank,
+                       const double **sorted, Py_ssize_t n, int k) noexcept nogil
+    double fi_grid3_eps(const fi_grid3 *g, Py_ssize_t q, int k, double *best) noexcept nogil
+
+
+def _set_grid3_fill(double fill):
+    """Private (tuning): the grid's target mean points per cell, in units of k."""
+    global fi_grid3_fill
+    fi_grid3_fill = max(fill, 0.05)
+
+
 cdef enum:
     GRID2_BATCH = 16        # grid2_count_batch: searches advanced in lock step
     GRID2_CAND = 128        # candidates gathered from a 3 x 3 block of cells (at most)
