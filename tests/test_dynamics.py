@@ -394,3 +394,14 @@ def test_rankscan_scalar_and_vector_scans_agree():
     finally:
         _kernels._set_kd_avx2(old)
     np.testing.assert_array_equal(a, b)
+    # the AVX2 range count where the AVX-512 one would serve (the same integers)
+    z2 = rng.normal(size=(600, 2))
+    wide = fi.conditional_mutual_info_ksg(x, y, z2, local=True)
+    old = _kernels._set_kd_avx512(False)
+    try:
+        c = fi.conditional_mutual_info_ksg(x, y, z, local=True)
+        wide_avx2 = fi.conditional_mutual_info_ksg(x, y, z2, local=True)
+    finally:
+        _kernels._set_kd_avx512(old)
+    np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(wide, wide_avx2)

@@ -1915,6 +1915,48 @@ def test_fuzz_fixed_dimension_kdtree_paths(data, d, k, data_kind):
     generic_and_fixed(run)
 
 
+@FUZZ
+@given(st.data(), st.integers(1, 9), st.sampled_from(["continuous", "ties", "grid", "outliers"]),
+       st.sampled_from([0.05, 0.5, 2.0, 40.0]))
+def test_fuzz_grid3_radii(data, k, data_kind, fill):
+    """The 3-D grid's k-NN radii (csrc/grid3.h: conditional MI with x, y, z 1-D, TE with
+    histories 1) give bitwise the KD-tree's estimates, local values and permutation nulls, for
+    any cell size, with the AVX2 search (k <= 7) and the generic one (larger k, or AVX2 off)."""
+    n = data.draw(st.integers(k + 1, 400), label="n")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    if data_kind == "continuous":
+        j = rng.standard_normal((n, 3)) @ np.array([[1.0, 0.6, 0.3], [0.0, 0.8, 0.5], [0.0, 0.0, 0.4]])
+    elif data_kind == "ties":
+        j = rng.integers(0, 4, (n, 3)).astype(float)
+    elif data_kind == "grid":
+        j = (np.arange(n * 3) % 7).reshape(n, 3) * 0.25
+    else:
+        j = rng.standard_cauchy((n, 3)) * 10.0 ** rng.integers(-3, 4, (1, 3))
+    x, y, z = j[:, :1], j[:, 1:2], j[:, 2:]
+
+    def run():
+        return [fi.conditional_mutual_info_ksg(x, y, z, k=k, local=True),
+                fi.transfer_entropy_test(j[:, 0], j[:, 1], k=min(k, n - 2), n_permutations=2,
+                                         random_state=seed) if n >= 4 else (0.0, 1.0)]
+
+    import fastinfo._kernels as kernels
+
+    CALLS["grid3 radii"] += 1
+    kernels._set_grid3_fill(fill)
+    try:
+        grid = generic_and_fixed(run, switch=kernels._set_grid3)
+        old = kernels._set_kd_avx2(False)
+        try:
+            generic = run()
+        finally:
+            kernels._set_kd_avx2(old)
+    finally:
+        kernels._set_grid3_fill(2.0)
+    for a, b in zip(grid, generic):
+        np.testing.assert_array_equal(a, b)
+
+
 # =============================================================================
 # Races: per-row statuses written by OpenMP threads
 # =============================================================================

@@ -142,19 +142,38 @@ cdef inline void _shared_z_counts(Marginal **margs, Py_ssize_t i, double r,
     cdef const Marginal *m0 = margs[0]
     cdef const Marginal *m1 = margs[1]
     cdef Py_ssize_t n = m0.n, a, b, c, d
+    cdef const double *cols[3]
+    cdef const fi_rank_index *ixs[3]
+    cdef Py_ssize_t ranks[3]
+    cdef Py_ssize_t left[3]
+    cdef Py_ssize_t right[3]
     if r <= 0.0:
         counts[i] = 0
         counts[n + i] = 0
         counts[2 * n + i] = 0
         return
-    fi_rank_interval_indexed(m0.sorted_values + n, n, &m0.ix1, m0.rank1[i], r, True, &c, &d)
+    # the z, x and y intervals (fi_rank_interval_indexed's), searched side by side
+    cols[0] = m0.sorted_values + n
+    cols[1] = m0.sorted_values
+    cols[2] = m1.sorted_values
+    ixs[0] = &m0.ix1
+    ixs[1] = &m0.ix0
+    ixs[2] = &m1.ix0
+    ranks[0] = m0.rank1[i]
+    ranks[1] = m0.rank0[i]
+    ranks[2] = m1.rank0[i]
+    fi_rank_intervals_multi(cols, ixs, ranks, 3, n, r, True, left, right)
+    c = left[0]
+    d = right[0]
     counts[2 * n + i] = d - c - 1
-    fi_rank_interval_indexed(m0.sorted_values, n, &m0.ix0, m0.rank0[i], r, True, &a, &b)
+    a = left[1]
+    b = right[1]
     if b - a <= d - c:
         counts[i] = fi_count_in_range(m0.z_by_x + a, b - a, <int32_t>c, <int32_t>d) - 1
     else:
         counts[i] = fi_count_in_range(m0.x_by_z + c, d - c, <int32_t>a, <int32_t>b) - 1
-    fi_rank_interval_indexed(m1.sorted_values, n, &m1.ix0, m1.rank0[i], r, True, &a, &b)
+    a = left[2]
+    b = right[2]
     if b - a <= d - c:
         counts[n + i] = fi_count_in_range(m1.z_by_x + a, b - a, <int32_t>c, <int32_t>d) - 1
     else:

@@ -323,6 +323,7 @@ cdef extern from "csrc/kdtree.h":
     void fi_kd_init_dispatch() noexcept nogil
     int fi_kd_avx2() noexcept nogil
     int fi_kd_set_avx2(int on) noexcept nogil
+    int fi_kd_set_avx512(int on) noexcept nogil
     Py_ssize_t fi_kd_count4_avx2(const double *pts, const double *lo, const double *hi,
                                  const Py_ssize_t *start, const Py_ssize_t *end, Py_ssize_t n_nodes,
                                  const double *q, double r, Py_ssize_t *stack) noexcept nogil
@@ -394,6 +395,12 @@ def _set_kd_avx2(bint on):
     """Private (tests): use the AVX2 KD-tree paths when the CPU has AVX2 (True) or the scalar
     code (False); returns the previous setting."""
     return bool(fi_kd_set_avx2(on))
+
+
+def _set_kd_avx512(bint on):
+    """Private (tests): use the AVX-512 rank-scan range count when the CPU has AVX-512F and the
+    AVX2 paths are on (True), or leave it to the AVX2 one (False); returns the previous setting."""
+    return bool(fi_kd_set_avx512(on))
 
 
 cdef inline double _box_min_dist(const double *q, const double *lo, const double *hi,
@@ -708,6 +715,9 @@ cdef extern from "csrc/rankscan.h":
     void fi_rank_interval_indexed(const double *s, Py_ssize_t n, const fi_rank_index *ix,
                                   Py_ssize_t rank, double r, int strict, Py_ssize_t *left,
                                   Py_ssize_t *right) noexcept nogil
+    void fi_rank_intervals_multi(const double **s, const fi_rank_index **ix,
+                                 const Py_ssize_t *rank, int C, Py_ssize_t n, double r,
+                                 int strict, Py_ssize_t *left, Py_ssize_t *right) noexcept nogil
 
 
 # A marginal space for range counts: 1-D as a sorted copy of the values (np.sort); 2-D as both
@@ -752,10 +762,25 @@ cdef inline Py_ssize_t pair_count(const Marginal *m, Py_ssize_t sample, double r
                                   bint strict) noexcept nogil:
     """#{j != sample : ||m_j - m_sample|| < r (strict) or <= r} in a pair-mode marginal."""
     cdef Py_ssize_t a, b, c, d
+    cdef const double *cols[2]
+    cdef const fi_rank_index *ixs[2]
+    cdef Py_ssize_t ranks[2]
+    cdef Py_ssize_t left[2]
+    cdef Py_ssize_t right[2]
     if strict and r <= 0.0:
         return 0
-    fi_rank_interval_indexed(m.sorted_values, m.n, &m.ix0, m.rank0[sample], r, strict, &a, &b)
-    fi_rank_interval_indexed(m.sorted_values + m.n, m.n, &m.ix1, m.rank1[sample], r, strict, &c, &d)
+    cols[0] = m.sorted_values
+    cols[1] = m.sorted_values + m.n
+    ixs[0] = &m.ix0
+    ixs[1] = &m.ix1
+    ranks[0] = m.rank0[sample]
+    ranks[1] = m.rank1[sample]
+    # both columns' intervals (fi_rank_interval_indexed's), searched side by side
+    fi_rank_intervals_multi(cols, ixs, ranks, 2, m.n, r, strict, left, right)
+    a = left[0]
+    b = right[0]
+    c = left[1]
+    d = right[1]
     # the sample itself lies in both intervals
     if b - a <= d - c:
         return fi_count_in_range(m.z_by_x + a, b - a, <int32_t>c, <int32_t>d) - 1

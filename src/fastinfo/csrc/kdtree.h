@@ -31,9 +31,13 @@ static inline void fi_kd_insert(double dist, Py_ssize_t p, Py_ssize_t sample, in
 #define FI_KD_AVX2 1
 #include <immintrin.h>
 static int fi_kd_use_avx2 = 0;
+/* AVX-512F for the rank scans' int32 range count (rankscan.h): only with the AVX2 paths on */
+static int fi_kd_use_avx512 = 0;
+static int fi_kd_want_avx512 = 1;
 static void fi_kd_init_dispatch(void) {
     __builtin_cpu_init();
     fi_kd_use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    fi_kd_use_avx512 = fi_kd_use_avx2 && fi_kd_want_avx512 && __builtin_cpu_supports("avx512f") ? 1 : 0;
 }
 
 __attribute__((target("avx2")))
@@ -202,10 +206,18 @@ static int fi_kd_set_avx2(int on) {
     int old = fi_kd_use_avx2;
     fi_kd_init_dispatch();
     if (!on)
-        fi_kd_use_avx2 = 0;
+        fi_kd_use_avx2 = fi_kd_use_avx512 = 0;
+    return old;
+}
+/* Private switch for tests: off leaves the AVX-512 range count to the AVX2 one. */
+static int fi_kd_set_avx512(int on) {
+    int old = fi_kd_use_avx512;
+    fi_kd_want_avx512 = on ? 1 : 0;
+    fi_kd_use_avx512 = fi_kd_use_avx2 && fi_kd_want_avx512 && __builtin_cpu_supports("avx512f") ? 1 : 0;
     return old;
 }
 #else
+static int fi_kd_set_avx512(int on) { return 0; }
 static void fi_kd_init_dispatch(void) {}
 static inline int fi_kd_avx2(void) { return 0; }
 static int fi_kd_set_avx2(int on) { return 0; }

@@ -45,8 +45,31 @@ static Py_ssize_t fi_count_in_range_avx2(const int32_t *v, Py_ssize_t n, int32_t
 }
 #endif
 
+#if defined(FI_KD_AVX2)
+/* sixteen lanes, the tail by a masked load (no scalar loop): the scans are short (a KSG radius
+   holds tens to hundreds of ranks), so the tail and the horizontal sum matter */
+__attribute__((target("avx512f")))
+static Py_ssize_t fi_count_in_range_avx512(const int32_t *v, Py_ssize_t n, int32_t lo, int32_t hi) {
+    const __m512i lov = _mm512_set1_epi32(lo);
+    const __m512i wv = _mm512_set1_epi32((int32_t)(uint32_t)(hi - lo));
+    Py_ssize_t t = 0, count = 0;
+    for (; t + 16 <= n; t += 16) {
+        __m512i x = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(v + t)), lov);
+        count += __builtin_popcount((unsigned)_mm512_cmplt_epu32_mask(x, wv));
+    }
+    if (t < n) {
+        const __mmask16 tail = (__mmask16)((1u << (n - t)) - 1u);
+        __m512i x = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(tail, (const void *)(v + t)), lov);
+        count += __builtin_popcount((unsigned)_mm512_mask_cmplt_epu32_mask(tail, x, wv));
+    }
+    return count;
+}
+#endif
+
 static inline Py_ssize_t fi_count_in_range(const int32_t *v, Py_ssize_t n, int32_t lo, int32_t hi) {
 #if defined(FI_KD_AVX2)
+    if (fi_kd_use_avx512)
+        return fi_count_in_range_avx512(v, n, lo, hi);
     if (fi_kd_use_avx2 && n >= 16)
         return fi_count_in_range_avx2(v, n, lo, hi);
 #endif
@@ -159,6 +182,71 @@ static inline void fi_rank_interval_indexed(const double *s, Py_ssize_t n, const
     if (!FI_WITHIN(s[lo - 1] - v, r, strict) || (hi < n && FI_WITHIN(s[hi] - v, r, strict)))
         lo = rank + 1, hi = n;
     *right = fi_first_outside_right(s, lo, hi, v, r, strict);
+}
+
+/* The rank intervals [left[c], right[c]) of C sorted columns s[c] (length n each) around ranks
+   rank[c], all within the same r: each exactly what fi_rank_interval_indexed returns (the same
+   brackets from the bucket indexes, the same monotone predicates, so the same boundaries). The
+   2 C binary searches advance in one loop, a step of each per iteration, so that their loads
+   (dependent chains within one search, independent across searches) overlap instead of running
+   one chain after another. A search whose bracket has shrunk to one position keeps reading it
+   (half = 0: no change). C <= 4. */
+__attribute__((always_inline))
+static inline void fi_rank_intervals_multi(const double *const *s, const fi_rank_index *const *ix,
+                                           const Py_ssize_t *rank, const int C, Py_ssize_t n,
+                                           double r, int strict, Py_ssize_t *left,
+                                           Py_ssize_t *right) {
+    double v[4];
+    Py_ssize_t lbase[4], llen[4], rbase[4], rlen[4], rhi[4], b, lo, hi, half;
+    int c, more;
+    for (c = 0; c < C; c++) {
+        const double *sc = s[c];
+        const Py_ssize_t rk = rank[c];
+        v[c] = sc[rk];
+        /* left end in [lo, hi): s[lo - 1] outside (or lo == 0) and position hi - 1 inside */
+        b = fi_rank_bucket(ix[c], v[c] - r);
+        lo = ix[c]->first[b > 0 ? b - 1 : 0];
+        hi = ix[c]->first[b + 2 < ix[c]->nb ? b + 2 : ix[c]->nb];
+        if (lo > rk) lo = rk;
+        if (hi > rk + 1 || hi <= lo) hi = rk + 1;
+        if ((lo > 0 && FI_WITHIN(v[c] - sc[lo - 1], r, strict)) || !FI_WITHIN(v[c] - sc[hi - 1], r, strict))
+            lo = 0, hi = rk + 1;
+        lbase[c] = lo;
+        llen[c] = hi - lo;
+        /* right end in [lo, hi]: position lo - 1 inside and s[hi] outside (or hi == n) */
+        b = fi_rank_bucket(ix[c], v[c] + r);
+        lo = ix[c]->first[b > 0 ? b - 1 : 0];
+        hi = ix[c]->first[b + 2 < ix[c]->nb ? b + 2 : ix[c]->nb];
+        if (lo < rk + 1) lo = rk + 1;
+        if (hi < lo) hi = lo;
+        if (hi > n) hi = n;
+        if (lo > n) lo = n;
+        if (!FI_WITHIN(sc[lo - 1] - v[c], r, strict) || (hi < n && FI_WITHIN(sc[hi] - v[c], r, strict)))
+            lo = rk + 1, hi = n;
+        rbase[c] = lo;
+        rlen[c] = hi - lo + 1;
+        rhi[c] = hi;
+    }
+    do {
+        more = 0;
+        for (c = 0; c < C; c++) {
+            const double *sc = s[c];
+            double diff;
+            half = llen[c] >> 1;
+            diff = v[c] - sc[lbase[c] + half - (half > 0)];
+            lbase[c] = FI_WITHIN(diff, r, strict) ? lbase[c] : lbase[c] + half;
+            llen[c] -= half;
+            half = rlen[c] >> 1;
+            diff = sc[rbase[c] + half - 1] - v[c];      /* half = 0: s[rbase - 1], rbase >= 1 */
+            rbase[c] = FI_WITHIN(diff, r, strict) ? rbase[c] + half : rbase[c];
+            rlen[c] -= half;
+            more |= (llen[c] > 1) | (rlen[c] > 1);
+        }
+    } while (more);
+    for (c = 0; c < C; c++) {
+        left[c] = lbase[c] + !FI_WITHIN(v[c] - s[c][lbase[c]], r, strict);
+        right[c] = rbase[c] < rhi[c] ? rbase[c] + FI_WITHIN(s[c][rbase[c]] - v[c], r, strict) : rbase[c];
+    }
 }
 
 #endif /* FASTINFO_RANKSCAN_H */
