@@ -217,22 +217,40 @@ static inline void fi_grid3_scan_net(const fi_grid3 *g, Py_ssize_t s, Py_ssize_t
     }
 }
 
-/* The K-th smallest of the four lanes' ascending lists t[0..K-1] (a four-way merge). */
+/* The K-th smallest of the four lanes' ascending lists t[0..K-1]: lanes 0 and 1, and 2 and 3,
+   merged (their K smallest, ascending; two independent chains), then the two merged lists
+   walked to their K-th; branch-free steps (each picks the smaller head by a conditional move). */
 __attribute__((target("avx2"), always_inline))
 static inline double fi_grid3_kth4(const __m256d *t, const int K) {
-    double a[FI_GRID3_NET_MAX][4], v = INFINITY;
-    int h[4] = {0, 0, 0, 0}, j, lane, best;
+    double a[FI_GRID3_NET_MAX + 1][4], m01[FI_GRID3_NET_MAX + 1], m23[FI_GRID3_NET_MAX + 1];
+    double u, w, v = INFINITY;
+    int j, i0 = 0, i1 = 0, i2 = 0, i3 = 0, take;
     for (j = 0; j < K; j++)
         _mm256_storeu_pd(a[j], t[j]);
+    _mm256_storeu_pd(a[K], _mm256_set1_pd(INFINITY));
     for (j = 0; j < K; j++) {
-        best = 0;
-        v = h[0] < K ? a[h[0]][0] : INFINITY;
-        for (lane = 1; lane < 4; lane++)
-            if (h[lane] < K && a[h[lane]][lane] < v) {
-                v = a[h[lane]][lane];
-                best = lane;
-            }
-        h[best]++;
+        u = a[i0][0];
+        w = a[i1][1];
+        take = u <= w;
+        m01[j] = take ? u : w;
+        i0 += take;
+        i1 += !take;
+        u = a[i2][2];
+        w = a[i3][3];
+        take = u <= w;
+        m23[j] = take ? u : w;
+        i2 += take;
+        i3 += !take;
+    }
+    m01[K] = m23[K] = INFINITY;
+    i0 = i1 = 0;
+    for (j = 0; j < K; j++) {
+        u = m01[i0];
+        w = m23[i1];
+        take = u <= w;
+        v = take ? u : w;
+        i0 += take;
+        i1 += !take;
     }
     return v;
 }
