@@ -50,19 +50,29 @@ static Py_ssize_t fi_count_in_range_avx2(const int32_t *v, Py_ssize_t n, int32_t
    holds tens to hundreds of ranks), so the tail and the horizontal sum matter */
 __attribute__((target("avx512f")))
 static Py_ssize_t fi_count_in_range_avx512(const int32_t *v, Py_ssize_t n, int32_t lo, int32_t hi) {
+    /* lo <= v < hi  <=>  (v - lo) as unsigned < width; two accumulators of -1 per lane inside */
     const __m512i lov = _mm512_set1_epi32(lo);
     const __m512i wv = _mm512_set1_epi32((int32_t)(uint32_t)(hi - lo));
-    Py_ssize_t t = 0, count = 0;
-    for (; t + 16 <= n; t += 16) {
-        __m512i x = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(v + t)), lov);
-        count += __builtin_popcount((unsigned)_mm512_cmplt_epu32_mask(x, wv));
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512(), x;
+    Py_ssize_t t = 0;
+    for (; t + 32 <= n; t += 32) {
+        x = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(v + t)), lov);
+        acc0 = _mm512_mask_add_epi32(acc0, _mm512_cmplt_epu32_mask(x, wv), acc0, one);
+        x = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(v + t + 16)), lov);
+        acc1 = _mm512_mask_add_epi32(acc1, _mm512_cmplt_epu32_mask(x, wv), acc1, one);
+    }   /* a lane counts at most n / 16 < 2^27 points (ranks are int32): no overflow */
+    if (t + 16 <= n) {
+        x = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(v + t)), lov);
+        acc0 = _mm512_mask_add_epi32(acc0, _mm512_cmplt_epu32_mask(x, wv), acc0, one);
+        t += 16;
     }
     if (t < n) {
         const __mmask16 tail = (__mmask16)((1u << (n - t)) - 1u);
-        __m512i x = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(tail, (const void *)(v + t)), lov);
-        count += __builtin_popcount((unsigned)_mm512_mask_cmplt_epu32_mask(tail, x, wv));
+        x = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(tail, (const void *)(v + t)), lov);
+        acc1 = _mm512_mask_add_epi32(acc1, _mm512_mask_cmplt_epu32_mask(tail, x, wv), acc1, one);
     }
-    return count;
+    return (Py_ssize_t)_mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
 }
 #endif
 
