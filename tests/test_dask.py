@@ -62,12 +62,12 @@ def assert_grad_close(grad, expected, dtype):
     assert_allclose(grad, expected, rtol=4 * rtol_for(dtype), atol=rtol_for(dtype) * scale)
 
 
-def check_close(lazy_result, expected, dtype, *, reduction=False, compute=threads):
+def check_close(lazy_result, expected, dtype, *, reduction=False, compute=threads, reduction_rtol=1e-12):
     value = compute(lazy_result)
     if reduction:
         # float64 accumulation for both dtypes: only the combine order differs
         assert np.ndim(value) == 0 and isinstance(value, float)  # numpy.float64
-        assert_allclose(float(value), expected, rtol=1e-12, atol=0)
+        assert_allclose(float(value), expected, rtol=reduction_rtol, atol=0)
     else:
         assert value.dtype == np.asarray(expected).dtype
         assert value.shape == np.shape(expected)
@@ -742,6 +742,14 @@ def _linear_dask(data, chunks, dtype, d_chunks=None):
     return hidden, da.from_array(hidden, chunks=(chunks, d_chunks or hidden.shape[1]))
 
 
+def linear_reduction_rtol(dtype):
+    """Dask against NumPy for a reduced fused-head loss. float64: only the combine order differs.
+    float32: the logits come from BLAS sgemm on blocks of rows, and OpenBLAS picks its kernel by
+    the block's shape (and by OPENBLAS_CORETYPE), so a row's float32 logits, hence its loss, may
+    round differently when the rows are chunked (seen: 4e-9 relative with the Haswell kernels)."""
+    return 1e-12 if np.dtype(dtype) == np.float64 else 1e-6
+
+
 @pytest.mark.parametrize("chunks", LINEAR_ROW_CHUNKS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
@@ -751,14 +759,14 @@ def test_linear_cross_entropy_and_grad(reduction, dtype, chunks, linear_data):
     options = dict(bias=bias, ignore_index=-100, label_smoothing=0.1, weight=linear_data["weight"], temperature=1.5)
     lazy = fi.linear_cross_entropy(hd, head, da.from_array(target, chunks=11), reduction=reduction, **options)
     check_close(lazy, fi.linear_cross_entropy(hidden, head, target, reduction=reduction, **options), dtype,
-                reduction=reduction != "none")
+                reduction=reduction != "none", reduction_rtol=linear_reduction_rtol(dtype))
     lazy = fi.linear_cross_entropy_with_grad(hd, head, target, reduction=reduction, **options)
     got = dask.compute(*lazy, scheduler="threads")
     want = fi.linear_cross_entropy_with_grad(hidden, head, target, reduction=reduction, **options)
     if reduction == "none":
         assert_allclose(got[0], want[0], rtol=rtol_for(dtype))
     else:
-        assert_allclose(float(got[0]), want[0], rtol=1e-12)
+        assert_allclose(float(got[0]), want[0], rtol=linear_reduction_rtol(dtype))
     for g, w in zip(got[1:], want[1:]):
         assert_grad_close(g, w, dtype)
 
@@ -824,7 +832,8 @@ def test_linear_dask_head_and_same_bits(linear_data):
     a = threads(fi.linear_cross_entropy(hd, head_d, target, ignore_index=-100))
     b = threads(fi.linear_cross_entropy(hd, head, target, ignore_index=-100))
     assert a == b   # the same chunking gives the same bits
-    assert_allclose(a, fi.linear_cross_entropy(hidden, head, target, ignore_index=-100), rtol=1e-12)
+    assert_allclose(a, fi.linear_cross_entropy(hidden, head, target, ignore_index=-100),
+                    rtol=linear_reduction_rtol(np.float32))
 
 
 # =============================================================================

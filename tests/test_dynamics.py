@@ -333,7 +333,7 @@ def test_grid3_radii_equal_kdtree_radii(fill):
     from fastinfo import _kernels
 
     rng = np.random.default_rng(seed_of("grid3", fill))
-    _kernels._set_grid3_fill(fill)
+    old_fill = _kernels._set_grid3_fill(fill)
     try:
         for n in (2, 5, 40, 700):
             for name, v in _grid3_datasets(n, rng):
@@ -343,7 +343,7 @@ def test_grid3_radii_equal_kdtree_radii(fill):
                         continue
                     _grid3_and_tree(lambda: [fi.conditional_mutual_info_ksg(x, y, z, k=k, local=True)])
     finally:
-        _kernels._set_grid3_fill(2.0)
+        _kernels._set_grid3_fill(old_fill)
 
 
 def test_grid3_generic_scan_and_parallel_pass_equal_kdtree():

@@ -1943,7 +1943,7 @@ def test_fuzz_grid3_radii(data, k, data_kind, fill):
     import fastinfo._kernels as kernels
 
     CALLS["grid3 radii"] += 1
-    kernels._set_grid3_fill(fill)
+    old_fill = kernels._set_grid3_fill(fill)
     try:
         grid = generic_and_fixed(run, switch=kernels._set_grid3)
         old = kernels._set_kd_avx2(False)
@@ -1952,7 +1952,7 @@ def test_fuzz_grid3_radii(data, k, data_kind, fill):
         finally:
             kernels._set_kd_avx2(old)
     finally:
-        kernels._set_grid3_fill(2.0)
+        kernels._set_grid3_fill(old_fill)
     for a, b in zip(grid, generic):
         np.testing.assert_array_equal(a, b)
 

@@ -1220,9 +1220,12 @@ cdef extern from "csrc/grid3.h":
 
 
 def _set_grid3_fill(double fill):
-    """Private (tuning): the grid's target mean points per cell, in units of k."""
+    """Private (tests, tuning): the grid's target mean points per cell, in units of k; returns
+    the previous setting."""
     global fi_grid3_fill
+    cdef double old = fi_grid3_fill
     fi_grid3_fill = max(fill, 0.05)
+    return old
 
 
 cdef enum:

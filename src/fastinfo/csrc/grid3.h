@@ -47,7 +47,7 @@ typedef struct {
 } fi_grid3;
 
 /* Target mean points per cell, in units of k (set by _set_grid3_fill for tuning). */
-static double fi_grid3_fill = 2.0;
+static double fi_grid3_fill = 1.5;
 
 static void fi_grid3_init(fi_grid3 *g) {
     memset(g, 0, sizeof(*g));
