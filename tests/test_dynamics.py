@@ -290,36 +290,37 @@ def test_rankscan_counts_equal_kdtree_counts(name, x, y, z):
     assert fast[2] == tree[2]
 
 
-# The conditional estimator with x, y, z 1-D (transfer entropy with histories 1) takes its joint
-# radii from a 3-D quantile grid (csrc/grid3.h) instead of the KD-tree; the private switch
-# _set_grid3 forces the KD-tree. The radii, so every count and term, must be bitwise the same,
-# whatever the grid's cell size, the leaf scan (AVX2 or generic) and the thread count.
+# The conditional estimator with 1-D x and y and a 1-D or 2-D z (transfer entropy with histories
+# 1, or target history 2) takes its joint radii from a 3-D or 4-D quantile grid (csrc/gridnd.h)
+# instead of the KD-tree; the private switch _set_gridnd forces the KD-tree. The radii, so every
+# count and term, must be bitwise the same, whatever the grid's cell size, the leaf scan (AVX2 or
+# generic) and the thread count.
 
 
 def seed_of(*parts):
     return zlib.crc32(repr(parts).encode())
 
 
-def _grid3_datasets(n, rng):
-    g = rng.normal(size=(n, 3))
+def _grid_datasets(n, d, rng):
+    g = rng.normal(size=(n, d))
     yield "gaussian", g
-    yield "dependent", np.column_stack([g[:, 0], g[:, 0] + 0.1 * g[:, 1], g[:, 0] - 0.05 * g[:, 2]])
-    yield "integers", rng.integers(0, 5, size=(n, 3)).astype(float)   # heavy ties, zero radii
+    yield "dependent", np.column_stack([g[:, 0]] + [g[:, 0] + 0.1 * g[:, c] for c in range(1, d)])
+    yield "integers", rng.integers(0, 5, size=(n, d)).astype(float)   # heavy ties, zero radii
     yield "duplicates", g[rng.integers(0, n // 4 + 1, size=n)]         # repeated rows
-    yield "cauchy", rng.standard_cauchy(size=(n, 3))                   # far outliers
-    yield "constant z", np.column_stack([g[:, :2], np.zeros(n)])
-    yield "identical", np.column_stack([g[:, 0]] * 3)
-    yield "tiny", 1e-300 * rng.integers(0, 3, size=(n, 3))             # subnormal spacing
+    yield "cauchy", rng.standard_cauchy(size=(n, d))                   # far outliers
+    yield "constant z", np.column_stack([g[:, :d - 1], np.zeros(n)])
+    yield "identical", np.column_stack([g[:, 0]] * d)
+    yield "tiny", 1e-300 * rng.integers(0, 3, size=(n, d))             # subnormal spacing
 
 
-def _grid3_and_tree(run):
+def _grid_and_tree(run):
     from fastinfo import _kernels
 
-    old = _kernels._set_grid3(False)
+    old = _kernels._set_gridnd(False)
     try:
         tree = run()
     finally:
-        _kernels._set_grid3(old)
+        _kernels._set_gridnd(old)
     grid = run()
     assert len(tree) == len(grid)
     for a, b in zip(tree, grid):
@@ -327,39 +328,43 @@ def _grid3_and_tree(run):
     return grid
 
 
+@pytest.mark.parametrize("d", [3, 4])
 @pytest.mark.parametrize("fill", [0.05, 0.5, 3.0, 1e6])
-def test_grid3_radii_equal_kdtree_radii(fill):
+def test_grid_radii_equal_kdtree_radii(fill, d):
     # fill 0.05: more bins than points at small n (G <= n); 1e6: a single cell
     from fastinfo import _kernels
 
-    rng = np.random.default_rng(seed_of("grid3", fill))
-    old_fill = _kernels._set_grid3_fill(fill)
+    rng = np.random.default_rng(seed_of("gridnd", fill, d))
+    old_fill = _kernels._set_gridnd_fill(fill)
     try:
         for n in (2, 5, 40, 700):
-            for name, v in _grid3_datasets(n, rng):
+            for name, v in _grid_datasets(n, d, rng):
                 x, y, z = v[:, :1], v[:, 1:2], v[:, 2:]
                 for k in (1, 3, 4, 9):
                     if k >= n:
                         continue
-                    _grid3_and_tree(lambda: [fi.conditional_mutual_info_ksg(x, y, z, k=k, local=True)])
+                    _grid_and_tree(lambda: [fi.conditional_mutual_info_ksg(x, y, z, k=k, local=True)])
     finally:
-        _kernels._set_grid3_fill(old_fill)
+        _kernels._set_gridnd_fill(old_fill)
 
 
-def test_grid3_generic_scan_and_parallel_pass_equal_kdtree():
-    # 6,000 points: the parallel pass (2 threads); the generic leaf scan (no AVX2) too
+@pytest.mark.parametrize("d", [3, 4])
+def test_grid_generic_scan_and_parallel_pass_equal_kdtree(d):
+    # 6,000 points: the parallel pass (2 threads); the generic leaf scan (no AVX2) too; the
+    # permutation test with target history 1 (3-D) or 2 (4-D)
     from fastinfo import _kernels
     from threadpoolctl import threadpool_limits
 
-    rng = np.random.default_rng(seed_of("grid3-large"))
-    for name, v in _grid3_datasets(6000, rng):
+    rng = np.random.default_rng(seed_of("gridnd-large", d))
+    for name, v in _grid_datasets(6000, d, rng):
         x, y, z = v[:, :1], v[:, 1:2], v[:, 2:]
 
         def run():
             return [fi.conditional_mutual_info_ksg(x, y, z, k=4, local=True),
-                    fi.transfer_entropy_test(v[:, 0], v[:, 1], n_permutations=2, random_state=3)]
+                    fi.transfer_entropy_test(v[:, 0], v[:, 1], n_permutations=2, random_state=3,
+                                             target_history=d - 2)]
 
-        grid = _grid3_and_tree(run)
+        grid = _grid_and_tree(run)
         old = _kernels._set_kd_avx2(False)
         try:
             generic = run()
@@ -372,11 +377,13 @@ def test_grid3_generic_scan_and_parallel_pass_equal_kdtree():
             np.testing.assert_array_equal(a, c)
 
 
-def test_grid3_permutation_null_equals_kdtree_and_brute_force():
+@pytest.mark.parametrize("history", [1, 2])
+def test_grid_permutation_null_equals_kdtree_and_brute_force(history):
     source, target = coupled_ar(300, seed=5)
-    (got,) = _grid3_and_tree(lambda: [fi.transfer_entropy_test(source, target, n_permutations=9,
-                                                                 random_state=2)])
-    est, p = transfer_entropy_test_ref(source, target, n_permutations=9, random_state=2)
+    (got,) = _grid_and_tree(lambda: [fi.transfer_entropy_test(source, target, n_permutations=9,
+                                                                random_state=2, target_history=history)])
+    est, p = transfer_entropy_test_ref(source, target, n_permutations=9, random_state=2,
+                                       target_history=history)
     assert got[0] == pytest.approx(est, abs=1e-12)
     assert got[1] == p
 

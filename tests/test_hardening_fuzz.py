@@ -1917,42 +1917,45 @@ def test_fuzz_fixed_dimension_kdtree_paths(data, d, k, data_kind):
 
 @FUZZ
 @given(st.data(), st.integers(1, 9), st.sampled_from(["continuous", "ties", "grid", "outliers"]),
-       st.sampled_from([0.05, 0.5, 2.0, 40.0]))
-def test_fuzz_grid3_radii(data, k, data_kind, fill):
-    """The 3-D grid's k-NN radii (csrc/grid3.h: conditional MI with x, y, z 1-D, TE with
-    histories 1) give bitwise the KD-tree's estimates, local values and permutation nulls, for
-    any cell size, with the AVX2 search (k <= 7) and the generic one (larger k, or AVX2 off)."""
+       st.sampled_from([0.05, 0.5, 2.0, 40.0]), st.sampled_from([3, 4]))
+def test_fuzz_grid_radii(data, k, data_kind, fill, d):
+    """The 3-D and 4-D grids' k-NN radii (csrc/gridnd.h: conditional MI with 1-D x, y and a 1-D
+    or 2-D z, TE with target history 1 or 2) give bitwise the KD-tree's estimates, local values
+    and permutation nulls, for any cell size, with the AVX2 search (k <= 7) and the generic one
+    (larger k, or AVX2 off)."""
+    import fastinfo._kernels as kernels
+
     n = data.draw(st.integers(k + 1, 400), label="n")
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
     rng = np.random.default_rng(seed)
     if data_kind == "continuous":
-        j = rng.standard_normal((n, 3)) @ np.array([[1.0, 0.6, 0.3], [0.0, 0.8, 0.5], [0.0, 0.0, 0.4]])
+        j = rng.standard_normal((n, d)) @ np.triu(rng.uniform(0.2, 1.0, (d, d)))
     elif data_kind == "ties":
-        j = rng.integers(0, 4, (n, 3)).astype(float)
+        j = rng.integers(0, 4, (n, d)).astype(float)
     elif data_kind == "grid":
-        j = (np.arange(n * 3) % 7).reshape(n, 3) * 0.25
+        j = (np.arange(n * d) % 7).reshape(n, d) * 0.25
     else:
-        j = rng.standard_cauchy((n, 3)) * 10.0 ** rng.integers(-3, 4, (1, 3))
+        j = rng.standard_cauchy((n, d)) * 10.0 ** rng.integers(-3, 4, (1, d))
     x, y, z = j[:, :1], j[:, 1:2], j[:, 2:]
+    history = d - 2
 
     def run():
         return [fi.conditional_mutual_info_ksg(x, y, z, k=k, local=True),
-                fi.transfer_entropy_test(j[:, 0], j[:, 1], k=min(k, n - 2), n_permutations=2,
-                                         random_state=seed) if n >= 4 else (0.0, 1.0)]
+                fi.transfer_entropy_test(j[:, 0], j[:, 1], k=min(k, n - 1 - history), n_permutations=2,
+                                         random_state=seed, target_history=history)
+                if n >= 3 + history else (0.0, 1.0)]
 
-    import fastinfo._kernels as kernels
-
-    CALLS["grid3 radii"] += 1
-    old_fill = kernels._set_grid3_fill(fill)
+    CALLS["grid radii"] += 1
+    old_fill = kernels._set_gridnd_fill(fill)
     try:
-        grid = generic_and_fixed(run, switch=kernels._set_grid3)
+        grid = generic_and_fixed(run, switch=kernels._set_gridnd)
         old = kernels._set_kd_avx2(False)
         try:
             generic = run()
         finally:
             kernels._set_kd_avx2(old)
     finally:
-        kernels._set_grid3_fill(old_fill)
+        kernels._set_gridnd_fill(old_fill)
     for a, b in zip(grid, generic):
         np.testing.assert_array_equal(a, b)
 

@@ -214,17 +214,21 @@ _EMPTY_PAIR = (np.empty((0, 0), dtype=np.float64), np.empty((0, 0), dtype=np.int
 def _cmi_marginals(x, y, z):
     """The z marginal (as :func:`_marginal`) and, for each of the (x, z), (y, z), z marginals,
     its two sorted columns and orders when it is 2-D and small enough for the kernels' rank-scan
-    counts (else empty): every column needed is sorted once, by one call."""
+    counts (else empty), then the same for the (x, y) columns when x and y are 1-D and z is such a
+    2-D pair (the 4-D grid search); every column needed is sorted once, by one call."""
     n = x.shape[0]
     use = n <= _kernels.rankscan_max_n()
     want_xz = use and x.shape[1] == 1 and z.shape[1] == 1
     want_yz = use and y.shape[1] == 1 and z.shape[1] == 1
     want_z2 = use and z.shape[1] == 2
-    columns = ([x[:, 0]] if want_xz else []) + ([y[:, 0]] if want_yz else []) + list(z.T)
+    # 1-D x and y with a 2-D z: the kernels' 4-D grid k-NN search needs x and y sorted too
+    want_xy = want_z2 and x.shape[1] == 1 and y.shape[1] == 1
+    want_x, want_y = want_xz or want_xy, want_yz or want_xy
+    columns = ([x[:, 0]] if want_x else []) + ([y[:, 0]] if want_y else []) + list(z.T)
     sorted_values, order = _sorted_with_order(np.ascontiguousarray(columns))
     rows = {}
     at = 0
-    for name, wanted in (("x", want_xz), ("y", want_yz)):
+    for name, wanted in (("x", want_x), ("y", want_y)):
         if wanted:
             rows[name] = at
             at += 1
@@ -235,7 +239,8 @@ def _cmi_marginals(x, y, z):
 
     pairs = [pair(rows["x"], zrows[0]) if want_xz else _EMPTY_PAIR,
              pair(rows["y"], zrows[0]) if want_yz else _EMPTY_PAIR,
-             pair(zrows[0], zrows[1]) if want_z2 else _EMPTY_PAIR]
+             pair(zrows[0], zrows[1]) if want_z2 else _EMPTY_PAIR,
+             pair(rows["x"], rows["y"]) if want_xy else _EMPTY_PAIR]
     if z.shape[1] == 1:
         z_marginal = (z, np.ascontiguousarray(sorted_values[zrows[0]]), np.ascontiguousarray(order[zrows[0]]))
     else:

@@ -43,7 +43,7 @@ def digamma_integer(Py_ssize_t m):
     return digamma_int(m)
 
 
-cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, const fi_grid3 *g3,
+cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, const fi_gridnd *g3,
                             Py_ssize_t q, Py_ssize_t d0,
                             int k, int algorithm, double *radius, double *best_d,
                             Py_ssize_t *best_p, Py_ssize_t *best_i, Py_ssize_t *stack,
@@ -58,7 +58,7 @@ cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, const fi_grid3 
     cdef const double *qp
     cdef const double *pp
     if g3 != NULL:
-        radius[g3.pid[q]] = fi_grid3_eps(g3, q, k, best_d)
+        radius[g3.pid[q]] = fi_gridnd_eps(g3, q, k, best_d)
         return
     if grid != NULL:
         n = grid.n
@@ -503,7 +503,7 @@ cdef int grid_ksg_pass_tables(const Grid2 *g, const double *xs, const double *ys
     return -fail
 
 
-cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, const fi_grid3 *g3, Marginal **margs,
+cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, const fi_gridnd *g3, Marginal **margs,
                   const double *signs, int n_marg,
                   const Py_ssize_t *to_joint1, int k, int algorithm, double *terms,
                   int nt) noexcept nogil:
@@ -514,7 +514,7 @@ cdef int ksg_pass(const KDTree *jt, const Grid2 *grid, const fi_grid3 *g3, Margi
     psi(n_0(i)) + psi(n_1(i)), non-strict counts within the largest per-marginal distance among
     the k neighbours. The joint k-NN search uses ``grid`` when not NULL (two 1-D marginals),
     else the KD-tree ``jt``: the same neighbours, so bitwise the same terms; ``g3``, when not NULL
-    (algorithm 1, a 3-D joint of 1-D columns: grid3_applies), replaces ``jt`` for the radii.
+    (algorithm 1, a 3-D joint of 1-D columns: gridnd_applies), replaces ``jt`` for the radii.
     Marginal 1's sample s belongs to joint sample to_joint1[s] (NULL: s).
     Three phases: the k-NN radii (joint tree order), the counts of each marginal (in its own
     order), the digamma terms (sample order). With nt > 1 the phases are loops of ONE parallel
@@ -621,43 +621,77 @@ def _grid2_enabled():
     return bool(EST_USE_GRID2)
 
 
-# The conditional estimator with x, y, z 1-D (the shared-z counts): the joint radii on a Grid3
-# (see _kernels_kdtree.pxi) instead of a KD-tree (the same radii, so bitwise the same results);
-# a private switch forces the KD-tree.
-cdef bint EST_USE_GRID3 = True
+# The conditional estimator's joint radii on a grid of quantile bins (see _kernels_kdtree.pxi)
+# instead of a KD-tree (the same radii, so bitwise the same results): 3-D for x, y, z 1-D (the
+# shared-z counts), 4-D for x, y 1-D and a 2-D z counted by rank scans. A private switch forces
+# the KD-tree.
+cdef bint EST_USE_GRIDND = True
 
 
-def _set_grid3(bint on):
-    """Private: use (True) or bypass (False) the 3-D grid path; returns the previous setting."""
-    global EST_USE_GRID3
-    cdef bint old = EST_USE_GRID3
-    EST_USE_GRID3 = on
+def _set_gridnd(bint on):
+    """Private: use (True) or bypass (False) the grid paths; returns the previous setting."""
+    global EST_USE_GRIDND
+    cdef bint old = EST_USE_GRIDND
+    EST_USE_GRIDND = on
     return old
 
 
-cdef bint grid3_applies(Marginal **margs, int n_marg, Py_ssize_t D, int k) noexcept nogil:
-    """True when the conditional estimator's joint (x, y, z) radii come from a Grid3: a 3-D
-    joint of 1-D columns whose (x, z), (y, z) and z marginals share the z ranks
-    (_shared_z_pairs, algorithm 1), with k < n < 2^31."""
-    return (EST_USE_GRID3 and D == 3 and n_marg == 3 and k < margs[0].n < 2147483647
-            and _shared_z_pairs(margs, n_marg, 1, NULL))
+cdef struct GridXY:
+    # the 4-D grid's x and y columns: sorted values (x then y, (2, n)) and each joint sample's
+    # rank in them; xs NULL when absent
+    const double *xs
+    const int32_t *rx
+    const int32_t *ry
 
 
-cdef int grid3_from_marginals(fi_grid3 *g, const double *joint, Marginal **margs,
-                              int k) noexcept nogil:
-    """The grid over joint (n, 3) (x, y, z rows in sample order), with the columns' ranks and
-    sorted values from the (x, z) and (y, z) pair marginals (grid3_applies). Returns 0, or -1
+cdef bint gridnd_applies(Marginal **margs, int n_marg, Py_ssize_t D, int k,
+                         const GridXY *xy) noexcept nogil:
+    """True when the conditional estimator's joint radii come from the grid (algorithm 1,
+    k < n < 2^31): D = 3, a joint (x, y, z) of 1-D columns whose (x, z), (y, z) and z marginals
+    share the z ranks (_shared_z_pairs); or D = 4, a joint (x, y, z1, z2) with x and y given in
+    ``xy`` and z a pair-mode marginal."""
+    if not EST_USE_GRIDND or n_marg != 3 or not (k < margs[0].n < 2147483647):
+        return False
+    if D == 3:
+        return _shared_z_pairs(margs, n_marg, 1, NULL)
+    return D == 4 and xy != NULL and xy.xs != NULL and margs[2].pair and margs[2].n == margs[0].n
+
+
+cdef int gridnd_from_marginals(fi_gridnd *g, const double *joint, Py_ssize_t D, Marginal **margs,
+                               const GridXY *xy, int k) noexcept nogil:
+    """The grid over joint (n, D) (rows in sample order), with the columns' ranks and sorted
+    values from the pair marginals (and ``xy`` for D = 4; see gridnd_applies). Returns 0, or -1
     when out of memory."""
-    cdef const int32_t *rank[3]
-    cdef const double *sorted_cols[3]
+    cdef const int32_t *rank[4]
+    cdef const double *sorted_cols[4]
     cdef Py_ssize_t n = margs[0].n
-    rank[0] = margs[0].rank0
-    rank[1] = margs[1].rank0
-    rank[2] = margs[0].rank1
-    sorted_cols[0] = margs[0].sorted_values
-    sorted_cols[1] = margs[1].sorted_values
-    sorted_cols[2] = margs[0].sorted_values + n
-    return fi_grid3_build(g, joint, rank, sorted_cols, n, k)
+    if D == 3:
+        rank[0] = margs[0].rank0
+        rank[1] = margs[1].rank0
+        rank[2] = margs[0].rank1
+        sorted_cols[0] = margs[0].sorted_values
+        sorted_cols[1] = margs[1].sorted_values
+        sorted_cols[2] = margs[0].sorted_values + n
+    else:
+        rank[0] = xy.rx
+        rank[1] = xy.ry
+        rank[2] = margs[2].rank0
+        rank[3] = margs[2].rank1
+        sorted_cols[0] = xy.xs
+        sorted_cols[1] = xy.xs + n
+        sorted_cols[2] = margs[2].sorted_values
+        sorted_cols[3] = margs[2].sorted_values + n
+    return fi_gridnd_build(g, joint, rank, sorted_cols, n, D, k)
+
+
+cdef int32_t *ranks_from_order(const Py_ssize_t *order, Py_ssize_t n) noexcept nogil:
+    """rank[order[t]] = t (malloc'd int32; NULL when out of memory)."""
+    cdef int32_t *rank = <int32_t *>malloc(max(n, 1) * sizeof(int32_t))
+    cdef Py_ssize_t t
+    if rank != NULL:
+        for t in range(n):
+            rank[order[t]] = <int32_t>t
+    return rank
 
 
 cdef int grid2_from_marginals(Grid2 *g, const double *x, const double *y, const Py_ssize_t *xo,
@@ -914,11 +948,16 @@ def cmi_mean_terms(const double[:, ::1] joint,
     k-th neighbour distance in the (x, y, z) space (Frenzel and Pompe 2007); with return_terms,
     (mean, the per-sample terms in sample order). ``pairs``: None, or for each of the xz, yz, z
     marginals a (sorted columns (2, n), orders (2, n)) pair, of shape (0, 0) unless that marginal
-    is 2-D and counted by rank scans (the counts, so the results, are the same either way)."""
+    is 2-D and counted by rank scans (the counts, so the results, are the same either way); a
+    fourth entry, the same for the (x, y) columns, serves the 4-D grid search (1-D x and y, z a
+    rank-scan pair)."""
     cdef Py_ssize_t n = joint.shape[0]
     cdef KDTree jt
-    cdef fi_grid3 g3
+    cdef fi_gridnd g3
     cdef bint use_g3 = False
+    cdef GridXY xy
+    cdef int32_t *rx = NULL
+    cdef int32_t *ry = NULL
     cdef Marginal mxz, myz, mz
     cdef Marginal *margs[3]
     cdef double signs[3]
@@ -934,6 +973,8 @@ def cmi_mean_terms(const double[:, ::1] joint,
     cdef const Py_ssize_t[:, ::1] yz_o = pairs[1][1]
     cdef const double[:, ::1] z_s = pairs[2][0]
     cdef const Py_ssize_t[:, ::1] z_o = pairs[2][1]
+    cdef const double[:, ::1] xy_s = pairs[3][0] if len(pairs) > 3 else _EMPTY_PAIR_D
+    cdef const Py_ssize_t[:, ::1] xy_o = pairs[3][1] if len(pairs) > 3 else _EMPTY_PAIR_I
     terms = np.empty(n, dtype=np.float64)
     cdef double[::1] tv = terms
     cdef double total
@@ -947,17 +988,26 @@ def cmi_mean_terms(const double[:, ::1] joint,
     marginal_init(&myz)
     marginal_init(&mz)
     kdtree_init(&jt)
-    fi_grid3_init(&g3)
+    fi_gridnd_init(&g3)
     with nogil:
         status = marginal_setup_any(&mxz, xz, empty_d, empty_i, xz_s, xz_o, nt)
         if status == 0:
             status = marginal_setup_any(&myz, yz, empty_d, empty_i, yz_s, yz_o, nt)
         if status == 0:
             status = marginal_setup_any(&mz, z, z_sorted, z_order, z_s, z_o, nt)
+        xy.xs = NULL
+        if status == 0 and xy_s.shape[0] == 2 and n > 0:
+            rx = ranks_from_order(&xy_o[0, 0], n)
+            ry = ranks_from_order(&xy_o[1, 0], n)
+            if rx == NULL or ry == NULL:
+                status = -1
+            xy.xs = &xy_s[0, 0]
+            xy.rx = rx
+            xy.ry = ry
         if status == 0:
-            use_g3 = grid3_applies(margs, 3, joint.shape[1], k)
+            use_g3 = gridnd_applies(margs, 3, joint.shape[1], k, &xy)
             if use_g3:
-                status = grid3_from_marginals(&g3, &joint[0, 0], margs, k)
+                status = gridnd_from_marginals(&g3, &joint[0, 0], joint.shape[1], margs, &xy, k)
             else:
                 status = kdtree_build(&jt, &joint[0, 0], n, joint.shape[1],
                                       kd_leaf_knn(joint.shape[1]), nt)
@@ -965,7 +1015,9 @@ def cmi_mean_terms(const double[:, ::1] joint,
             status = ksg_pass(NULL if use_g3 else &jt, NULL, &g3 if use_g3 else NULL, margs,
                               signs, 3, NULL, k, 1, &tv[0], nt)
         kdtree_free(&jt)
-        fi_grid3_free(&g3)
+        fi_gridnd_free(&g3)
+        free(rx)
+        free(ry)
         marginal_free(&mxz)
         marginal_free(&myz)
         marginal_free(&mz)
@@ -986,22 +1038,31 @@ cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] 
                                    const Py_ssize_t *perm, double *joint, double *xz,
                                    double *terms, Py_ssize_t *inverse, Py_ssize_t *order0,
                                    const double *xz_sorted2, const Py_ssize_t *xz_order2,
-                                   int k) noexcept nogil:
+                                   const GridXY *xy0, int32_t *rxp, int k) noexcept nogil:
     """The mean term of the Frenzel-Pompe estimator on (x[perm], y, z), bitwise what
     cmi_mean_terms returns for those samples; NaN when out of memory. margs[1] (the (y, z)
     marginal) and margs[2] (z) are fixed across permutations; margs[0] (x, z) is rebuilt here:
     a KD-tree, or (``xz_sorted2`` not NULL: 1-D x and z) rank scans on the unpermuted pair's
     sorted columns, whose column-0 order is permuted (x[perm]'s rank t is held by the sample
     inverse[xz_order2[0, t]]). Scratch: joint (n * (dx + dy + dz)), xz (n * (dx + dz)),
-    terms (n), inverse and order0 (n, rank scans only). One thread."""
+    terms (n), inverse and order0 (n, rank scans only), rxp (n, when ``xy0``, the unpermuted
+    (x, y) columns of the 4-D grid, is given: x[perm]'s ranks). One thread."""
     cdef Py_ssize_t n = x.shape[0], dx = x.shape[1], dy = y.shape[1], dz = z.shape[1]
     cdef Py_ssize_t D = dx + dy + dz, DXZ = dx + dz, i, c, s
     cdef KDTree jt
-    cdef fi_grid3 g3
+    cdef fi_gridnd g3
     cdef bint use_g3
+    cdef GridXY xyp
     cdef Marginal mxz
     cdef int status
     cdef double signs[3]
+    xyp.xs = NULL
+    if xy0 != NULL and xy0.xs != NULL:
+        for i in range(n):
+            rxp[i] = xy0.rx[perm[i]]
+        xyp.xs = xy0.xs
+        xyp.rx = rxp
+        xyp.ry = xy0.ry
     for i in range(n):
         s = perm[i]
         for c in range(dx):
@@ -1033,10 +1094,10 @@ cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] 
             return NAN
     margs[0] = &mxz
     kdtree_init(&jt)
-    fi_grid3_init(&g3)
-    use_g3 = grid3_applies(margs, 3, D, k)
+    fi_gridnd_init(&g3)
+    use_g3 = gridnd_applies(margs, 3, D, k, &xyp)
     if use_g3:
-        status = grid3_from_marginals(&g3, joint, margs, k)
+        status = gridnd_from_marginals(&g3, joint, D, margs, &xyp, k)
     else:
         status = kdtree_build(&jt, joint, n, D, kd_leaf_knn(D), 1)
     if status != 0:
@@ -1048,7 +1109,7 @@ cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] 
     status = ksg_pass(NULL if use_g3 else &jt, NULL, &g3 if use_g3 else NULL, margs, signs, 3,
                       NULL, k, 1, terms, 1)
     kdtree_free(&jt)
-    fi_grid3_free(&g3)
+    fi_gridnd_free(&g3)
     marginal_free(&mxz)
     if status != 0:
         return NAN
@@ -1080,6 +1141,10 @@ def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
     cdef double *xzb = NULL
     cdef double *terms = NULL
     cdef Marginal **margs = NULL
+    cdef int32_t *rxp = NULL
+    cdef GridXY xy
+    cdef int32_t *rx = NULL
+    cdef int32_t *ry = NULL
     cdef double value
     cdef double[::1] empty_d = np.empty(0, dtype=np.float64)
     cdef Py_ssize_t[::1] empty_i = np.empty(0, dtype=np.intp)
@@ -1091,6 +1156,8 @@ def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
     cdef const Py_ssize_t[:, ::1] yz_o = pairs[1][1]
     cdef const double[:, ::1] z_s = pairs[2][0]
     cdef const Py_ssize_t[:, ::1] z_o = pairs[2][1]
+    cdef const double[:, ::1] xy_s = pairs[3][0] if len(pairs) > 3 else _EMPTY_PAIR_D
+    cdef const Py_ssize_t[:, ::1] xy_o = pairs[3][1] if len(pairs) > 3 else _EMPTY_PAIR_I
     cdef bint xz_pair = dx == 1 and dz == 1 and xz_s.shape[0] == 2
     cdef const double *xz_sp = &xz_s[0, 0] if xz_pair else NULL
     cdef const Py_ssize_t *xz_op = &xz_o[0, 0] if xz_pair else NULL
@@ -1106,11 +1173,21 @@ def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
         status = marginal_setup_any(&myz, yz, empty_d, empty_i, yz_s, yz_o, est_threads(n))
         if status == 0:
             status = marginal_setup_any(&mz, z, z_sorted, z_order, z_s, z_o, est_threads(n))
+        xy.xs = NULL
+        if status == 0 and xy_s.shape[0] == 2 and n > 0:
+            rx = ranks_from_order(&xy_o[0, 0], n)
+            ry = ranks_from_order(&xy_o[1, 0], n)
+            if rx == NULL or ry == NULL:
+                status = -1
+            xy.xs = &xy_s[0, 0]
+            xy.rx = rx
+            xy.ry = ry
         if status == 0:
             with parallel(num_threads=nt):
                 perm = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
                 inverse = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
                 order0 = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))
+                rxp = <int32_t *>malloc(n * sizeof(int32_t))
                 joint = <double *>malloc(n * D * sizeof(double))
                 xzb = <double *>malloc(n * (dx + dz) * sizeof(double))
                 terms = <double *>malloc(n * sizeof(double))
@@ -1125,11 +1202,11 @@ def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
                         continue
                     p = fi_next_permutation(bg, counterp, n, perm)
                     if (joint == NULL or xzb == NULL or terms == NULL or margs == NULL
-                            or inverse == NULL or order0 == NULL):
+                            or inverse == NULL or order0 == NULL or rxp == NULL):
                         failp[0] = 1
                         continue
                     value = cmi_permuted_mean_term(x, y, z, margs, perm, joint, xzb, terms, inverse,
-                                                   order0, xz_sp, xz_op, k)
+                                                   order0, xz_sp, xz_op, &xy, rxp, k)
                     if isnan(value):
                         failp[0] = 1
                     ov[p] = value
@@ -1140,8 +1217,11 @@ def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
                 free(xzb)
                 free(terms)
                 free(margs)
+                free(rxp)
         marginal_free(&myz)
         marginal_free(&mz)
+        free(rx)
+        free(ry)
     if status != 0 or fail != 0:
         raise MemoryError("fastinfo: out of memory in the transfer entropy permutation test")
     return out

@@ -1203,28 +1203,29 @@ cdef extern from "csrc/grid2.h":
                                             double *wd, double *fourth) noexcept nogil
 
 
-# Grid3: the k-NN radius (max-norm) in a 3-D joint space of three 1-D columns (the conditional
-# estimator with x, y, z 1-D: transfer entropy with histories 1); see csrc/grid3.h. The same
-# radii as the KD-tree search, bitwise; the build is a counting sort, cheaper than a tree.
-cdef extern from "csrc/grid3.h":
-    ctypedef struct fi_grid3:
+# The d-dimensional grid (d = 3, 4): the k-NN radius (max-norm) in a joint space of 1-D columns
+# (the conditional estimator with 1-D x, y and a 1-D or 2-D z: transfer entropy with histories 1
+# or target history 2); see csrc/gridnd.h. The same radii as the KD-tree search, bitwise; the
+# build is a counting sort, cheaper than a tree.
+cdef extern from "csrc/gridnd.h":
+    ctypedef struct fi_gridnd:
         Py_ssize_t n
         Py_ssize_t G
         int32_t *pid
-    double fi_grid3_fill
-    void fi_grid3_init(fi_grid3 *g) noexcept nogil
-    void fi_grid3_free(fi_grid3 *g) noexcept nogil
-    int fi_grid3_build(fi_grid3 *g, const double *v, const int32_t **rank,
-                       const double **sorted, Py_ssize_t n, int k) noexcept nogil
-    double fi_grid3_eps(const fi_grid3 *g, Py_ssize_t q, int k, double *best) noexcept nogil
+    double fi_gridnd_fill
+    void fi_gridnd_init(fi_gridnd *g) noexcept nogil
+    void fi_gridnd_free(fi_gridnd *g) noexcept nogil
+    int fi_gridnd_build(fi_gridnd *g, const double *v, const int32_t **rank,
+                        const double **sorted, Py_ssize_t n, Py_ssize_t d, int k) noexcept nogil
+    double fi_gridnd_eps(const fi_gridnd *g, Py_ssize_t q, int k, double *best) noexcept nogil
 
 
-def _set_grid3_fill(double fill):
+def _set_gridnd_fill(double fill):
     """Private (tests, tuning): the grid's target mean points per cell, in units of k; returns
     the previous setting."""
-    global fi_grid3_fill
-    cdef double old = fi_grid3_fill
-    fi_grid3_fill = max(fill, 0.05)
+    global fi_gridnd_fill
+    cdef double old = fi_gridnd_fill
+    fi_gridnd_fill = max(fill, 0.05)
     return old
 
 
