@@ -348,6 +348,33 @@ def test_grid_radii_equal_kdtree_radii(fill, d):
         _kernels._set_gridnd_fill(old_fill)
 
 
+@pytest.mark.parametrize("scale", [0.05, 1.0, 50.0])
+def test_grid_marginal_counts_equal_kdtree_counts(scale):
+    # 1-D x, y and a 2-D z: the (x, z) and (y, z) marginals are counted on grids (their own cell
+    # size: rows wholly inside the radius added by their bounds, the rest scanned), whatever the
+    # cells, with the AVX2 and the generic scans
+    from fastinfo import _kernels
+
+    rng = np.random.default_rng(seed_of("grid-counts", scale))
+    old_scale = _kernels._set_grid_count_scale(scale)
+    try:
+        for n in (3, 40, 900):
+            for name, v in _grid_datasets(n, 4, rng):
+                x, y, z = v[:, :1], v[:, 1:2], v[:, 2:]
+                for k in (1, 4):
+                    if k >= n:
+                        continue
+                    got = _grid_and_tree(lambda: [fi.conditional_mutual_info_ksg(x, y, z, k=k, local=True)])
+                    old = _kernels._set_kd_avx2(False)
+                    try:
+                        generic = fi.conditional_mutual_info_ksg(x, y, z, k=k, local=True)
+                    finally:
+                        _kernels._set_kd_avx2(old)
+                    np.testing.assert_array_equal(got[0], generic)
+    finally:
+        _kernels._set_grid_count_scale(old_scale)
+
+
 @pytest.mark.parametrize("d", [3, 4])
 def test_grid_generic_scan_and_parallel_pass_equal_kdtree(d):
     # 6,000 points: the parallel pass (2 threads); the generic leaf scan (no AVX2) too; the

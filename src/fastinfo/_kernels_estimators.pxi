@@ -102,6 +102,12 @@ cdef inline void _marginal_count_one(const Marginal *m, Py_ssize_t q, const doub
         i = to_joint[q] if to_joint != NULL else q
         out[i] = pair_count(m, q, radius[i], strict)
         return
+    if m.gridded:
+        # strict counts only (the conditional estimator's; see marginal_setup_grid)
+        sample = m.grid.pid[q]
+        i = to_joint[sample] if to_joint != NULL else sample
+        out[i] = fi_gridnd_count(&m.grid, q, radius[i])
+        return
     if m.d == 1:
         sample = m.order[q]
         i = to_joint[sample] if to_joint != NULL else sample
@@ -684,6 +690,29 @@ cdef int gridnd_from_marginals(fi_gridnd *g, const double *joint, Py_ssize_t D, 
     return fi_gridnd_build(g, joint, rank, sorted_cols, n, D, k)
 
 
+cdef bint grid_marginals_apply(const Marginal *mz, const GridXY *xy, Py_ssize_t dx, Py_ssize_t dy,
+                               Py_ssize_t n) noexcept nogil:
+    """True when the conditional estimator's (x, z) and (y, z) marginals are counted on grids:
+    1-D x and y given in ``xy``, a 2-D z in pair mode (its ranks), n < 2^31."""
+    return (EST_USE_GRIDND and xy != NULL and xy.xs != NULL and dx == 1 and dy == 1
+            and mz.pair and mz.n == n and 0 < n < 2147483647)
+
+
+cdef int marginal_setup_grid_xz(Marginal *m, const double *xz, const Marginal *mz,
+                                const double *xs, const int32_t *rx, int k) noexcept nogil:
+    """The (x, z) (or (y, z)) marginal on a grid: xz (n, 3) = (x, z1, z2) rows; x's sorted values
+    xs and each sample's rank rx; z's from the pair marginal mz (grid_marginals_apply)."""
+    cdef const int32_t *rank[3]
+    cdef const double *sorted_cols[3]
+    rank[0] = rx
+    rank[1] = mz.rank0
+    rank[2] = mz.rank1
+    sorted_cols[0] = xs
+    sorted_cols[1] = mz.sorted_values
+    sorted_cols[2] = mz.sorted_values + mz.n
+    return marginal_setup_grid(m, xz, mz.n, rank, sorted_cols, k)
+
+
 cdef int32_t *ranks_from_order(const Py_ssize_t *order, Py_ssize_t n) noexcept nogil:
     """rank[order[t]] = t (malloc'd int32; NULL when out of memory)."""
     cdef int32_t *rank = <int32_t *>malloc(max(n, 1) * sizeof(int32_t))
@@ -990,11 +1019,7 @@ def cmi_mean_terms(const double[:, ::1] joint,
     kdtree_init(&jt)
     fi_gridnd_init(&g3)
     with nogil:
-        status = marginal_setup_any(&mxz, xz, empty_d, empty_i, xz_s, xz_o, nt)
-        if status == 0:
-            status = marginal_setup_any(&myz, yz, empty_d, empty_i, yz_s, yz_o, nt)
-        if status == 0:
-            status = marginal_setup_any(&mz, z, z_sorted, z_order, z_s, z_o, nt)
+        status = marginal_setup_any(&mz, z, z_sorted, z_order, z_s, z_o, nt)
         xy.xs = NULL
         if status == 0 and xy_s.shape[0] == 2 and n > 0:
             rx = ranks_from_order(&xy_o[0, 0], n)
@@ -1004,6 +1029,15 @@ def cmi_mean_terms(const double[:, ::1] joint,
             xy.xs = &xy_s[0, 0]
             xy.rx = rx
             xy.ry = ry
+        if status == 0 and grid_marginals_apply(&mz, &xy, xz.shape[1] - z.shape[1],
+                                                yz.shape[1] - z.shape[1], n):
+            status = marginal_setup_grid_xz(&mxz, &xz[0, 0], &mz, xy.xs, xy.rx, k)
+            if status == 0:
+                status = marginal_setup_grid_xz(&myz, &yz[0, 0], &mz, xy.xs + n, xy.ry, k)
+        elif status == 0:
+            status = marginal_setup_any(&mxz, xz, empty_d, empty_i, xz_s, xz_o, nt)
+            if status == 0:
+                status = marginal_setup_any(&myz, yz, empty_d, empty_i, yz_s, yz_o, nt)
         if status == 0:
             use_g3 = gridnd_applies(margs, 3, joint.shape[1], k, &xy)
             if use_g3:
@@ -1080,6 +1114,10 @@ cdef double cmi_permuted_mean_term(const double[:, ::1] x, const double[:, ::1] 
         for i in range(n):
             order0[i] = inverse[xz_order2[i]]
         if marginal_setup_pair(&mxz, xz, n, xz_sorted2, order0, xz_order2 + n) != 0:
+            marginal_free(&mxz)
+            return NAN
+    elif grid_marginals_apply(margs[2], &xyp, dx, dy, n):
+        if marginal_setup_grid_xz(&mxz, xz, margs[2], xyp.xs, xyp.rx, k) != 0:
             marginal_free(&mxz)
             return NAN
     else:
@@ -1170,9 +1208,7 @@ def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
     marginal_init(&myz)
     marginal_init(&mz)
     with bit_generator.lock, nogil:
-        status = marginal_setup_any(&myz, yz, empty_d, empty_i, yz_s, yz_o, est_threads(n))
-        if status == 0:
-            status = marginal_setup_any(&mz, z, z_sorted, z_order, z_s, z_o, est_threads(n))
+        status = marginal_setup_any(&mz, z, z_sorted, z_order, z_s, z_o, est_threads(n))
         xy.xs = NULL
         if status == 0 and xy_s.shape[0] == 2 and n > 0:
             rx = ranks_from_order(&xy_o[0, 0], n)
@@ -1182,6 +1218,10 @@ def cmi_permutation_null(const double[:, ::1] x, const double[:, ::1] y,
             xy.xs = &xy_s[0, 0]
             xy.rx = rx
             xy.ry = ry
+        if status == 0 and grid_marginals_apply(&mz, &xy, dx, dy, n):
+            status = marginal_setup_grid_xz(&myz, &yz[0, 0], &mz, xy.xs + n, xy.ry, k)
+        elif status == 0:
+            status = marginal_setup_any(&myz, yz, empty_d, empty_i, yz_s, yz_o, est_threads(n))
         if status == 0:
             with parallel(num_threads=nt):
                 perm = <Py_ssize_t *>malloc(n * sizeof(Py_ssize_t))

@@ -720,9 +720,29 @@ cdef extern from "csrc/rankscan.h":
                                  int strict, Py_ssize_t *left, Py_ssize_t *right) noexcept nogil
 
 
+# The d-dimensional grid (d = 3, 4): the k-NN radius (max-norm) in a joint space of 1-D columns
+# (the conditional estimator with 1-D x, y and a 1-D or 2-D z: transfer entropy with histories 1
+# or target history 2), and the strict range counts of a 3-D marginal of 1-D columns (the (x, z)
+# and (y, z) marginals there); see csrc/gridnd.h. The same radii and counts as the KD-tree's,
+# bitwise; the build is a counting sort, cheaper than a tree.
+cdef extern from "csrc/gridnd.h":
+    ctypedef struct fi_gridnd:
+        Py_ssize_t n
+        Py_ssize_t G
+        int32_t *pid
+    double fi_gridnd_fill
+    void fi_gridnd_init(fi_gridnd *g) noexcept nogil
+    void fi_gridnd_free(fi_gridnd *g) noexcept nogil
+    int fi_gridnd_build(fi_gridnd *g, const double *v, const int32_t **rank,
+                        const double **sorted, Py_ssize_t n, Py_ssize_t d, int k) noexcept nogil
+    double fi_gridnd_eps(const fi_gridnd *g, Py_ssize_t q, int k, double *best) noexcept nogil
+    Py_ssize_t fi_gridnd_count(const fi_gridnd *g, Py_ssize_t q, double r) noexcept nogil
+
+
 # A marginal space for range counts: 1-D as a sorted copy of the values (np.sort); 2-D as both
-# columns sorted, for rank-scan counts (``pair``; see csrc/rankscan.h); otherwise a KD-tree; plus
-# the samples' coordinates in sample order.
+# columns sorted, for rank-scan counts (``pair``; see csrc/rankscan.h); 3-D of 1-D columns whose
+# ranks are known, a grid (``gridded``, strict counts; see csrc/gridnd.h); otherwise a KD-tree;
+# plus the samples' coordinates in sample order.
 cdef struct Marginal:
     Py_ssize_t n
     Py_ssize_t d
@@ -737,6 +757,8 @@ cdef struct Marginal:
     int32_t *x_by_z              # pair: rank0 of the sample at column-1 rank t
     fi_rank_index ix0            # pair: bucket indexes of the two sorted columns
     fi_rank_index ix1
+    bint gridded                 # d == 3 counted on a grid (strict counts only; no tree)
+    fi_gridnd grid
 
 
 # 2-D marginals of at most this many samples are counted by rank scans (a scan costs about the
@@ -818,6 +840,39 @@ cdef int marginal_setup_pair(Marginal *m, const double *data, Py_ssize_t n,
     return 0
 
 
+# Grid cells of a gridded marginal hold about fill * k * GRID_COUNT_SCALE points (a count's box
+# is wider than a k-NN search's; tuned, a module variable so that benchmarks can tune it).
+cdef double GRID_COUNT_SCALE = 1.0
+
+
+def _set_grid_count_scale(double scale):
+    """Private (tests, tuning): the gridded marginals' cell size, in units of the k-NN grid's;
+    returns the previous setting."""
+    global GRID_COUNT_SCALE
+    cdef double old = GRID_COUNT_SCALE
+    GRID_COUNT_SCALE = max(scale, 0.01)
+    return old
+
+
+cdef int marginal_setup_grid(Marginal *m, const double *data, Py_ssize_t n, const int32_t **rank,
+                             const double **sorted_cols, int k) noexcept nogil:
+    """A 3-D marginal of 1-D columns counted on a grid (strict counts only, fi_gridnd_count):
+    ``data`` (n, 3) in sample order, rank[a][i] the rank of data[i, a] in the sorted column
+    sorted_cols[a]. Needs n < 2^31. Returns 0, or -1 when out of memory (m then needs
+    marginal_free)."""
+    cdef int kk = max(1, <int>(k * GRID_COUNT_SCALE + 0.5))
+    marginal_init(m)
+    m.n = n
+    m.d = 3
+    m.data = data
+    m.sorted_values = NULL
+    m.order = NULL
+    if fi_gridnd_build(&m.grid, data, rank, sorted_cols, n, 3, kk) != 0:
+        return -1
+    m.gridded = True
+    return 0
+
+
 cdef int marginal_count_all(const Marginal *m, const double *radius, bint strict,
                             const Py_ssize_t *to_joint, Py_ssize_t *out, int nt) noexcept nogil:
     """For every sample: out[i] = #{j != i : ||m_j - m_i|| < radius[i]} (strict) or <= radius[i],
@@ -828,7 +883,13 @@ cdef int marginal_count_all(const Marginal *m, const double *radius, bint strict
     cdef int fail = 0
     cdef int *failp = &fail
     cdef Py_ssize_t *stack = NULL
-    if d == 1:
+    if m.gridded:
+        # strict counts only (the conditional estimator's; see marginal_setup_grid)
+        for q in prange(n, schedule='dynamic', chunksize=512, num_threads=nt):
+            sample = m.grid.pid[q]
+            i = to_joint[sample] if to_joint != NULL else sample
+            out[i] = fi_gridnd_count(&m.grid, q, radius[i])
+    elif d == 1:
         for r in prange(n, schedule='dynamic', chunksize=1024, num_threads=nt):
             sample = m.order[r]
             i = to_joint[sample] if to_joint != NULL else sample
@@ -892,11 +953,15 @@ cdef inline void marginal_init(Marginal *m) noexcept nogil:
     m.rank1 = NULL
     m.z_by_x = NULL
     m.x_by_z = NULL
+    m.gridded = False
+    fi_gridnd_init(&m.grid)
     kdtree_init(&m.tree)
 
 
 cdef inline void marginal_free(Marginal *m) noexcept nogil:
     kdtree_free(&m.tree)
+    fi_gridnd_free(&m.grid)
+    m.gridded = False
     free(m.rank0)
     free(m.rank1)
     free(m.z_by_x)
@@ -1201,23 +1266,6 @@ cdef extern from "csrc/grid2.h":
     double grid2_window3 "fastinfo_window3"(const double *wx, const double *wy, Py_ssize_t m2,
                                             Py_ssize_t self, double q0, double q1,
                                             double *wd, double *fourth) noexcept nogil
-
-
-# The d-dimensional grid (d = 3, 4): the k-NN radius (max-norm) in a joint space of 1-D columns
-# (the conditional estimator with 1-D x, y and a 1-D or 2-D z: transfer entropy with histories 1
-# or target history 2); see csrc/gridnd.h. The same radii as the KD-tree search, bitwise; the
-# build is a counting sort, cheaper than a tree.
-cdef extern from "csrc/gridnd.h":
-    ctypedef struct fi_gridnd:
-        Py_ssize_t n
-        Py_ssize_t G
-        int32_t *pid
-    double fi_gridnd_fill
-    void fi_gridnd_init(fi_gridnd *g) noexcept nogil
-    void fi_gridnd_free(fi_gridnd *g) noexcept nogil
-    int fi_gridnd_build(fi_gridnd *g, const double *v, const int32_t **rank,
-                        const double **sorted, Py_ssize_t n, Py_ssize_t d, int k) noexcept nogil
-    double fi_gridnd_eps(const fi_gridnd *g, Py_ssize_t q, int k, double *best) noexcept nogil
 
 
 def _set_gridnd_fill(double fill):

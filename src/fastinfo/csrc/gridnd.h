@@ -335,4 +335,105 @@ static double fi_gridnd_eps(const fi_gridnd *g, Py_ssize_t q, int k, double *bes
     return fi_gridnd_eps_generic4(g, q, k + 1, best);
 }
 
+/* #{storage positions p in [s, e) : max_a |fl(p_a - q_a)| < r} */
+static inline Py_ssize_t fi_gridnd_within_generic(const fi_gridnd *g, Py_ssize_t s, Py_ssize_t e,
+                                                  const double *qv, double r) {
+    Py_ssize_t p, count = 0;
+    Py_ssize_t a;
+    double dist, t;
+    for (p = s; p < e; p++) {
+        dist = 0.0;
+        for (a = 0; a < g->d; a++) {
+            t = fabs(g->soa[a * g->stride + p] - qv[a]);
+            dist = t > dist ? t : dist;
+        }
+        count += dist < r;
+    }
+    return count;
+}
+
+#if defined(FI_KD_AVX2)
+__attribute__((target("avx2")))
+static inline Py_ssize_t fi_gridnd_within_avx2(const fi_gridnd *g, Py_ssize_t s, Py_ssize_t e,
+                                               const double *qv, double r) {
+    const __m256d sign = _mm256_set1_pd(-0.0), rv = _mm256_set1_pd(r);
+    Py_ssize_t p, count = 0;
+    Py_ssize_t a;
+    unsigned mask;
+    for (p = s; p < e; p += 4) {
+        __m256d m = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_loadu_pd(g->soa + p), _mm256_set1_pd(qv[0])));
+        for (a = 1; a < g->d; a++)
+            m = _mm256_max_pd(m, _mm256_andnot_pd(sign, _mm256_sub_pd(
+                _mm256_loadu_pd(g->soa + a * g->stride + p), _mm256_set1_pd(qv[a]))));
+        mask = (unsigned)_mm256_movemask_pd(_mm256_cmp_pd(m, rv, _CMP_LT_OQ));
+        if (e - p < 4)
+            mask &= (1u << (e - p)) - 1u;
+        count += __builtin_popcount(mask);
+    }
+    return count;
+}
+#endif
+
+static inline Py_ssize_t fi_gridnd_within(const fi_gridnd *g, Py_ssize_t s, Py_ssize_t e,
+                                          const double *qv, double r) {
+#if defined(FI_KD_AVX2)
+    if (fi_kd_avx2())
+        return fi_gridnd_within_avx2(g, s, e, qv, r);
+#endif
+    return fi_gridnd_within_generic(g, s, e, qv, r);
+}
+
+/* The strict range count of storage position q: #{j != q : max_a |fl(p_j,a - q_a)| < r}, the
+   KD-tree count's predicate. On each axis, the bins that may hold a point within r ([lo, hi]:
+   fl(q - hi[b]) < r on the left, fl(lo[b] - q) < r on the right) and, among them, the bins whose
+   every value is within r (fl(q - lo[b]) < r and fl(hi[b] - q) < r: a contiguous range, both
+   predicates being monotone in b). A row of cells along axis 0 whose other bins are all of the
+   second kind adds its inner cells by their storage bounds, and scans only its end cells; every
+   other row in the box is scanned. The same rounded differences decide, so the same count. */
+static Py_ssize_t fi_gridnd_count(const fi_gridnd *g, Py_ssize_t q, double r) {
+    const Py_ssize_t G = g->G, d = g->d;
+    Py_ssize_t lo[FI_GRIDND_MAX_D] = {0}, hi[FI_GRIDND_MAX_D] = {0};
+    Py_ssize_t il[FI_GRIDND_MAX_D] = {0}, ir[FI_GRIDND_MAX_D] = {0};
+    Py_ssize_t cell = g->cell[q], c, a, c1, c2, c3, row, count = 0;
+    double qv[FI_GRIDND_MAX_D];
+    int inner;
+    if (!(r > 0.0))
+        return 0;
+    for (a = 0; a < d; a++) {
+        const double *blo = g->lo + a * G, *bhi = g->hi + a * G;
+        c = cell % G;
+        cell /= G;
+        qv[a] = g->soa[a * g->stride + q];
+        lo[a] = hi[a] = c;
+        while (lo[a] > 0 && qv[a] - bhi[lo[a] - 1] < r)
+            lo[a]--;
+        while (hi[a] < G - 1 && blo[hi[a] + 1] - qv[a] < r)
+            hi[a]++;
+        il[a] = lo[a];
+        while (il[a] <= hi[a] && !(qv[a] - blo[il[a]] < r))
+            il[a]++;
+        ir[a] = hi[a];
+        while (ir[a] >= il[a] && !(bhi[ir[a]] - qv[a] < r))
+            ir[a]--;
+    }
+    if (d == 3) {
+        lo[3] = hi[3] = il[3] = ir[3] = 0;
+    }
+    for (c3 = lo[3]; c3 <= hi[3]; c3++)
+        for (c2 = lo[2]; c2 <= hi[2]; c2++)
+            for (c1 = lo[1]; c1 <= hi[1]; c1++) {
+                row = ((c3 * G + c2) * G + c1) * G;
+                inner = il[0] <= ir[0] && c1 >= il[1] && c1 <= ir[1] && c2 >= il[2] && c2 <= ir[2]
+                        && c3 >= il[3] && c3 <= ir[3];
+                if (inner) {
+                    count += g->cell_start[row + ir[0] + 1] - g->cell_start[row + il[0]];
+                    count += fi_gridnd_within(g, g->cell_start[row + lo[0]], g->cell_start[row + il[0]], qv, r);
+                    count += fi_gridnd_within(g, g->cell_start[row + ir[0] + 1], g->cell_start[row + hi[0] + 1], qv, r);
+                } else {
+                    count += fi_gridnd_within(g, g->cell_start[row + lo[0]], g->cell_start[row + hi[0] + 1], qv, r);
+                }
+            }
+    return count - 1;   /* q itself, at distance 0 < r */
+}
+
 #endif /* FASTINFO_GRIDND_H */
