@@ -21,7 +21,8 @@ call is in plain C headers under csrc/:
                                   kdtree_lowd.h   k-NN / count for each dimension 2..7 (AVX2 leaf
                                                   scans); body kdtree_lowd_body.h
                                   grid2.h         branch-free min/max, the 1-D x 1-D grid search
-                                  gridnd.h         the 3-D grid k-NN radius (conditional KSG, TE)
+                                  gridnd.h        3-D / 4-D quantile grids: k-NN radius, strict range
+                                                  count (conditional KSG, TE); body gridnd_body.h
                                   rankscan.h      2-D marginals of 1-D columns: rank intervals and
                                                   the int32 range count (conditional KSG, TE)
     _kernels_estimators.pxi       (no C of its own)

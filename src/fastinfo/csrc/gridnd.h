@@ -189,24 +189,24 @@ static inline void fi_gridnd_scan_generic(const fi_gridnd *g, Py_ssize_t s, Py_s
     }
 }
 
-#define FI_G3_ATTR
-#define FI_G3_STATE double *best
-#define FI_G3_STATE_ARG best
-#define FI_G3_START(K) do { int j_; for (j_ = 0; j_ < (K); j_++) best[j_] = INFINITY; } while (0)
-#define FI_G3_SCAN(s, e) fi_gridnd_scan_generic(g, (s), (e), qv, K, best, FI_GD_D)
-#define FI_G3_KTH() (best[K - 1])
+#define FI_GD_ATTR
+#define FI_GD_STATE double *best
+#define FI_GD_STATE_ARG best
+#define FI_GD_START(K) do { int j_; for (j_ = 0; j_ < (K); j_++) best[j_] = INFINITY; } while (0)
+#define FI_GD_SCAN(s, e) fi_gridnd_scan_generic(g, (s), (e), qv, K, best, FI_GD_D)
+#define FI_GD_KTH() (best[K - 1])
 #define FI_GD_D 3
-#define FI_G3_SFX generic3
+#define FI_GD_SFX generic3
 #include "gridnd_body.h"
 #define FI_GD_D 4
-#define FI_G3_SFX generic4
+#define FI_GD_SFX generic4
 #include "gridnd_body.h"
-#undef FI_G3_ATTR
-#undef FI_G3_STATE
-#undef FI_G3_STATE_ARG
-#undef FI_G3_START
-#undef FI_G3_SCAN
-#undef FI_G3_KTH
+#undef FI_GD_ATTR
+#undef FI_GD_STATE
+#undef FI_GD_STATE_ARG
+#undef FI_GD_START
+#undef FI_GD_SCAN
+#undef FI_GD_KTH
 
 #if defined(FI_KD_AVX2)
 /* The AVX2 search for K = k + 1 <= FI_GRIDND_NET_MAX: four lanes, each keeping its K smallest
@@ -280,47 +280,47 @@ static inline double fi_gridnd_kth4(const __m256d *t, const int K) {
     return v;
 }
 
-#define FI_G3_ATTR __attribute__((target("avx2"), always_inline))
-#define FI_G3_STATE __m256d *t
-#define FI_G3_STATE_ARG t
-#define FI_G3_START(K) do { int j_; for (j_ = 0; j_ < (K); j_++) t[j_] = _mm256_set1_pd(INFINITY); } while (0)
-#define FI_G3_SCAN(s, e) fi_gridnd_scan_net(g, (s), (e), qv4, t, K, FI_GD_D)
-#define FI_G3_KTH() fi_gridnd_kth4(t, K)
-#define FI_G3_VECTOR 1
+#define FI_GD_ATTR __attribute__((target("avx2"), always_inline))
+#define FI_GD_STATE __m256d *t
+#define FI_GD_STATE_ARG t
+#define FI_GD_START(K) do { int j_; for (j_ = 0; j_ < (K); j_++) t[j_] = _mm256_set1_pd(INFINITY); } while (0)
+#define FI_GD_SCAN(s, e) fi_gridnd_scan_net(g, (s), (e), qv4, t, K, FI_GD_D)
+#define FI_GD_KTH() fi_gridnd_kth4(t, K)
+#define FI_GD_VECTOR 1
 #define FI_GD_D 3
-#define FI_G3_SFX net3
+#define FI_GD_SFX net3
 #include "gridnd_body.h"
 #define FI_GD_D 4
-#define FI_G3_SFX net4
+#define FI_GD_SFX net4
 #include "gridnd_body.h"
-#undef FI_G3_ATTR
-#undef FI_G3_STATE
-#undef FI_G3_STATE_ARG
-#undef FI_G3_START
-#undef FI_G3_SCAN
-#undef FI_G3_KTH
-#undef FI_G3_VECTOR
+#undef FI_GD_ATTR
+#undef FI_GD_STATE
+#undef FI_GD_STATE_ARG
+#undef FI_GD_START
+#undef FI_GD_SCAN
+#undef FI_GD_KTH
+#undef FI_GD_VECTOR
 
 /* one search per (d, K), so that the network's state stays in registers */
-#define FI_G3_NET_CASE(D, KK) case KK: { __m256d t[KK]; return fi_gridnd_eps_net##D(g, q, KK, t); }
+#define FI_GD_NET_CASE(D, KK) case KK: { __m256d t[KK]; return fi_gridnd_eps_net##D(g, q, KK, t); }
 __attribute__((target("avx2")))
 static double fi_gridnd_eps_avx2(const fi_gridnd *g, Py_ssize_t q, int k, double *best) {
     if (g->d == 3) {
         switch (k + 1) {
-        FI_G3_NET_CASE(3, 2) FI_G3_NET_CASE(3, 3) FI_G3_NET_CASE(3, 4) FI_G3_NET_CASE(3, 5)
-        FI_G3_NET_CASE(3, 6) FI_G3_NET_CASE(3, 7) FI_G3_NET_CASE(3, 8)
+        FI_GD_NET_CASE(3, 2) FI_GD_NET_CASE(3, 3) FI_GD_NET_CASE(3, 4) FI_GD_NET_CASE(3, 5)
+        FI_GD_NET_CASE(3, 6) FI_GD_NET_CASE(3, 7) FI_GD_NET_CASE(3, 8)
         default:
             return fi_gridnd_eps_generic3(g, q, k + 1, best);
         }
     }
     switch (k + 1) {
-    FI_G3_NET_CASE(4, 2) FI_G3_NET_CASE(4, 3) FI_G3_NET_CASE(4, 4) FI_G3_NET_CASE(4, 5)
-    FI_G3_NET_CASE(4, 6) FI_G3_NET_CASE(4, 7) FI_G3_NET_CASE(4, 8)
+    FI_GD_NET_CASE(4, 2) FI_GD_NET_CASE(4, 3) FI_GD_NET_CASE(4, 4) FI_GD_NET_CASE(4, 5)
+    FI_GD_NET_CASE(4, 6) FI_GD_NET_CASE(4, 7) FI_GD_NET_CASE(4, 8)
     default:
         return fi_gridnd_eps_generic4(g, q, k + 1, best);
     }
 }
-#undef FI_G3_NET_CASE
+#undef FI_GD_NET_CASE
 #endif
 
 /* The k-th neighbour distance (max-norm, the point itself excluded) of storage position q;

@@ -1,32 +1,32 @@
 /* fastinfo: the grid radius search (see gridnd.h), written once for each number of axes and
    each way of keeping the K = k + 1 smallest distances: included by gridnd.h with
      FI_GD_D         the number of axes (3 or 4),
-     FI_G3_SFX       the name suffix,
-     FI_G3_ATTR      the functions' attributes,
-     FI_G3_STATE     the parameter holding the K smallest (a buffer, or the lanes' registers),
-     FI_G3_STATE_ARG its name, FI_G3_START(K) its reset,
-     FI_G3_SCAN(s, e) the offer of storage positions [s, e), FI_G3_KTH() the K-th smallest so far,
-     FI_G3_VECTOR    (optional) defined when the scan needs the query broadcast in qv4.
-   FI_GD_D and FI_G3_SFX are #undef'd at the end, the others by gridnd.h. No include guard: it
+     FI_GD_SFX       the name suffix,
+     FI_GD_ATTR      the functions' attributes,
+     FI_GD_STATE     the parameter holding the K smallest (a buffer, or the lanes' registers),
+     FI_GD_STATE_ARG its name, FI_GD_START(K) its reset,
+     FI_GD_SCAN(s, e) the offer of storage positions [s, e), FI_GD_KTH() the K-th smallest so far,
+     FI_GD_VECTOR    (optional) defined when the scan needs the query broadcast in qv4.
+   FI_GD_D and FI_GD_SFX are #undef'd at the end, the others by gridnd.h. No include guard: it
    is meant to be included more than once. */
 
-#define FI_G3_CAT2(a, b) a##b
-#define FI_G3_CAT(a, b) FI_G3_CAT2(a, b)
-#define FI_G3_FN(name) FI_G3_CAT(name, FI_G3_SFX)
+#define FI_GD_CAT2(a, b) a##b
+#define FI_GD_CAT(a, b) FI_GD_CAT2(a, b)
+#define FI_GD_FN(name) FI_GD_CAT(name, FI_GD_SFX)
 
-#if defined(FI_G3_VECTOR)
-#define FI_G3_QV4_PARAM const __m256d *qv4,
-#define FI_G3_QV4 qv4,
+#if defined(FI_GD_VECTOR)
+#define FI_GD_QV4_PARAM const __m256d *qv4,
+#define FI_GD_QV4 qv4,
 #else
-#define FI_G3_QV4_PARAM
-#define FI_G3_QV4
+#define FI_GD_QV4_PARAM
+#define FI_GD_QV4
 #endif
 
 /* Scan the cells of the box [l, r] (rows along axis 0 are contiguous ranges). */
-FI_G3_ATTR
-static inline void FI_G3_FN(fi_gridnd_box_)(const fi_gridnd *g, const Py_ssize_t *l,
+FI_GD_ATTR
+static inline void FI_GD_FN(fi_gridnd_box_)(const fi_gridnd *g, const Py_ssize_t *l,
                                            const Py_ssize_t *r, const double *qv,
-                                           FI_G3_QV4_PARAM const int K, FI_G3_STATE) {
+                                           FI_GD_QV4_PARAM const int K, FI_GD_STATE) {
     Py_ssize_t G = g->G, c1, c2, c3 = 0, row;
 #if FI_GD_D == 4
     for (c3 = l[3]; c3 <= r[3]; c3++)
@@ -34,17 +34,17 @@ static inline void FI_G3_FN(fi_gridnd_box_)(const fi_gridnd *g, const Py_ssize_t
     for (c2 = l[2]; c2 <= r[2]; c2++)
         for (c1 = l[1]; c1 <= r[1]; c1++) {
             row = ((c3 * G + c2) * G + c1) * G;
-            FI_G3_SCAN(g->cell_start[row + l[0]], g->cell_start[row + r[0] + 1]);
+            FI_GD_SCAN(g->cell_start[row + l[0]], g->cell_start[row + r[0] + 1]);
         }
     (void)qv;
 }
 
 /* Scan the cells of the box [nl, nr] that are not in its sub-box [l, r] (already scanned). */
-FI_G3_ATTR
-static inline void FI_G3_FN(fi_gridnd_shell_)(const fi_gridnd *g, const Py_ssize_t *l,
+FI_GD_ATTR
+static inline void FI_GD_FN(fi_gridnd_shell_)(const fi_gridnd *g, const Py_ssize_t *l,
                                              const Py_ssize_t *r, const Py_ssize_t *nl,
                                              const Py_ssize_t *nr, const double *qv,
-                                             FI_G3_QV4_PARAM const int K, FI_G3_STATE) {
+                                             FI_GD_QV4_PARAM const int K, FI_GD_STATE) {
     Py_ssize_t G = g->G, c1, c2, c3 = 0, row;
     int inside3 = 1;
 #if FI_GD_D == 4
@@ -59,10 +59,10 @@ static inline void FI_G3_FN(fi_gridnd_shell_)(const fi_gridnd *g, const Py_ssize
                 row = ((c3 * G + c2) * G + c1) * G;
                 if (inside3 && c2 >= l[2] && c2 <= r[2] && c1 >= l[1] && c1 <= r[1]) {
                     /* a row through the scanned box: only its parts left and right of it */
-                    FI_G3_SCAN(g->cell_start[row + nl[0]], g->cell_start[row + l[0]]);
-                    FI_G3_SCAN(g->cell_start[row + r[0] + 1], g->cell_start[row + nr[0] + 1]);
+                    FI_GD_SCAN(g->cell_start[row + nl[0]], g->cell_start[row + l[0]]);
+                    FI_GD_SCAN(g->cell_start[row + r[0] + 1], g->cell_start[row + nr[0] + 1]);
                 } else {
-                    FI_G3_SCAN(g->cell_start[row + nl[0]], g->cell_start[row + nr[0] + 1]);
+                    FI_GD_SCAN(g->cell_start[row + nl[0]], g->cell_start[row + nr[0] + 1]);
                 }
             }
     }
@@ -77,22 +77,22 @@ static inline void FI_G3_FN(fi_gridnd_shell_)(const fi_gridnd *g, const Py_ssize
    axis over every bin whose bound (fl(q_a - hi) on the left, fl(lo - q_a) on the right) is below
    eps, and scan the cells added: every point nearer than eps is then scanned, so the K-th
    distance is final (it only decreases while scanning). */
-FI_G3_ATTR
-static inline double FI_G3_FN(fi_gridnd_eps_)(const fi_gridnd *g, Py_ssize_t q, const int K,
-                                             FI_G3_STATE) {
+FI_GD_ATTR
+static inline double FI_GD_FN(fi_gridnd_eps_)(const fi_gridnd *g, Py_ssize_t q, const int K,
+                                             FI_GD_STATE) {
     const Py_ssize_t G = g->G;
     Py_ssize_t l[FI_GD_D], r[FI_GD_D], c[FI_GD_D], nl[FI_GD_D], nr[FI_GD_D], cell = g->cell[q];
     double qv[FI_GD_D], dl, dr, eps;
     int a, grow;
-#if defined(FI_G3_VECTOR)
+#if defined(FI_GD_VECTOR)
     __m256d qv4[FI_GD_D];
 #endif
-    FI_G3_START(K);
+    FI_GD_START(K);
     for (a = 0; a < FI_GD_D; a++) {
         c[a] = cell % G;
         cell /= G;
         qv[a] = g->soa[a * g->stride + q];
-#if defined(FI_G3_VECTOR)
+#if defined(FI_GD_VECTOR)
         qv4[a] = _mm256_set1_pd(qv[a]);
 #endif
         l[a] = r[a] = c[a];
@@ -103,8 +103,8 @@ static inline double FI_G3_FN(fi_gridnd_eps_)(const fi_gridnd *g, Py_ssize_t q, 
         else if (dr < INFINITY)
             r[a]++;
     }
-    FI_G3_FN(fi_gridnd_box_)(g, l, r, qv, FI_G3_QV4 K, FI_G3_STATE_ARG);
-    eps = FI_G3_KTH();
+    FI_GD_FN(fi_gridnd_box_)(g, l, r, qv, FI_GD_QV4 K, FI_GD_STATE_ARG);
+    eps = FI_GD_KTH();
     while (eps == INFINITY) {
         /* fewer than K points in the block (n >= K, so the whole grid has enough) */
         grow = 0;
@@ -115,12 +115,12 @@ static inline double FI_G3_FN(fi_gridnd_eps_)(const fi_gridnd *g, Py_ssize_t q, 
         }
         if (!grow)
             break;
-        FI_G3_FN(fi_gridnd_shell_)(g, l, r, nl, nr, qv, FI_G3_QV4 K, FI_G3_STATE_ARG);
+        FI_GD_FN(fi_gridnd_shell_)(g, l, r, nl, nr, qv, FI_GD_QV4 K, FI_GD_STATE_ARG);
         for (a = 0; a < FI_GD_D; a++) {
             l[a] = nl[a];
             r[a] = nr[a];
         }
-        eps = FI_G3_KTH();
+        eps = FI_GD_KTH();
     }
     grow = 0;
     for (a = 0; a < FI_GD_D; a++) {
@@ -134,14 +134,14 @@ static inline double FI_G3_FN(fi_gridnd_eps_)(const fi_gridnd *g, Py_ssize_t q, 
     }
     if (!grow)
         return eps;
-    FI_G3_FN(fi_gridnd_shell_)(g, l, r, nl, nr, qv, FI_G3_QV4 K, FI_G3_STATE_ARG);
-    return FI_G3_KTH();
+    FI_GD_FN(fi_gridnd_shell_)(g, l, r, nl, nr, qv, FI_GD_QV4 K, FI_GD_STATE_ARG);
+    return FI_GD_KTH();
 }
 
-#undef FI_G3_QV4_PARAM
-#undef FI_G3_QV4
-#undef FI_G3_FN
-#undef FI_G3_CAT
-#undef FI_G3_CAT2
-#undef FI_G3_SFX
+#undef FI_GD_QV4_PARAM
+#undef FI_GD_QV4
+#undef FI_GD_FN
+#undef FI_GD_CAT
+#undef FI_GD_CAT2
+#undef FI_GD_SFX
 #undef FI_GD_D
