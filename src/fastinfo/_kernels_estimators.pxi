@@ -158,7 +158,7 @@ cdef inline void _shared_z_counts(Marginal **margs, Py_ssize_t i, double r,
         counts[n + i] = 0
         counts[2 * n + i] = 0
         return
-    # the z, x and y intervals (fi_rank_interval_indexed's), searched side by side
+    # the z, x and y intervals, searched side by side
     cols[0] = m0.sorted_values + n
     cols[1] = m0.sorted_values
     cols[2] = m1.sorted_values

@@ -712,9 +712,6 @@ cdef extern from "csrc/rankscan.h":
     ctypedef struct fi_rank_index:
         int32_t *first
     int fi_rank_index_build(fi_rank_index *ix, const double *s, Py_ssize_t n) noexcept nogil
-    void fi_rank_interval_indexed(const double *s, Py_ssize_t n, const fi_rank_index *ix,
-                                  Py_ssize_t rank, double r, int strict, Py_ssize_t *left,
-                                  Py_ssize_t *right) noexcept nogil
     void fi_rank_intervals_multi(const double **s, const fi_rank_index **ix,
                                  const Py_ssize_t *rank, int C, Py_ssize_t n, double r,
                                  int strict, Py_ssize_t *left, Py_ssize_t *right) noexcept nogil
@@ -797,7 +794,7 @@ cdef inline Py_ssize_t pair_count(const Marginal *m, Py_ssize_t sample, double r
     ixs[1] = &m.ix1
     ranks[0] = m.rank0[sample]
     ranks[1] = m.rank1[sample]
-    # both columns' intervals (fi_rank_interval_indexed's), searched side by side
+    # both columns' intervals, searched side by side
     fi_rank_intervals_multi(cols, ixs, ranks, 2, m.n, r, strict, left, right)
     a = left[0]
     b = right[0]

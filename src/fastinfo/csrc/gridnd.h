@@ -30,7 +30,6 @@
 
 #include "kdtree.h"
 
-#define FI_GRIDND_MIN_D 3
 #define FI_GRIDND_MAX_D 4
 /* padding of each coordinate row: a 4-lane load at any position < n stays inside */
 #define FI_GRIDND_PAD 4

@@ -2,7 +2,8 @@
 
    A 2-D max-norm range count #{j : |x_j - x_i| < r and |z_j - z_i| < r} is, in each column's
    sorted order, the points whose rank lies in an interval ([a, b) for x, [c, d) for z; found
-   by galloping, so with exactly the rounded differences the KD-tree tests). The count is then
+   by binary searches started from a bucket index, fi_rank_intervals_multi, with exactly the
+   rounded differences the KD-tree tests). The count is then
    #{ranks t in [a, b) : zrank(point at x-rank t) in [c, d)}, a scan of a contiguous int32 array
    over the shorter of the two intervals: fi_count_in_range. Integer counts: the same whatever
    the order or the vector width. */
@@ -131,75 +132,15 @@ static inline Py_ssize_t fi_rank_bucket(const fi_rank_index *ix, double u) {
 
 #define FI_WITHIN(diff, r, strict) ((strict) ? ((diff) < (r)) : ((diff) <= (r)))
 
-/* First j in [lo, hi) with v - s[j] within r: the predicate is false then true along j, and true
-   at hi - 1. Branch-free. */
-static inline Py_ssize_t fi_first_inside_left(const double *s, Py_ssize_t lo, Py_ssize_t hi, double v,
-                                              double r, int strict) {
-    Py_ssize_t base = lo, len = hi - lo, half;
-    while (len > 1) {
-        half = len >> 1;
-        double diff = v - s[base + half - 1];
-        base = FI_WITHIN(diff, r, strict) ? base : base + half;
-        len -= half;
-    }
-    return base + !FI_WITHIN(v - s[base], r, strict);
-}
-
-/* First j in [lo, hi] with s[j] - v outside r (hi: none in [lo, hi)); predicate true then false. */
-static inline Py_ssize_t fi_first_outside_right(const double *s, Py_ssize_t lo, Py_ssize_t hi, double v,
-                                                double r, int strict) {
-    Py_ssize_t base = lo, len = hi - lo + 1, half;
-    while (len > 1) {
-        half = len >> 1;
-        double diff = s[base + half - 1] - v;
-        base = FI_WITHIN(diff, r, strict) ? base + half : base;
-        len -= half;
-    }
-    if (base < hi)
-        base += FI_WITHIN(s[base] - v, r, strict);
-    return base;
-}
-
-/* The rank interval [*left, *right) of sorted s (length n) around rank: every j with
-   fl(s[j] - s[rank]) < r (strict; <= r otherwise) for j >= rank and fl(s[rank] - s[j]) < r for
-   j <= rank, the differences the KD-tree and sorted_count_from_rank test (both predicates are
-   monotone in j). Branch-free binary searches (comparisons feed conditional moves: no
-   mispredictions), started from the bucket index: each boundary is searched between the first
-   ranks of the buckets next to v - r (v + r), after checking that it lies there; the whole
-   range serves otherwise. */
-static inline void fi_rank_interval_indexed(const double *s, Py_ssize_t n, const fi_rank_index *ix,
-                                            Py_ssize_t rank, double r, int strict,
-                                            Py_ssize_t *left, Py_ssize_t *right) {
-    const double v = s[rank];
-    Py_ssize_t b, lo, hi;
-    /* left end in [lo, hi): s[lo - 1] outside (or lo == 0) and position hi - 1 inside */
-    b = fi_rank_bucket(ix, v - r);
-    lo = ix->first[b > 0 ? b - 1 : 0];
-    hi = ix->first[b + 2 < ix->nb ? b + 2 : ix->nb];
-    if (lo > rank) lo = rank;
-    if (hi > rank + 1 || hi <= lo) hi = rank + 1;
-    if ((lo > 0 && FI_WITHIN(v - s[lo - 1], r, strict)) || !FI_WITHIN(v - s[hi - 1], r, strict))
-        lo = 0, hi = rank + 1;
-    *left = fi_first_inside_left(s, lo, hi, v, r, strict);
-    /* right end in [lo, hi]: position lo - 1 inside and s[hi] outside (or hi == n) */
-    b = fi_rank_bucket(ix, v + r);
-    lo = ix->first[b > 0 ? b - 1 : 0];
-    hi = ix->first[b + 2 < ix->nb ? b + 2 : ix->nb];
-    if (lo < rank + 1) lo = rank + 1;
-    if (hi < lo) hi = lo;
-    if (hi > n) hi = n;
-    if (lo > n) lo = n;
-    if (!FI_WITHIN(s[lo - 1] - v, r, strict) || (hi < n && FI_WITHIN(s[hi] - v, r, strict)))
-        lo = rank + 1, hi = n;
-    *right = fi_first_outside_right(s, lo, hi, v, r, strict);
-}
-
 /* The rank intervals [left[c], right[c]) of C sorted columns s[c] (length n each) around ranks
-   rank[c], all within the same r: each exactly what fi_rank_interval_indexed returns (the same
-   brackets from the bucket indexes, the same monotone predicates, so the same boundaries). The
-   2 C binary searches advance in one loop, a step of each per iteration, so that their loads
-   (dependent chains within one search, independent across searches) overlap instead of running
-   one chain after another. A search whose bracket has shrunk to one position keeps reading it
+   rank[c], all within the same r: every j with fl(s[j] - v) < r (strict; <= r otherwise) for
+   j >= rank and fl(v - s[j]) < r for j <= rank, v = s[rank], the differences the KD-tree and
+   sorted_count_from_rank test (both predicates are monotone in j). Each boundary is searched
+   between the first ranks of the buckets next to v - r (v + r), after checking that it lies
+   there (the whole side serves otherwise), by a branch-free binary search (comparisons feed
+   conditional moves). The 2 C searches advance in one loop, a step of each per iteration, so
+   that their loads (dependent chains within one search, independent across searches) overlap
+   instead of running one chain after another. A search whose bracket has shrunk to one position keeps reading it
    (half = 0: no change). C <= 4. */
 __attribute__((always_inline))
 static inline void fi_rank_intervals_multi(const double *const *s, const fi_rank_index *const *ix,
