@@ -25,6 +25,29 @@ static inline double FI_KD_FN(fi_kd_box_min_)(const double *q, const double *lo,
     return r;
 }
 
+#if FI_KD_D >= 4
+/* From 4-D on, the box tests take the coordinates as two 4-lane vectors, 0..3 and D-4..D-1
+   (they overlap below 8-D; a maximum, an "any" and an "all" test are the same over the overlap),
+   with the same differences as the scalar loop, so the same results. */
+#define FI_KD_HI_OFF (FI_KD_D - 4)
+
+/* fi_kd_box_min_ from the query's two vectors q0 = q[0:4], q1 = q[D-4:D] */
+__attribute__((target("avx2")))
+static inline double FI_KD_FN(fi_kd_box_min_v_)(__m256d q0, __m256d q1, const double *lo,
+                                                const double *hi) {
+    __m256d m = _mm256_max_pd(
+        _mm256_max_pd(_mm256_sub_pd(_mm256_loadu_pd(lo), q0), _mm256_sub_pd(q0, _mm256_loadu_pd(hi))),
+        _mm256_max_pd(_mm256_sub_pd(_mm256_loadu_pd(lo + FI_KD_HI_OFF), q1),
+                      _mm256_sub_pd(q1, _mm256_loadu_pd(hi + FI_KD_HI_OFF))));
+    __m128d h = _mm_max_pd(_mm256_castpd256_pd128(m), _mm256_extractf128_pd(m, 1));
+    h = _mm_max_sd(h, _mm_unpackhi_pd(h, h));
+    return _mm_cvtsd_f64(_mm_max_sd(h, _mm_setzero_pd()));
+}
+#define FI_KD_BOX_MIN(lo_, hi_) FI_KD_FN(fi_kd_box_min_v_)(q0v, q1v, lo_, hi_)
+#else
+#define FI_KD_BOX_MIN(lo_, hi_) FI_KD_FN(fi_kd_box_min_)(qp, lo_, hi_)
+#endif
+
 /* Four tree positions p..p+3 from the coordinate-major copy: their max-norm distances to q. */
 __attribute__((target("avx2")))
 static inline __m256d FI_KD_FN(fi_kd_dist4_)(const double *soa, Py_ssize_t stride, Py_ssize_t p,
@@ -83,6 +106,9 @@ static double FI_KD_FN(fi_kd_knn_)(const double *pts, const double *soa, Py_ssiz
     Py_ssize_t node, sibling, top, child, cur;
     double bd, bd2, worst;
     int j, c;
+#if FI_KD_D >= 4
+    const __m256d q0v = _mm256_loadu_pd(qp), q1v = _mm256_loadu_pd(qp + FI_KD_HI_OFF);
+#endif
     for (c = 0; c < FI_KD_D; c++)
         qv[c] = _mm256_set1_pd(qp[c]);
     for (j = 0; j < k; j++) {
@@ -97,7 +123,7 @@ static double FI_KD_FN(fi_kd_knn_)(const double *pts, const double *soa, Py_ssiz
     while (node > 0) {
         sibling = (node & 1) ? node + 1 : node - 1;
         node = (node - 1) / 2;
-        if (FI_KD_FN(fi_kd_box_min_)(qp, lo + FI_KD_D * sibling, hi + FI_KD_D * sibling) > best_d[k - 1])
+        if (FI_KD_BOX_MIN(lo + FI_KD_D * sibling, hi + FI_KD_D * sibling) > best_d[k - 1])
             continue;
         stack[0] = sibling;
         stack_d[0] = 0.0;
@@ -114,8 +140,8 @@ static double FI_KD_FN(fi_kd_knn_)(const double *pts, const double *soa, Py_ssiz
                                           best_d, best_p, best_i);
                 continue;
             }
-            bd = FI_KD_FN(fi_kd_box_min_)(qp, lo + FI_KD_D * child, hi + FI_KD_D * child);
-            bd2 = FI_KD_FN(fi_kd_box_min_)(qp, lo + FI_KD_D * (child + 1), hi + FI_KD_D * (child + 1));
+            bd = FI_KD_BOX_MIN(lo + FI_KD_D * child, hi + FI_KD_D * child);
+            bd2 = FI_KD_BOX_MIN(lo + FI_KD_D * (child + 1), hi + FI_KD_D * (child + 1));
             if (bd <= bd2) {
                 if (bd2 <= worst) {
                     stack[top] = child + 1;
@@ -157,14 +183,42 @@ static Py_ssize_t FI_KD_FN(fi_kd_count_)(const double *soa, Py_ssize_t stride, c
     __m256d qv[FI_KD_D];
     __m256i acc = _mm256_setzero_si256();
     Py_ssize_t node, top = 1, count = 0, p, s, e;
+#if FI_KD_D < 4
     double mn, mx, a, b;
+#endif
     int c;
     unsigned mask;
+#if FI_KD_D >= 4
+    const __m256d q0v = _mm256_loadu_pd(qp), q1v = _mm256_loadu_pd(qp + FI_KD_HI_OFF);
+    const __m256d nrv = _mm256_set1_pd(-r);
+#endif
     for (c = 0; c < FI_KD_D; c++)
         qv[c] = _mm256_set1_pd(qp[c]);
     stack[0] = 0;
     while (top > 0) {
         node = stack[--top];
+#if FI_KD_D >= 4
+        {
+            const double *l = lo + FI_KD_D * node, *h = hi + FI_KD_D * node;
+            const __m256d l0 = _mm256_loadu_pd(l), l1 = _mm256_loadu_pd(l + FI_KD_HI_OFF);
+            const __m256d h0 = _mm256_loadu_pd(h), h1 = _mm256_loadu_pd(h + FI_KD_HI_OFF);
+            const __m256d a0 = _mm256_sub_pd(l0, q0v), b0 = _mm256_sub_pd(q0v, h0);  /* fl(lo - q), fl(q - hi) */
+            const __m256d a1 = _mm256_sub_pd(l1, q1v), b1 = _mm256_sub_pd(q1v, h1);
+            /* nearest point not within r: some lo - q or q - hi >= r */
+            if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_max_pd(_mm256_max_pd(a0, b0), _mm256_max_pd(a1, b1)),
+                                                 rv, _CMP_GE_OQ)))
+                continue;
+            s = start[node];
+            e = end[node];
+            /* farthest corner within r: every -a < r and -b < r, i.e. min(a, b) > -r (negation
+               is exact) */
+            if (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_min_pd(_mm256_min_pd(a0, b0), _mm256_min_pd(a1, b1)),
+                                                 nrv, _CMP_GT_OQ)) == 15) {
+                count += e - s;
+                continue;
+            }
+        }
+#else
         mn = 0.0;
         mx = 0.0;
         for (c = 0; c < FI_KD_D; c++) {
@@ -183,6 +237,7 @@ static Py_ssize_t FI_KD_FN(fi_kd_count_)(const double *soa, Py_ssize_t stride, c
             count += e - s;
             continue;
         }
+#endif
         if (2 * node + 1 < n_nodes) {
             stack[top] = 2 * node + 1;
             stack[top + 1] = 2 * node + 2;
@@ -203,6 +258,8 @@ static Py_ssize_t FI_KD_FN(fi_kd_count_)(const double *soa, Py_ssize_t stride, c
     return count;
 }
 
+#undef FI_KD_BOX_MIN
+#undef FI_KD_HI_OFF
 #undef FI_KD_FN
 #undef FI_KD_CAT
 #undef FI_KD_CAT2
