@@ -356,6 +356,11 @@ def test_streaming_store_path_half():
             check_elementwise(out, ref.ref_log_softmax(x64), np.float16)
             fi.softmax(x, out=out)
             check_elementwise(out, ref.ref_softmax(x64), np.float16, 2)
+        # float32 outputs: streamed into out=, plain stores into the array the call allocates
+        for name in ("log_softmax", "softmax"):
+            out32 = np.empty(x.shape, dtype=np.float32)
+            getattr(fi, name)(x, out=out32)
+            assert np.array_equal(getattr(fi, name)(x), out32)
     finally:
         _kernels.softmax_set_stream_min_bytes(old)
 

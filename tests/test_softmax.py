@@ -620,6 +620,38 @@ def test_streaming_store_path(dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
+def test_fresh_outputs_take_plain_stores_with_the_same_bits(dtype):
+    """An output the call allocates is written with plain stores even above the streaming
+    threshold (its pages are zeroed into the cache at the first write); out= arrays stream. Both
+    give the same bits, for log_softmax and softmax, fastinfo's and the SciPy drop-in's."""
+    from fastinfo import _kernels
+    from fastinfo import scipy as fscipy
+
+    rng = np.random.default_rng(31)
+    x = (rng.standard_normal((11, 2003)) * 3).astype(dtype)
+    x[3, 7] = np.nan
+    x[6, :] = -np.inf
+    old = _kernels.softmax_set_stream_min_bytes(0)
+    try:
+        for name in ("log_softmax", "softmax"):
+            f = getattr(fi, name)
+            fresh = f(x)
+            for offset in (0, 1, 5):
+                buf = np.empty(x.size + offset, dtype=dtype)
+                out = buf[offset:].reshape(x.shape)
+                assert f(x, out=out) is out
+                assert np.array_equal(out, fresh, equal_nan=True), (name, offset)
+            dropin = getattr(fscipy, name)(x, axis=-1)
+            assert np.array_equal(dropin[[0, 1, 2, 4, 5] + list(range(7, 11))],
+                                  fresh[[0, 1, 2, 4, 5] + list(range(7, 11))])
+            ref_fn = ref.ref_log_softmax if name == "log_softmax" else ref.ref_softmax
+            finite = [0, 1, 2, 4, 5, 7, 8, 9, 10]
+            assert_close(fresh[finite], ref_fn(x[finite]), dtype, 10 if name == "log_softmax" else 1)
+    finally:
+        _kernels.softmax_set_stream_min_bytes(old)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
 def test_log_softmax_rows_pipelined_or_not_give_the_same_bits(dtype):
     """log_softmax writes row by row (the default) or each row while the next row is summed, cut
     at the output's 64-byte lines; both give the same bits, whatever the output's alignment, in

@@ -134,7 +134,7 @@ def _normalize(x, axis, temperature, out, log_output):
     else:
         res_rows = np.empty(rows.shape, dtype=out_arr.data.dtype if out_arr is not None else arr.result_dtype)
     if rows.size:
-        _kernels.softmax_normalize(rows, arr.half, res_rows, s, log_output)
+        _kernels.softmax_normalize(rows, arr.half, res_rows, s, log_output, out_rows is None)
     if out is None:
         return from_rows(res_rows, batch_shape, ax, arr.ndim)
     if out_rows is None:

@@ -461,7 +461,7 @@ def _normalize(x, axis, log_output, name):
     out = np.empty(rows.view.shape, dtype=compute)
     out_rows = out.reshape(rows.n_rows, rows.n)
     for start, block in rows.blocks(compute):
-        _kernels.softmax_normalize(block, 0, out_rows[start:start + block.shape[0]], 1.0, log_output)
+        _kernels.softmax_normalize(block, 0, out_rows[start:start + block.shape[0]], 1.0, log_output, True)
     if log_output:
         # the kernel gives NaN for a slice with +inf; SciPy gives NaN at the +inf entries and -inf
         # elsewhere (x - inf), as long as the slice holds no NaN
