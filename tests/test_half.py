@@ -342,6 +342,40 @@ def test_vector_rounding_to_half_rounded_once(half):
             assert np.all(np.isnan((nan_bits.astype(np.uint32) << 16).view(np.float32)))
 
 
+@pytest.mark.parametrize("dtype", HALF)
+def test_float_path_of_half_log_softmax_rounded_once_as_double(dtype):
+    """log_softmax into a half ``out=`` without temperature computes in float where its error bound
+    keeps every lane away from the half midpoints, in double elsewhere: the same bits as the
+    double computation alone (softmax_set_half_fast_writes(False)). Rows of small and large
+    offsets (a large m + c is the bound's worst case), constant rows, -inf entries, tiny results
+    (float16 subnormals), a temperature (always double), streamed and plain stores."""
+    rng = np.random.default_rng(11)
+    cases = [(0.0, 3.0), (100.0, 5.0), (-3000.0, 2.0), (60000.0, 30.0), (0.0, 0.01), (5.0, 40.0), (0.0, 1e-3)]
+    old_fast = _kernels.softmax_set_half_fast_writes(True)
+    try:
+        for (base, scale), stream in itertools.product(cases, (False, True)):
+            x = np.clip(base + scale * rng.standard_normal((24, 2053)), -65000, 65000).astype(dtype)
+            x[3] = x[3, 0]
+            x[5, 7] = -np.inf
+            x[6, :100] = -np.inf
+            for temperature in (1.0, 0.7):
+                got = []
+                for fast in (True, False):
+                    _kernels.softmax_set_half_fast_writes(fast)
+                    old = _kernels.softmax_set_stream_min_bytes(0 if stream else 1 << 40)
+                    try:
+                        out = np.empty_like(x)
+                        fi.log_softmax(x, out=out, temperature=temperature)
+                    finally:
+                        _kernels.softmax_set_stream_min_bytes(old)
+                    got.append(out.view(np.uint16))
+                assert np.array_equal(got[0], got[1]), (base, scale, temperature, stream)
+                check_elementwise(got[0].view(dtype), ref.ref_log_softmax(x.astype(np.float64), -1, temperature),
+                                  dtype, 1)
+    finally:
+        _kernels.softmax_set_half_fast_writes(old_fast)
+
+
 def test_streaming_store_path_half():
     """Half outputs above the streaming threshold: 16-byte aligned streamed part, heads and tails."""
     rng = np.random.default_rng(8)

@@ -122,6 +122,7 @@ def memory_copy(double[::1] y, const double[::1] x, int n_threads):
 
 cdef extern from "csrc/softmax.h":
     int fi_pipeline_rows
+    int fi_half_fast_writes
     enum:
         FI_ROW_FINITE
         FI_ROW_NAN
@@ -305,6 +306,16 @@ def softmax_set_pipelining(bint on):
     global fi_pipeline_rows
     old = bool(fi_pipeline_rows)
     fi_pipeline_rows = 1 if on else 0
+    return old
+
+
+def softmax_set_half_fast_writes(bint on):
+    """log_softmax into a float16 / bfloat16 output computes each vector in float where that
+    provably rounds as the double computation (on, the default) or always in double; returns the
+    old setting (for tests and measurements; the results are the same bits)."""
+    global fi_half_fast_writes
+    old = bool(fi_half_fast_writes)
+    fi_half_fast_writes = 1 if on else 0
     return old
 
 

@@ -10,6 +10,12 @@
                                               nearest even (NaN stays a quiet NaN)
      narrow_odd_f (lo, hi)                    two double vectors -> the float vector rounded to
                                               odd, so that a store after it rounds once (half.h)
+     f16_safe / bf16_safe (f, min_bits)       1 when every lane of f is more than FI_HALF_MARGIN
+                                              float ulps from each midpoint of the half grid and
+                                              its magnitude's bits are >= min_bits (below: the
+                                              caller's error bound does not hold, or float16's
+                                              coarser subnormal grid): then every value within
+                                              FI_HALF_MARGIN ulps of f rounds to the same half
      min_f, hmin_f, log_f                     for the float pass of the half-precision entropy and
                                               cross-entropy (distributions_rows.h)
    Widening uses F16C vcvtph2ps in the AVX2 clone, AVX-512 vcvtph2ps zmm in the AVX-512 clone,
@@ -83,6 +89,22 @@ FI_HV __m256 fi_v4_odd8(__m512d d) {
 FI_HV __m512 fi_v4_narrow_odd_f(__m512d lo, __m512d hi) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(fi_v4_odd8(lo)), fi_v4_odd8(hi), 1);
 }
+/* A float f in a binade of the half format has its half-grid midpoints where the bits below the
+   half significand are 100..0 (13 bits for float16, 16 for bfloat16). f is more than
+   FI_HALF_MARGIN float ulps from every midpoint when those bits differ from 100..0 by more than
+   FI_HALF_MARGIN (the midpoints of the neighbouring binades are thousands of ulps away). */
+#define FI_HALF_MARGIN 4u
+FI_HV int fi_v4_half_safe_(__m512 f, uint32_t min_bits, uint32_t low_mask, uint32_t mid) {
+    __m512i u = _mm512_castps_si512(f);
+    __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    __m512i l = _mm512_sub_epi32(_mm512_and_si512(u, _mm512_set1_epi32((int)low_mask)),
+                                 _mm512_set1_epi32((int)(mid - FI_HALF_MARGIN)));
+    __mmask16 bad = _mm512_cmple_epu32_mask(l, _mm512_set1_epi32((int)(2u * FI_HALF_MARGIN)))
+                    | _mm512_cmplt_epu32_mask(a, _mm512_set1_epi32((int)min_bits));
+    return bad == 0;
+}
+FI_HV int fi_v4_f16_safe(__m512 f, uint32_t min_bits) { return fi_v4_half_safe_(f, min_bits, 0x1fffu, 0x1000u); }
+FI_HV int fi_v4_bf16_safe(__m512 f, uint32_t min_bits) { return fi_v4_half_safe_(f, min_bits, 0xffffu, 0x8000u); }
 /* the AVX-512 round-to-odd narrowing is cheap: the half writers use it directly */
 FI_HV __m512 fi_v4_narrow_f16_f(__m512d lo, __m512d hi) { return fi_v4_narrow_odd_f(lo, hi); }
 FI_HV __m512 fi_v4_narrow_bf16_f(__m512d lo, __m512d hi) { return fi_v4_narrow_odd_f(lo, hi); }
@@ -240,6 +262,16 @@ FI_FN FI_I(vec_f) FI_I(narrow_bf16_f)(FI_I(vec_d) lo, FI_I(vec_d) hi) {
         return FI_I(narrow_odd_f)(lo, hi);
     return f;
 }
+/* as the AVX-512 clone's f16_safe / bf16_safe (the bits below the half significand against 100..0) */
+#ifndef FI_HALF_MARGIN
+#define FI_HALF_MARGIN 4u
+#endif
+FI_FN int FI_I(half_safe_)(FI_I(vec_f) f, uint32_t min_bits, uint32_t low_mask, uint32_t mid) {
+    FI_I(uvec_f) u = (FI_I(uvec_f))f, a = u & 0x7fffffffu, l = (u & low_mask) - (mid - FI_HALF_MARGIN);
+    return !FI_I(any_f)((FI_I(mask_f))((l <= 2u * FI_HALF_MARGIN) | (a < min_bits)));
+}
+FI_FN int FI_I(f16_safe)(FI_I(vec_f) f, uint32_t min_bits) { return FI_I(half_safe_)(f, min_bits, 0x1fffu, 0x1000u); }
+FI_FN int FI_I(bf16_safe)(FI_I(vec_f) f, uint32_t min_bits) { return FI_I(half_safe_)(f, min_bits, 0xffffu, 0x8000u); }
 FI_FN FI_I(vec_f) FI_I(min_f)(FI_I(vec_f) a, FI_I(vec_f) b) { return FI_I(select_f)(a < b, a, b); }
 FI_FN float FI_I(hmin_f)(FI_I(vec_f) v) {
     float best = v[0];

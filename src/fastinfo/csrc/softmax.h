@@ -36,6 +36,12 @@ typedef struct {
    and the AVX2 clone equal or better); the pipelined write was tuned on an Intel Xeon. */
 static int fi_pipeline_rows = 0;
 
+/* 1 (the default): log_softmax into a float16 / bfloat16 output with no temperature computes
+   each vector in float where that provably gives the double's rounding (softmax_rows.h,
+   fi_logsoftmax_vec_any); 0: always in double. The same bits either way (a switch for tests and
+   measuring). */
+static int fi_half_fast_writes = 1;
+
 static inline int fi_lse_finish(const fi_lse_state *st, double *m, double *log_S) {
     if (st->nan_seen || st->S != st->S) return FI_ROW_NAN;
     if (st->m == INFINITY) return FI_ROW_POSINF;

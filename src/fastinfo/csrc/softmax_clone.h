@@ -79,6 +79,8 @@
 #define FI_STREAM_OT(p, v) FI_I(stream_f16)(p, v)
 #define FI_FILL1_OT(p, x) (*(p) = fi_d_to_f16(x))
 #define FI_NARROW_OUT(lo, hi) FI_I(narrow_f16_f)(lo, hi)
+#define FI_HALF_SAFE(f, min_bits) FI_I(f16_safe)(f, min_bits)
+#define FI_HALF_MIN_BITS 0x38800000u   /* 2^-14: float16's smallest normal */
 #define FI_EXP_LO -87.0f
 #define FI_FUSED(m, s) (fabs((m) * (s)) < 1048576.0)
 #include "softmax_rows.h"
@@ -123,6 +125,8 @@
 #define FI_STREAM_OT(p, v) FI_I(stream_bf16)(p, v)
 #define FI_FILL1_OT(p, x) (*(p) = fi_d_to_bf16(x))
 #define FI_NARROW_OUT(lo, hi) FI_I(narrow_bf16_f)(lo, hi)
+#define FI_HALF_SAFE(f, min_bits) FI_I(bf16_safe)(f, min_bits)
+#define FI_HALF_MIN_BITS 0x00800000u   /* 2^-126: float32's (and bfloat16's) smallest normal */
 #define FI_EXP_LO -87.0f
 #define FI_FUSED(m, s) (fabs((m) * (s)) < 1048576.0)
 #include "softmax_rows.h"

@@ -569,18 +569,71 @@ FI_KIN FV FI_K(fi_logsoftmax_vec)(FV v, double m, double s, double c, double mc,
         p[h] = fused ? FI_K(fi_part)(v, h) * s - mc : (FI_K(fi_part)(v, h) - m) * s - c;
     return FI_K(fi_join)(p);
 }
-FI_KIN void FI_K(fi_write_logsoftmax_body)(const ST *x, OT *y, Py_ssize_t n, double m, double s, double c,
-                                          int nt, int fused) {
+#ifdef FI_HALF_SAFE
+/* Half-precision outputs without temperature (s = 1): the double result fl(x - (m + c)) (fused) or
+   fl(fl(x - m) - c) is within 2^-52 (|y| + |m + c| + |c|) of y = x - D, D = fl(m + c). In float,
+   with D = hi + lo + d (hi = fl32(D), lo = fl32(D - hi), the difference exact in double,
+   |d| <= 2^-48 |D|): f = fl32(fl32(x - hi) - lo) is within 2^-23 |f| (1 + 2^-22) + 2^-47 |D| of y,
+   so within 2^-23 |f| (1 + 2^-20) + 2^-46.9 (|D| + |c|) of the double result. Where
+   |f| >= T = 2^-19 (|D| + |c|), that is below 2^-23 |f| (1 + 2^-4) < 2.2 float ulps of f (|f| <
+   2^24 ulps): a lane more than FI_HALF_MARGIN ulps from every half midpoint (FI_HALF_SAFE) rounds
+   as the double does. A vector with a lane near a midpoint, below T (float16: or below its
+   normal range) takes the double computation: the same bits whatever the path. */
+typedef struct {
+    FV hi, lo;
+    uint32_t min_bits;
+} FI_K(fi_lsm_fast);
+
+FI_KIN void FI_K(fi_lsm_fast_init)(FI_K(fi_lsm_fast) *k, double mc, double c) {
+    const float hi = (float)mc;
+    const float t = (float)(0x1p-18 * (fabs(mc) + fabs(c)));   /* 2 T: >= T after rounding */
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    k->hi = FI_V(splat)(hi);
+    k->lo = FI_V(splat)((float)(mc - (double)hi));
+    k->min_bits = bits > FI_HALF_MIN_BITS ? bits : FI_HALF_MIN_BITS;
+}
+#endif
+
+FI_KIN FV FI_K(fi_logsoftmax_vec_any)(FV v, double m, double s, double c, double mc, int fused,
+                                      const void *fast) {
+#ifdef FI_HALF_SAFE
+    if (fast) {
+        const FI_K(fi_lsm_fast) *k = (const FI_K(fi_lsm_fast) *)fast;
+        FV f = (v - k->hi) - k->lo;
+        if (FI_HALF_SAFE(f, k->min_bits)) return f;
+    }
+#else
+    (void)fast;
+#endif
+    return FI_K(fi_logsoftmax_vec)(v, m, s, c, mc, fused);
+}
+FI_KIN void FI_K(fi_write_logsoftmax_run)(const ST *x, OT *y, Py_ssize_t n, double m, double s, double c,
+                                         int nt, int fused, const void *fast) {
     const double mc = m * s + c;
     Py_ssize_t i = 0, head = FI_K(fi_out_head)(y, n, &nt);
     if (head > 0) {
-        FI_STORE_TAIL_OT(y, head, FI_K(fi_logsoftmax_vec)(FI_LOAD_TAIL_ST(x, head, (FT)0), m, s, c, mc, fused));
+        FI_STORE_TAIL_OT(y, head, FI_K(fi_logsoftmax_vec_any)(FI_LOAD_TAIL_ST(x, head, (FT)0), m, s, c, mc, fused, fast));
         i = head;
     }
     for (; i + LANES <= n; i += LANES)
-        FI_K(fi_store_out)(y + i, FI_K(fi_logsoftmax_vec)(FI_LOAD_ST(x + i), m, s, c, mc, fused), nt);
+        FI_K(fi_store_out)(y + i, FI_K(fi_logsoftmax_vec_any)(FI_LOAD_ST(x + i), m, s, c, mc, fused, fast), nt);
     if (i < n)
-        FI_STORE_TAIL_OT(y + i, n - i, FI_K(fi_logsoftmax_vec)(FI_LOAD_TAIL_ST(x + i, n - i, (FT)0), m, s, c, mc, fused));
+        FI_STORE_TAIL_OT(y + i, n - i, FI_K(fi_logsoftmax_vec_any)(FI_LOAD_TAIL_ST(x + i, n - i, (FT)0), m, s, c, mc, fused, fast));
+}
+FI_KIN void FI_K(fi_write_logsoftmax_body)(const ST *x, OT *y, Py_ssize_t n, double m, double s, double c,
+                                          int nt, int fused) {
+#ifdef FI_HALF_SAFE
+    if (s == 1.0 && fi_half_fast_writes) {
+        FI_K(fi_lsm_fast) k;
+        FI_K(fi_lsm_fast_init)(&k, m * s + c, c);
+        if (fused) FI_K(fi_write_logsoftmax_run)(x, y, n, m, s, c, nt, 1, &k);
+        else FI_K(fi_write_logsoftmax_run)(x, y, n, m, s, c, nt, 0, &k);
+        return;
+    }
+#endif
+    if (fused) FI_K(fi_write_logsoftmax_run)(x, y, n, m, s, c, nt, 1, NULL);
+    else FI_K(fi_write_logsoftmax_run)(x, y, n, m, s, c, nt, 0, NULL);
 }
 FI_KFN void FI_K(fi_write_logsoftmax)(const ST *x, OT *y, Py_ssize_t n, double m, double s, double c, int nt) {
     if (FI_FUSED(m, s)) FI_K(fi_write_logsoftmax_body)(x, y, n, m, s, c, nt, 1);
@@ -831,5 +884,7 @@ FI_KFN void FI_K(fi_seg_sumexp_kl)(const ST *a, const ST *b, Py_ssize_t n, FT ma
 #undef FI_STREAM_OT
 #undef FI_FILL1_OT
 #undef FI_NARROW_OUT
+#undef FI_HALF_SAFE
+#undef FI_HALF_MIN_BITS
 #undef FI_READERS
 #undef FI_PAIR_EXACT
