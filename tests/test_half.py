@@ -424,6 +424,40 @@ def test_distribution_family_matches_float64_on_the_same_values(dtype):
 
 
 @pytest.mark.parametrize("dtype", HALF)
+def test_one_pass_entropy_matches_float64_on_the_same_values(dtype):
+    """The one-pass entropy of half rows (a p log p table of every half value, H = log S - A / S)
+    against the float64 twin and against the two-pass route (a float log), and the rows it hands
+    over to the two passes: a cancelling difference (one large entry), H = 0 (one nonzero entry),
+    subnormal entries, zeros, NaN, inf, negative entries, sums outside [2^-100, 2^100]."""
+    rng = np.random.default_rng(12)
+    rows = [rng.random(4000), rng.random(4000) / 4000, rng.random(300) * 6e-5, rng.random(9) * 1e4,
+            np.r_[1e4, rng.random(500) * 1e-3], np.r_[0.25, np.zeros(40)], np.r_[3.0, 1e-7 * rng.random(50)],
+            np.where(rng.random(2000) < 0.5, 0.0, rng.random(2000)), np.full(1000, 1e-30), np.full(64, 30000.0),
+            np.arange(1.0, 1500.0)]
+    n = max(len(r) for r in rows)
+    p = np.zeros((len(rows), n))
+    for i, r in enumerate(rows):
+        p[i, :len(r)] = r
+    p = p.astype(dtype)
+    old = _kernels.distribution_set_entropy_table(True)
+    try:
+        one_pass = fi.entropy(p, axis=-1)
+        check_rows(one_pass, ref.entropy(p.astype(np.float64), axis=-1))
+        _kernels.distribution_set_entropy_table(False)
+        two_pass = fi.entropy(p, axis=-1)
+        np.testing.assert_allclose(one_pass, two_pass, rtol=1e-6, atol=0)
+        _kernels.distribution_set_entropy_table(True)
+        bad = np.array([[1.0, np.nan, 1.0], [1.0, np.inf, 1.0], [0.0, 0.0, 0.0]], dtype=dtype)
+        assert np.isnan(fi.entropy(bad, axis=-1)).all()
+        with pytest.raises(ValueError, match="p must not have negative"):
+            fi.entropy(np.array([[1, 1, 1], [1, -2, 1]], dtype=dtype))
+        with threadpool_limits(1, "openmp"):
+            assert np.array_equal(fi.entropy(p, axis=-1), one_pass, equal_nan=True)
+    finally:
+        _kernels.distribution_set_entropy_table(old)
+
+
+@pytest.mark.parametrize("dtype", HALF)
 def test_distribution_special_values_and_errors(dtype):
     p = np.array([[1, 1, 0], [0, 0, 0], [np.nan, 1, 1], [np.inf, 1, 1], [4, 0, 0]], dtype=dtype)
     h = fi.entropy(p)

@@ -46,6 +46,8 @@ cdef extern from "csrc/distributions.h":
     void fi_chunk_pass2_d(int kind, int careful, const double *p, const double *q, Py_ssize_t n, double S,
                           double Tq, double eps, double *out3) noexcept nogil
     # float16 (_h) and bfloat16 (_b) rows, as their bits
+    int fi_entr_tables_init() noexcept nogil
+    int fi_entr_use_table
     void fi_entropy_rows_h(const uint16_t *p, Py_ssize_t n_rows, Py_ssize_t n, double *res, int *status) noexcept nogil
     void fi_entropy_rows_b(const uint16_t *p, Py_ssize_t n_rows, Py_ssize_t n, double *res, int *status) noexcept nogil
     void fi_pq_rows_h(int kind, const uint16_t *p, const uint16_t *q, const int64_t *p_row, const int64_t *q_row,
@@ -195,6 +197,19 @@ cdef void _long_rows(int kind, const dense_t[:, ::1] p, const dense_t[:, ::1] q,
         if inf > 0.0:
             total = INFINITY
         out[r] = (total + 0.0) / log_base
+
+
+if fi_entr_tables_init() != 0:
+    raise MemoryError("fastinfo: out of memory for the half-precision entropy tables")
+
+
+def distribution_set_entropy_table(bint on):
+    """The one-pass entropy of float16 / bfloat16 rows from the p log p tables (on, the default) or
+    the two passes with a float log; returns the old setting (tests and measurements)."""
+    global fi_entr_use_table
+    old = bool(fi_entr_use_table)
+    fi_entr_use_table = 1 if on else 0
+    return old
 
 
 def _long_rows_scratch(Py_ssize_t n_rows, Py_ssize_t n):

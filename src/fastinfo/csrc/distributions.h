@@ -20,6 +20,30 @@ FI_INLINE double fi_lanes_total(const double *lane)
 
 enum { FI_CROSS = 0, FI_KL = 1, FI_JS = 2, FI_ENTROPY = 3 };
 
+/* p log p of every float16 ([0]) and bfloat16 ([1]) value, indexed by its bits, in double: 0 for
+   p = 0 (either sign), NaN for negative, infinite and NaN p (a row holding one then takes the two
+   passes, which report it). For the one-pass entropy of half-precision rows (distributions_rows.h,
+   fi_entropy_table). Built once by fi_entr_tables_init, which the module calls at import (with the
+   GIL held); 1 MiB. fi_entr_use_table 0 turns the one-pass entropy off (tests, measurements). */
+static double *fi_entr_table[2] = {NULL, NULL};
+static int fi_entr_use_table = 1;
+static int fi_entr_tables_init(void) {
+    double *t;
+    uint32_t b;
+    int h;
+    if (fi_entr_table[0] != NULL) return 0;
+    t = (double *)malloc(2 * 65536 * sizeof(double));
+    if (t == NULL) return -1;
+    for (h = 0; h < 2; h++)
+        for (b = 0; b < 65536; b++) {
+            double p = h == 0 ? (double)fi_f16_to_f32((uint16_t)b) : (double)fi_bf16_to_f32((uint16_t)b);
+            t[h * 65536 + b] = p == 0.0 ? 0.0 : (p > 0.0 && p <= DBL_MAX ? p * log(p) : NAN);
+        }
+    fi_entr_table[1] = t + 65536;
+    fi_entr_table[0] = t;
+    return 0;
+}
+
 /* One entry's term of the sum in the careful pass: SciPy's entr / rel_entr on the normalised
    entries a = u/S, b = (v+eps)/T (u from p, v from q), with true division (as SciPy) and libc log,
    which also takes subnormals. Masked lanes take log(1) = 0. *inf counts the terms that are +inf

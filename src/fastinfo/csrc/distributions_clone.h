@@ -23,6 +23,7 @@
 #define FI_LD1_ST(e) ((double)fi_f16_to_f32(e))
 #define FI_LOADF_ST(p) FI_I(load_f16)(p)
 #define FI_LOADF_TAIL_ST(p, k, fill) FI_I(load_tail_f16)(p, k, fill)
+#define FI_ENTR_TABLE fi_entr_table[0]
 #include "distributions_rows.h"
 
 #define ST uint16_t
@@ -32,6 +33,7 @@
 #define FI_LD1_ST(e) ((double)fi_bf16_to_f32(e))
 #define FI_LOADF_ST(p) FI_I(load_bf16)(p)
 #define FI_LOADF_TAIL_ST(p, k, fill) FI_I(load_tail_bf16)(p, k, fill)
+#define FI_ENTR_TABLE fi_entr_table[1]
 #include "distributions_rows.h"
 
 /* The clone's vector log, elementwise: x finite > 0; arguments below DBL_MIN take libc log, as

@@ -3,7 +3,8 @@
    (the clone, left defined) and ST, SFX, FI_LOADW_ST(p), FI_LOADW_TAIL_ST(p, k, fill) (the element
    type in memory, its name suffix, and its load as a double vector) and optionally FI_LD1_ST(e)
    (one element as a double; for float16 / bfloat16 bits) and FI_LOADF_ST(p), FI_LOADF_TAIL_ST(p, k,
-   fill) (their loads as float vectors: the float pass 2 of the entropy and cross-entropy) defined;
+   fill) (their loads as float vectors: the float pass 2 of the entropy and cross-entropy) and
+   FI_ENTR_TABLE (the p log p table of the half type: the one-pass entropy) defined;
    these are undefined at the end. No include guard: it is meant to be included more than once.
 
    All arithmetic is in double. Pass 1 sums p (and q + eps) and finds the smallest entry of each
@@ -297,9 +298,69 @@ FI_KIN double FI_K(fi_pass2_dispatch)(const int kind, const ST *p, const ST *q, 
     return total + 0.0;  /* + 0.0 turns a -0.0 total into 0.0 */
 }
 
+#ifdef FI_ENTR_TABLE
+/* Entropy of a half-precision row in one pass, without a log per entry: S = sum p (double lanes)
+   and A = sum p log p from FI_ENTR_TABLE (each value's p log p in double; the half formats have
+   65,536 values), then H = log S - A / S, which is sum -a log a over a = p / S. Returns 0 (the
+   caller then takes the two passes) when A is not finite (a negative, infinite or NaN entry), S is
+   outside [2^-100, 2^100], H is not > 0, or the difference cancels: |A / S| + |log S| > 2^10 H.
+   Otherwise the roundings (of the table entries and of sums with lane and block accumulators,
+   below 2^-40 of |A|, and of log S) stay below 2^-30 of H, far inside the contract's 1e-6. */
+FI_KIN int FI_K(fi_entropy_table)(const ST *p, Py_ssize_t n, double *H) {
+    const double *T = FI_ENTR_TABLE;
+    DV s0 = FI_VD(splat)(0.0), s1 = s0, so = s0;
+    double a[8], ao[8], S, A, logS, h;
+    Py_ssize_t i, start, stop;
+    int j;
+    for (j = 0; j < 8; j++) { a[j] = 0.0; ao[j] = 0.0; }
+    for (start = 0; start < n; start = stop) {
+        stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;
+        for (i = start; i + 8 <= stop; i += 8) {
+            a[0] += T[p[i]];
+            a[1] += T[p[i + 1]];
+            a[2] += T[p[i + 2]];
+            a[3] += T[p[i + 3]];
+            a[4] += T[p[i + 4]];
+            a[5] += T[p[i + 5]];
+            a[6] += T[p[i + 6]];
+            a[7] += T[p[i + 7]];
+        }
+        for (j = 0; i < stop; i++, j++) a[j] += T[p[i]];
+        /* the block again, from L1: its sum */
+        for (i = start; i + 2 * DLANES <= stop; i += 2 * DLANES) {
+            s0 = s0 + FI_LOADW_ST(p + i);
+            s1 = s1 + FI_LOADW_ST(p + i + DLANES);
+        }
+        for (; i < stop; i += DLANES) s0 = s0 + FI_K(fi_loadw)(p, i, stop, 0.0);
+        so = so + (s0 + s1);
+        s0 = FI_VD(splat)(0.0);
+        s1 = s0;
+        for (j = 0; j < 8; j++) { ao[j] += a[j]; a[j] = 0.0; }
+    }
+    S = FI_VD(hsum)(so);
+    A = fi_lanes_total(ao);
+    if (!(fabs(A) <= DBL_MAX) || !(S >= 0x1p-100 && S <= 0x1p100)) return 0;
+    logS = log(S);
+    h = logS - A / S;
+    if (!(h > 0.0) || fabs(A / S) + fabs(logS) > 1024.0 * h) return 0;
+    *H = h;
+    return 1;
+}
+#endif
+
 /* Entropy of one row; status 1 if a negative entry. next: the row to prefetch (may be NULL). */
 FI_KIN double FI_K(fi_entropy_row1)(const ST *p, Py_ssize_t n, int *status, const ST *next) {
     double S, Tq, negp, negq;
+#ifdef FI_ENTR_TABLE
+    if (fi_entr_use_table && FI_ENTR_TABLE != NULL) {
+        double h;
+        (void)next;
+        if (FI_K(fi_entropy_table)(p, n, &h)) {
+            *status = 0;
+            return h;
+        }
+    }
+#endif
     FI_K(fi_pass1)(p, NULL, n, 0.0, &S, &Tq, &negp, &negq);
     *status = 0;
     if (negp > 0.0) { *status = 1; return NAN; }
@@ -389,3 +450,4 @@ FI_KFN void FI_K(fi_chunk_pass2)(int kind, int careful, const ST *p, const ST *q
 #undef FI_LOADF_ST
 #undef FI_LOADF_TAIL_ST
 #undef FI_FLOAT_PASS2_OK
+#undef FI_ENTR_TABLE
