@@ -2273,3 +2273,58 @@ def test_fuzz_local_values(data):
     fn, args = {"mi": (fi.mutual_info_ksg, (x, y)), "cmi": (fi.conditional_mutual_info_ksg, (x, y, z)),
                 "entropy": (fi.entropy_knn, (x,))}[which]
     check_call(fn, args, dict(k=k, local=local), reference)
+
+
+def _bits(a):
+    """An array's (or a scalar's) bytes, so that NaN == NaN and -0.0 != 0.0."""
+    a = np.ascontiguousarray(np.asarray(a))
+    return a.dtype.str, a.shape, a.tobytes()
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_prefetch_distance_changes_no_bits(data):
+    """The software prefetch of the dense loops (``dense_set_prefetch``) only asks for lines early:
+    every dense function gives the same bits at any distance, with rows that end inside the
+    prefetched range and arrays whose last prefetches point past their end."""
+    EXAMPLES["prefetch distance"] += 1
+    shape = data.draw(shapes(min_dims=1, max_dims=2, min_side=1))
+    dt = np.dtype(data.draw(st.sampled_from([np.float32, np.float64, *HALF_DTYPES])))
+    x = data.draw(real_arrays(shape, dtypes=[dt], scale=3.0))
+    y = data.draw(real_arrays(shape, dtypes=[dt], scale=3.0))
+    p = data.draw(real_arrays(shape, dtypes=[dt], nonnegative=True, specials=()))
+    q = data.draw(real_arrays(shape, dtypes=[dt], nonnegative=True, specials=()))
+    n_cls = shape[-1]
+    target = np.random.default_rng(n_cls).integers(0, n_cls, shape[:-1])
+    distance = data.draw(st.sampled_from([0, 64, 192, 4096, 1 << 20]))
+    out_dtype = dt if dt in HALF_DTYPES else None
+
+    def run():
+        res = [fi.log_softmax(x), fi.softmax(x), fi.softmax_entropy(x),
+               fi.softmax_kl_divergence(x, y), fi.entropy(p), fi.cross_entropy(p, q),
+               fi.kl_divergence(p, q)]
+        if out_dtype is not None:
+            res.append(fi.log_softmax(x, out=np.empty(shape, dtype=out_dtype)))
+        if len(shape) == 2:
+            res += [fi.softmax_cross_entropy(x, target, reduction="none"),
+                    *fi.softmax_cross_entropy_with_grad(x, target)]
+        return [_bits(r) for r in res]
+
+    expected = run()
+    old = _kernels.dense_set_prefetch(distance)
+    try:
+        got = run()
+    finally:
+        _kernels.dense_set_prefetch(old)
+    assert got == expected, f"distance {distance}, shape {shape}, dtype {dt}"
+
+
+def test_prefetch_distance_is_checked():
+    old = _kernels.dense_set_prefetch(1024)
+    try:
+        assert _kernels.dense_set_prefetch(old) == 1024
+        for bad in (-1, (1 << 20) + 1):
+            with pytest.raises(ValueError, match="n_bytes"):
+                _kernels.dense_set_prefetch(bad)
+    finally:
+        _kernels.dense_set_prefetch(old)

@@ -123,6 +123,7 @@ def memory_copy(double[::1] y, const double[::1] x, int n_threads):
 cdef extern from "csrc/softmax.h":
     int fi_pipeline_rows
     int fi_half_fast_writes
+    Py_ssize_t fi_prefetch_ahead
     enum:
         FI_ROW_FINITE
         FI_ROW_NAN
@@ -316,6 +317,18 @@ def softmax_set_half_fast_writes(bint on):
     global fi_half_fast_writes
     old = bool(fi_half_fast_writes)
     fi_half_fast_writes = 1 if on else 0
+    return old
+
+
+def dense_set_prefetch(Py_ssize_t n_bytes):
+    """How far ahead (bytes) the streaming loops of the dense kernels prefetch; returns the old
+    distance (for measurements; 0 prefetches the lines being read, which is no prefetch at all;
+    the results are the same bits whatever the distance)."""
+    global fi_prefetch_ahead
+    if n_bytes < 0 or n_bytes > (1 << 20):
+        raise ValueError(f"n_bytes must be in [0, 2**20]; got {n_bytes}")
+    old = fi_prefetch_ahead
+    fi_prefetch_ahead = n_bytes
     return old
 
 

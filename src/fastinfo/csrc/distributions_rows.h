@@ -37,7 +37,11 @@ FI_KIN void FI_K(fi_pass1)(const ST *p, const ST *q, Py_ssize_t n, double eps, d
         /* two accumulators (even and odd vectors): one add's latency per vector would bound the
            loop below the memory bandwidth */
         for (i = start; i + 2 * DLANES <= stop; i += 2 * DLANES) {
-            DV u = FI_LOADW_ST(p + i), u2 = FI_LOADW_ST(p + i + DLANES);
+            DV u, u2;
+            FI_PREFETCH(p + i, 2 * DLANES * sizeof(ST));
+            if (q != NULL) FI_PREFETCH(q + i, 2 * DLANES * sizeof(ST));
+            u = FI_LOADW_ST(p + i);
+            u2 = FI_LOADW_ST(p + i + DLANES);
             sp = sp + u;
             sp2 = sp2 + u2;
             minp = FI_VD(min)(FI_VD(min)(u, u2), minp);
@@ -316,6 +320,7 @@ FI_KIN int FI_K(fi_entropy_table)(const ST *p, Py_ssize_t n, double *H) {
     for (start = 0; start < n; start = stop) {
         stop = n - start > FI_BLOCK ? start + FI_BLOCK : n;
         for (i = start; i + 8 <= stop; i += 8) {
+            FI_PREFETCH(p + i, 8 * sizeof(ST));
             a[0] += T[p[i]];
             a[1] += T[p[i + 1]];
             a[2] += T[p[i + 2]];

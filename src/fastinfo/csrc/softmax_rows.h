@@ -80,6 +80,7 @@ FI_KIN double FI_K(fi_block_max)(const ST *x, Py_ssize_t n, int *nan_seen) {
     Py_ssize_t i = 0;
     double best;
     for (; i + 4 * LANES <= n; i += 4 * LANES) {
+        FI_PREFETCH(x + i, 4 * LANES * sizeof(ST));
         m0 = FI_V(max)(FI_LOAD_ST(x + i), m0);
         m1 = FI_V(max)(FI_LOAD_ST(x + i + LANES), m1);
         m2 = FI_V(max)(FI_LOAD_ST(x + i + 2 * LANES), m2);
@@ -114,8 +115,12 @@ FI_KIN void FI_K(fi_sumexp_acc)(const ST *x, Py_ssize_t n, FT m, FT s, int scale
     FV mx0 = FI_V(splat)(-INFINITY), mx1 = mx0;
     Py_ssize_t i = 0;
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
-        FV v0 = FI_LOAD_ST(x + i), v1 = FI_LOAD_ST(x + i + LANES);
-        FV t0 = v0 - vm, t1 = v1 - vm, e0, e1;
+        FV v0, v1, t0, t1, e0, e1;
+        FI_PREFETCH(x + i, 2 * LANES * sizeof(ST));
+        v0 = FI_LOAD_ST(x + i);
+        v1 = FI_LOAD_ST(x + i + LANES);
+        t0 = v0 - vm;
+        t1 = v1 - vm;
         if (want_max) { mx0 = FI_V(max)(v0, mx0); mx1 = FI_V(max)(v1, mx1); }
         if (scaled) { t0 = t0 * vs; t1 = t1 * vs; }
         e0 = FI_V(exp)(t0);
@@ -318,8 +323,10 @@ FI_KIN void FI_K(fi_sumexp_ent_acc)(const ST *x, Py_ssize_t n, FT m, FT s, int w
     FV mx0 = FI_V(splat)(-INFINITY);
     Py_ssize_t i;
     for (i = 0; i < n; i += LANES) {
-        FV v = FI_K(fi_load_or_tail)(x, i, n, (FT)-INFINITY);
-        FV t = (v - vm) * vs, e;
+        FV v, t, e;
+        FI_PREFETCH(x + i, LANES * sizeof(ST));
+        v = FI_K(fi_load_or_tail)(x, i, n, (FT)-INFINITY);
+        t = (v - vm) * vs;
         if (want_max) mx0 = FI_V(max)(v, mx0);
         e = FI_V(exp)(t);
         t = FI_V(max)(t, lo);
@@ -407,8 +414,13 @@ FI_KIN void FI_K(fi_sumexp_kl_acc)(const ST *a, const ST *b, Py_ssize_t n, FT ma
        a lane of either exp pair reaches 1 (then all three in double: as in fi_sumexp_acc;
        e (a - b) is a float product) */
     for (; i + 2 * LANES <= n; i += 2 * LANES) {
-        FV va0 = FI_LOAD_ST(a + i), vb0 = FI_LOAD_ST(b + i), va1 = FI_LOAD_ST(a + i + LANES), vb1 = FI_LOAD_ST(b + i + LANES);
-        FV ea1, eb1, eu1;
+        FV va0, vb0, va1, vb1, ea1, eb1, eu1;
+        FI_PREFETCH(a + i, 2 * LANES * sizeof(ST));
+        FI_PREFETCH(b + i, 2 * LANES * sizeof(ST));
+        va0 = FI_LOAD_ST(a + i);
+        vb0 = FI_LOAD_ST(b + i);
+        va1 = FI_LOAD_ST(a + i + LANES);
+        vb1 = FI_LOAD_ST(b + i + LANES);
         if (want_max) {
             mxa0 = FI_V(max)(FI_V(max)(va0, va1), mxa0);
             mxb0 = FI_V(max)(FI_V(max)(vb0, vb1), mxb0);
@@ -433,7 +445,11 @@ FI_KIN void FI_K(fi_sumexp_kl_acc)(const ST *a, const ST *b, Py_ssize_t n, FT ma
     }
 #endif
     for (; i < n; i += LANES) {
-        FV va = FI_K(fi_load_or_tail)(a, i, n, (FT)-INFINITY), vb = FI_K(fi_load_or_tail)(b, i, n, (FT)-INFINITY);
+        FV va, vb;
+        FI_PREFETCH(a + i, LANES * sizeof(ST));   /* the main loop of the double clones */
+        FI_PREFETCH(b + i, LANES * sizeof(ST));
+        va = FI_K(fi_load_or_tail)(a, i, n, (FT)-INFINITY);
+        vb = FI_K(fi_load_or_tail)(b, i, n, (FT)-INFINITY);
         if (want_max) {
             mxa0 = FI_V(max)(va, mxa0);
             mxb0 = FI_V(max)(vb, mxb0);
@@ -616,8 +632,10 @@ FI_KIN void FI_K(fi_write_logsoftmax_run)(const ST *x, OT *y, Py_ssize_t n, doub
         FI_STORE_TAIL_OT(y, head, FI_K(fi_logsoftmax_vec_any)(FI_LOAD_TAIL_ST(x, head, (FT)0), m, s, c, mc, fused, fast));
         i = head;
     }
-    for (; i + LANES <= n; i += LANES)
+    for (; i + LANES <= n; i += LANES) {
+        FI_PREFETCH(x + i, LANES * sizeof(ST));
         FI_K(fi_store_out)(y + i, FI_K(fi_logsoftmax_vec_any)(FI_LOAD_ST(x + i), m, s, c, mc, fused, fast), nt);
+    }
     if (i < n)
         FI_STORE_TAIL_OT(y + i, n - i, FI_K(fi_logsoftmax_vec_any)(FI_LOAD_TAIL_ST(x + i, n - i, (FT)0), m, s, c, mc, fused, fast));
 }
@@ -656,8 +674,10 @@ FI_KFN void FI_K(fi_write_softmax)(const ST *x, OT *y, Py_ssize_t n, double m, d
         FI_STORE_TAIL_OT(y, head, FI_K(fi_softmax_vec)(FI_LOAD_TAIL_ST(x, head, (FT)-INFINITY), vm, vs, inv_S));
         i = head;
     }
-    for (; i + LANES <= n; i += LANES)
+    for (; i + LANES <= n; i += LANES) {
+        FI_PREFETCH(x + i, LANES * sizeof(ST));
         FI_K(fi_store_out)(y + i, FI_K(fi_softmax_vec)(FI_LOAD_ST(x + i), vm, vs, inv_S), nt);
+    }
     if (i < n)
         FI_STORE_TAIL_OT(y + i, n - i, FI_K(fi_softmax_vec)(FI_LOAD_TAIL_ST(x + i, n - i, (FT)-INFINITY), vm, vs, inv_S));
     if (nt) FI_I(fence)();
@@ -788,8 +808,11 @@ FI_KFN void FI_K(fi_write_grad)(const ST *x, const ST *q, const double *w, OT *g
                                                    alpha, beta, qa, qb));
         i = head;
     }
-    for (; i + LANES <= n; i += LANES)
+    for (; i + LANES <= n; i += LANES) {
+        FI_PREFETCH(x + i, LANES * sizeof(ST));
+        if (q) FI_PREFETCH(q + i, LANES * sizeof(ST));
         FI_K(fi_store_out)(g + i, FI_K(fi_grad_vec)(FI_LOAD_ST(x + i), vm, vs, q, w, i, LANES, alpha, beta, qa, qb), nt);
+    }
     if (i < n)
         FI_STORE_TAIL_OT(g + i, n - i, FI_K(fi_grad_vec)(FI_LOAD_TAIL_ST(x + i, n - i, (FT)-INFINITY), vm, vs, q, w, i,
                                                         n - i, alpha, beta, qa, qb));
@@ -804,7 +827,10 @@ FI_KFN void FI_K(fi_dots)(const ST *x, const ST *q, const double *w, Py_ssize_t 
     Py_ssize_t i = 0;
     double su, sd;
     for (; i + DLANES <= n; i += DLANES) {
-        DV u = FI_K(fi_target_u)(q, w, i, qa, qb);
+        DV u;
+        FI_PREFETCH(x + i, DLANES * sizeof(ST));
+        if (q) FI_PREFETCH(q + i, DLANES * sizeof(ST));
+        u = FI_K(fi_target_u)(q, w, i, qa, qb);
         accU = accU + u;
         accD = accD + u * (m - FI_LOADW_ST(x + i));
     }

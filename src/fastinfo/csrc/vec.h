@@ -51,6 +51,21 @@ enum { FI_ISA_BASE = 0, FI_ISA_AVX2 = 1, FI_ISA_AVX512 = 2 };
 #define FI_X86_CLONES 0
 #endif
 
+/* Software prefetch for the streaming loops: FI_PREFETCH(p, bytes) asks for the lines of
+   [p + fi_prefetch_ahead, + bytes), the data a loop iteration reading [p, p + bytes) will read
+   fi_prefetch_ahead bytes later. On the Intel Xeon VMs this project runs on, the hardware
+   prefetchers keep too few lines in flight for a loop that spends ~20 vector instructions per line:
+   a one-thread exp-sum loop read 7.6 GB/s without and 14.0 GB/s with a 2 KiB lead (16.7 GB/s
+   is a bare read loop's). A prefetch cannot fault, so reading ahead past the end of an array is
+   harmless. fi_prefetch_ahead is set from Python (dense_set_prefetch) only to compare. */
+static Py_ssize_t fi_prefetch_ahead = 2048;
+FI_INLINE void fi_prefetch(const void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p + (uintptr_t)fi_prefetch_ahead;   /* an address, not a pointer past the end */
+    size_t o;
+    for (o = 0; o < bytes; o += 64) __builtin_prefetch((const void *)(a + o), 0, 3);
+}
+#define FI_PREFETCH(p, bytes) fi_prefetch((p), (bytes))
+
 FI_INLINE double fi_from_bits(uint64_t u) { double d; memcpy(&d, &u, sizeof d); return d; }
 FI_INLINE uint64_t fi_to_bits(double d) { uint64_t u; memcpy(&u, &d, sizeof u); return u; }
 
