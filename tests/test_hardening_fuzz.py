@@ -2297,6 +2297,7 @@ def test_fuzz_prefetch_distance_changes_no_bits(data):
     n_cls = shape[-1]
     target = np.random.default_rng(n_cls).integers(0, n_cls, shape[:-1])
     distance = data.draw(st.sampled_from([0, 64, 192, 4096, 1 << 20]))
+    light = data.draw(st.sampled_from([None, 0, 2048]))
     out_dtype = dt if dt in HALF_DTYPES else None
 
     def run():
@@ -2311,20 +2312,37 @@ def test_fuzz_prefetch_distance_changes_no_bits(data):
         return [_bits(r) for r in res]
 
     expected = run()
-    old = _kernels.dense_set_prefetch(distance)
+    old = _kernels.dense_set_prefetch(distance, light)
     try:
         got = run()
     finally:
-        _kernels.dense_set_prefetch(old)
-    assert got == expected, f"distance {distance}, shape {shape}, dtype {dt}"
+        _kernels.dense_set_prefetch(*old)
+    assert got == expected, f"distance {distance}, light loops {light}, shape {shape}, dtype {dt}"
 
 
 def test_prefetch_distance_is_checked():
     old = _kernels.dense_set_prefetch(1024)
     try:
-        assert _kernels.dense_set_prefetch(old) == 1024
+        assert _kernels.dense_set_prefetch(512, 0) == (1024, 1024)
+        assert _kernels.dense_set_prefetch(*old) == (512, 0)
         for bad in (-1, (1 << 20) + 1):
             with pytest.raises(ValueError, match="n_bytes"):
                 _kernels.dense_set_prefetch(bad)
+            with pytest.raises(ValueError, match="light_bytes"):
+                _kernels.dense_set_prefetch(1024, bad)
     finally:
-        _kernels.dense_set_prefetch(old)
+        _kernels.dense_set_prefetch(*old)
+
+
+def test_prefetch_light_default_follows_the_cpu_vendor():
+    """The light loops prefetch nothing ahead on AMD CPUs (their hardware prefetch keeps up, see
+    csrc/vec.h), 2 KiB elsewhere; the other loops 2 KiB everywhere."""
+    vendor = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            vendor = next((line.split(":")[1].strip() for line in f if line.startswith("vendor_id")), "")
+    except OSError:
+        pytest.skip("no /proc/cpuinfo to read the vendor from")
+    old = _kernels.dense_set_prefetch(0)
+    _kernels.dense_set_prefetch(*old)
+    assert old == (2048, 0 if vendor == "AuthenticAMD" else 2048)

@@ -124,6 +124,8 @@ cdef extern from "csrc/softmax.h":
     int fi_pipeline_rows
     int fi_half_fast_writes
     Py_ssize_t fi_prefetch_ahead
+    Py_ssize_t fi_prefetch_light
+    Py_ssize_t fi_prefetch_light_default() noexcept nogil
     enum:
         FI_ROW_FINITE
         FI_ROW_NAN
@@ -320,16 +322,23 @@ def softmax_set_half_fast_writes(bint on):
     return old
 
 
-def dense_set_prefetch(Py_ssize_t n_bytes):
-    """How far ahead (bytes) the streaming loops of the dense kernels prefetch; returns the old
-    distance (for measurements; 0 prefetches the lines being read, which is no prefetch at all;
-    the results are the same bits whatever the distance)."""
-    global fi_prefetch_ahead
-    if n_bytes < 0 or n_bytes > (1 << 20):
-        raise ValueError(f"n_bytes must be in [0, 2**20]; got {n_bytes}")
-    old = fi_prefetch_ahead
+def dense_set_prefetch(Py_ssize_t n_bytes, light_bytes=None):
+    """How far ahead (bytes) the streaming loops of the dense kernels prefetch, and the light
+    loops (the distributions' pass 1; ``None``: ``n_bytes`` too); returns the old pair (for
+    measurements; 0 prefetches the lines being read, which is no prefetch at all; the results are
+    the same bits whatever the distances)."""
+    global fi_prefetch_ahead, fi_prefetch_light
+    cdef Py_ssize_t light = n_bytes if light_bytes is None else light_bytes
+    for name, value in (("n_bytes", n_bytes), ("light_bytes", light)):
+        if value < 0 or value > (1 << 20):
+            raise ValueError(f"{name} must be in [0, 2**20]; got {value}")
+    old = (fi_prefetch_ahead, fi_prefetch_light)
     fi_prefetch_ahead = n_bytes
+    fi_prefetch_light = light
     return old
+
+
+fi_prefetch_light = fi_prefetch_light_default()
 
 
 cdef inline int _stream_output(Py_ssize_t n_rows, Py_ssize_t n, Py_ssize_t itemsize) noexcept nogil:

@@ -38,8 +38,8 @@ FI_KIN void FI_K(fi_pass1)(const ST *p, const ST *q, Py_ssize_t n, double eps, d
            loop below the memory bandwidth */
         for (i = start; i + 2 * DLANES <= stop; i += 2 * DLANES) {
             DV u, u2;
-            FI_PREFETCH(p + i, 2 * DLANES * sizeof(ST));
-            if (q != NULL) FI_PREFETCH(q + i, 2 * DLANES * sizeof(ST));
+            FI_PREFETCH_LIGHT(p + i, 2 * DLANES * sizeof(ST));
+            if (q != NULL) FI_PREFETCH_LIGHT(q + i, 2 * DLANES * sizeof(ST));
             u = FI_LOADW_ST(p + i);
             u2 = FI_LOADW_ST(p + i + DLANES);
             sp = sp + u;
