@@ -92,9 +92,10 @@ def lto_flags():
 
 omp_compile, omp_link = openmp_flags()
 lto_compile, lto_link = lto_flags()
-compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", *omp_compile, *lto_compile]
-# the link compiles the partitions: it needs the same optimisation level and code-generation flags
-link_args = [*omp_link, *lto_link, *(compile_args[:3] if lto_link else [])]
+opt_args = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+compile_args = [*opt_args, *omp_compile, *lto_compile]
+# with LTO the link compiles the partitions: it gets the same optimisation flags
+link_args = [*omp_link, *lto_link, *(opt_args if lto_link else [])]
 if os.environ.get("FASTINFO_SANITIZE", "0") == "1":
     san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
     # -g1: function names and line tables for the reports' stack traces, without the full debug
