@@ -573,8 +573,11 @@ def test_prepared_column_pairs_equal_ksg_bitwise_and_check_lengths():
 @pytest.mark.parametrize("d", [2, 3, 4, 5, 6, 7])
 def test_fixed_dimension_kdtree_paths_equal_generic_and_reference(d, data):
     # csrc/kdtree_lowd.h: k-NN searches and range counts with the dimension fixed at compile
-    # time (2..7), AVX2 leaf scans and larger leaves. The same neighbours and counts as the
-    # generic tree code, so bitwise the same estimates, and the brute-force references.
+    # time (2..7), grouped walks, vector leaf scans and larger leaves. The same neighbours and
+    # counts as the generic tree code, so bitwise the same estimates, and the brute-force
+    # references.
+    from fastinfo import _kernels as kernels
+
     rng = np.random.default_rng(100 + d)
     n = 700
     j = rng.standard_normal((n, d + 1))
@@ -593,9 +596,61 @@ def test_fixed_dimension_kdtree_paths_equal_generic_and_reference(d, data):
         return out
 
     fixed = generic_and_fixed(run)
+    # the 4-lane (AVX2) leaf scans where the 8-lane (AVX-512F) ones would serve: the same results
+    generic_and_fixed(run, switch=kernels._set_kd_avx512)
     assert close(fixed[0], ref.mutual_info_ksg_ref(x, y, k=4))
     assert close(fixed[1], ref.mutual_info_ksg_ref(x, y, k=2, algorithm=2))
     assert close(fixed[2], ref.conditional_mutual_info_ksg_ref(x, y, z, k=4))
     assert close(float(np.mean(fixed[3])), ref.mutual_info_ksg_ref(j[:, :d], j[:, d:], k=3))
     if data == "gaussian":
         assert close(fixed[4], ref.entropy_knn_ref(j[:, :d], k=3))
+
+
+@pytest.mark.parametrize("d", [2, 3, 5, 6, 7])
+def test_fixed_dimension_grouped_walk_every_tree_depth(d):
+    # csrc/kdtree_lowd.h walks the tree testing the boxes of the nodes three levels down at once
+    # (from the root 1, 2 or 3 levels: depth % 3), leaves at any depth. Trees of every depth 0..9
+    # (the sample and leaf sizes below; the k-NN and count trees take different multiples of the
+    # leaf size) give the generic binary walk's neighbours and counts, on both leaf-scan widths.
+    from fastinfo import _kernels as kernels
+
+    rng = np.random.default_rng(40 + d)
+    depths = set()
+    try:
+        for n, leaf in [(30, 16), (50, 24), (150, 16), (60, 2), (200, 2), (500, 3), (700, 2), (1500, 2)]:
+            kernels._set_leaf_size(leaf)
+            j = rng.standard_normal((n, d))
+            j[:, 1:] += 0.5 * j[:, :-1]
+            j[: n // 5, 0] = np.round(j[: n // 5, 0])    # ties in one coordinate
+            x, y = j[:, :d - 1], j[:, d - 1:]
+
+            def run():
+                return [fi.mutual_info_ksg(x, y, k=3, local=True),
+                        fi.mutual_info_ksg(x, y, k=2, algorithm=2, local=True),
+                        fi.entropy_knn(j, k=3, local=True)]
+
+            generic_and_fixed(run)
+            generic_and_fixed(run, switch=kernels._set_kd_avx512)
+            for size in (leaf, 6 * leaf):
+                depths.add(int(np.ceil(np.log2(n / size))) if n > size else 0)
+    finally:
+        kernels._set_leaf_size(16)
+    assert depths >= set(range(10)), depths
+
+
+def test_fixed_dimension_leaf_multiplier_setting():
+    from fastinfo import _kernels as kernels
+
+    rng = np.random.default_rng(9)
+    j = rng.standard_normal((900, 6))
+    x, y = j[:, :5], j[:, 5:]
+    default = fi.mutual_info_ksg(x, y, k=4)
+    for kind, d in (("knn", 6), ("count", 5)):
+        old = kernels._set_kd_lowd_leaf_mult(kind, d, 1)
+        try:
+            assert fi.mutual_info_ksg(x, y, k=4) == default
+        finally:
+            assert kernels._set_kd_lowd_leaf_mult(kind, d, old) == 1
+    for bad in [("knn", 1, 2), ("count", 8, 2), ("knn", 4, 0), ("both", 4, 2)]:
+        with pytest.raises(ValueError, match="leaf multiplier"):
+            kernels._set_kd_lowd_leaf_mult(*bad)

@@ -1922,6 +1922,7 @@ def test_fuzz_fixed_dimension_kdtree_paths(data, d, k, data_kind):
 
     CALLS["fixed-dimension kdtree paths"] += 1
     generic_and_fixed(run)
+    generic_and_fixed(run, switch=_kernels._set_kd_avx512)
 
 
 @FUZZ

@@ -29,10 +29,15 @@
 #                     fl(v - s[j]) < r (monotone in j, so exact).
 #   marginal_count_all  counts for every sample, queried in the marginal's own order.
 #
-# Vectorised paths (C below, same predicates and same search order, so the same results): the
-# 4-D range count and the 8-D k-NN search (the marginals and joint of 4-D x 4-D KSG) in AVX2
-# intrinsics when the CPU has AVX2 (checked once at import), else the scalar code. Those trees
-# take larger leaves (KD_LEAF_MULT_*).
+# Vectorised paths (C below, same predicates, so the same results): the 4-D range count and the
+# 8-D k-NN search (the marginals and joint of 4-D x 4-D KSG) in AVX2 intrinsics when the CPU has
+# AVX2 (checked once at import), else the scalar code; those trees take larger leaves
+# (KD_LEAF_MULT_*). Trees of 2..7 dimensions search with csrc/kdtree_lowd.h: the dimension fixed
+# at compile time, the tree walked top down testing the boxes of eight nodes (three levels down)
+# at once, leaves scanned 4 (AVX2) or 8 (AVX-512F) points at a time; its k-NN search visits the
+# nodes in another order than the binary walk here, which gives the same neighbours (the
+# k-buffer keeps the k smallest (distance, sample index) pairs offered, and every point that
+# belongs there is offered), and its leaves are larger (KD_LOWD_*_MULT).
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.math cimport nextafter
@@ -70,6 +75,8 @@ cdef struct KDTree:
     double *hi
     double *soa             # (d, soa_stride) the points coordinate-major, tree order (NULL
     Py_ssize_t soa_stride   # unless the fixed-dimension paths of csrc/kdtree_lowd.h serve d)
+    double *gbox            # the boxes coordinate-major per level (fi_kd_group_boxes; NULL
+                            # when soa is)
 
 
 cdef inline void kdtree_init(KDTree *t) noexcept nogil:
@@ -85,6 +92,7 @@ cdef inline void kdtree_init(KDTree *t) noexcept nogil:
     t.hi = NULL
     t.soa = NULL
     t.soa_stride = 0
+    t.gbox = NULL
 
 
 cdef inline void kdtree_free(KDTree *t) noexcept nogil:
@@ -95,6 +103,7 @@ cdef inline void kdtree_free(KDTree *t) noexcept nogil:
     free(t.lo)
     free(t.hi)
     free(t.soa)
+    free(t.gbox)
     kdtree_init(t)
 
 
@@ -302,12 +311,13 @@ cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
 
 
 cdef int kdtree_add_soa(KDTree *t) noexcept nogil:
-    """The coordinate-major copy of the points that the fixed-dimension searches read, when they
-    serve the tree's dimension (and the tree is not one of the AVX2 8-D shape's); 0, or -1 when
-    out of memory (the tree is then freed)."""
+    """The coordinate-major copies of the points and of the boxes (per level) that the
+    fixed-dimension searches read, when they serve the tree's dimension (and the tree is not one
+    of the AVX2 8-D shape's); 0, or -1 when out of memory (the tree is then freed)."""
     if KD_USE_LOWD and fi_kd_lowd(t.d) and t.soa == NULL:
         t.soa = fi_kd_soa_copy(t.points, t.n, t.d, &t.soa_stride)
-        if t.soa == NULL:
+        t.gbox = fi_kd_group_boxes(t.lo, t.hi, t.n_nodes, t.d)
+        if t.soa == NULL or t.gbox == NULL:
             kdtree_free(t)
             return -1
     return 0
@@ -338,13 +348,15 @@ cdef extern from "csrc/kdtree_lowd.h":
     int fi_kd_lowd(Py_ssize_t d) noexcept nogil
     double *fi_kd_soa_copy(const double *pts, Py_ssize_t n, Py_ssize_t d,
                            Py_ssize_t *stride) noexcept nogil
+    double *fi_kd_group_boxes(const double *lo, const double *hi, Py_ssize_t n_nodes,
+                              Py_ssize_t d) noexcept nogil
     double fi_kd_knn_lowd(Py_ssize_t d, const double *pts, const double *soa, Py_ssize_t stride,
-                          const Py_ssize_t *index, const double *lo, const double *hi,
+                          const Py_ssize_t *index, const double *gbox,
                           const Py_ssize_t *start, const Py_ssize_t *end, Py_ssize_t n_nodes,
                           Py_ssize_t q, int k, double *best_d, Py_ssize_t *best_p,
                           Py_ssize_t *best_i, Py_ssize_t *stack, double *stack_d) noexcept nogil
     Py_ssize_t fi_kd_count_lowd(Py_ssize_t d, const double *soa, Py_ssize_t stride,
-                                const double *lo, const double *hi, const Py_ssize_t *start,
+                                const double *gbox, const Py_ssize_t *start,
                                 const Py_ssize_t *end, Py_ssize_t n_nodes, const double *qp,
                                 double r, Py_ssize_t *stack) noexcept nogil
 
@@ -366,28 +378,43 @@ def _set_kd_lowd(bint on):
     return old
 
 
+# Leaf sizes of the trees the fixed-dimension searches serve, in units of KD_LEAF_SIZE, by
+# dimension (index 2..7): k-NN trees (a joint space) and range-count trees (a marginal space).
+# Tuned with tools/kdtree_leaf_sweep.py (KSG and entropy_knn of n = 20,000 and 100,000 correlated
+# Gaussian samples, k = 4); the grouped walks (eight boxes per test) favour large leaves. The 4-D
+# count tree is the AVX2 binary walk's (fi_kd_count4_avx2, as fast as the grouped one there).
+cdef int KD_LOWD_KNN_MULT[8]
+cdef int KD_LOWD_COUNT_MULT[8]
+KD_LOWD_KNN_MULT[:] = [1, 1, 1, 1, 4, 6, 6, 6]
+KD_LOWD_COUNT_MULT[:] = [1, 1, 2, 4, 4, 6, 6, 6]
+
+
+def _set_kd_lowd_leaf_mult(str kind, Py_ssize_t d, int mult):
+    """Private (tuning): the leaf size multiplier of fixed-dimension trees of dimension d (2..7)
+    for ``kind`` "knn" or "count"; returns the previous one."""
+    if not 2 <= d <= 7 or mult < 1 or kind not in ("knn", "count"):
+        raise ValueError(f"bad leaf multiplier setting {kind!r}, d={d}, mult={mult}")
+    cdef int *table = &KD_LOWD_KNN_MULT[0] if kind == "knn" else &KD_LOWD_COUNT_MULT[0]
+    old = table[d]
+    table[d] = mult
+    return old
+
+
 cdef inline Py_ssize_t kd_leaf_knn(Py_ssize_t d) noexcept nogil:
     """Leaf size of a tree searched for k nearest neighbours (a joint space) in d dimensions:
-    the fixed-dimension scans take larger leaves from 4-D on (fewer nodes to visit; tuned on KSG
-    radii of n = 50,000 Gaussian samples, k = 4)."""
+    KD_LOWD_KNN_MULT[d] times KD_LEAF_SIZE where the fixed-dimension searches serve d."""
     if KD_USE_LOWD and fi_kd_lowd(d):
-        if d >= 5:
-            return 4 * KD_LEAF_SIZE
-        if d == 4:
-            return 2 * KD_LEAF_SIZE
+        return KD_LOWD_KNN_MULT[d] * KD_LEAF_SIZE
     return KD_LEAF_SIZE
 
 
 cdef inline Py_ssize_t kd_leaf_count(Py_ssize_t d) noexcept nogil:
-    """Leaf size of a tree for range counts (a marginal space) in d dimensions (tuned as
-    kd_leaf_knn)."""
+    """Leaf size of a tree for range counts (a marginal space) in d dimensions: as kd_leaf_knn
+    (KD_LOWD_COUNT_MULT), and KD_LEAF_MULT_COUNT_4D times for the AVX2 4-D count otherwise."""
+    if KD_USE_LOWD and fi_kd_lowd(d):
+        return KD_LOWD_COUNT_MULT[d] * KD_LEAF_SIZE
     if d == 4:
         return KD_LEAF_MULT_COUNT_4D * KD_LEAF_SIZE
-    if KD_USE_LOWD and fi_kd_lowd(d):
-        if d >= 5:
-            return 4 * KD_LEAF_SIZE
-        if d == 3:
-            return 2 * KD_LEAF_SIZE
     return KD_LEAF_SIZE
 
 
@@ -398,8 +425,9 @@ def _set_kd_avx2(bint on):
 
 
 def _set_kd_avx512(bint on):
-    """Private (tests): use the AVX-512 rank-scan range count when the CPU has AVX-512F and the
-    AVX2 paths are on (True), or leave it to the AVX2 one (False); returns the previous setting."""
+    """Private (tests): use the AVX-512 paths (the rank-scan range count, the 8-lane leaf scans
+    of the fixed-dimension trees) when the CPU has AVX-512F and the AVX2 paths are on (True), or
+    leave them to the AVX2 ones (False); returns the previous setting."""
     return bool(fi_kd_set_avx512(on))
 
 
@@ -567,7 +595,7 @@ cdef double kdtree_knn(const KDTree *t, Py_ssize_t q, int k, double *best_d, Py_
         return fi_kd_knn8_avx2(t.points, t.index, t.lo, t.hi, t.start, t.end, t.n_nodes, q, k,
                                best_d, best_p, best_i, stack, stack_d)
     if t.soa != NULL and fi_kd_avx2():
-        return fi_kd_knn_lowd(d, t.points, t.soa, t.soa_stride, t.index, t.lo, t.hi, t.start,
+        return fi_kd_knn_lowd(d, t.points, t.soa, t.soa_stride, t.index, t.gbox, t.start,
                               t.end, t.n_nodes, q, k, best_d, best_p, best_i, stack, stack_d)
     for j in range(k):
         best_d[j] = INFINITY
@@ -607,7 +635,7 @@ cdef Py_ssize_t kdtree_count(const KDTree *t, const double *qp, double r, bint s
     if d == 4 and fi_kd_avx2():
         return fi_kd_count4_avx2(pts, t.lo, t.hi, t.start, t.end, t.n_nodes, qp, r, stack)
     if t.soa != NULL and fi_kd_avx2():
-        return fi_kd_count_lowd(d, t.soa, t.soa_stride, t.lo, t.hi, t.start, t.end, t.n_nodes,
+        return fi_kd_count_lowd(d, t.soa, t.soa_stride, t.gbox, t.start, t.end, t.n_nodes,
                                 qp, r, stack)
     stack[0] = 0
     top = 1

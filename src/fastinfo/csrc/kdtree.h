@@ -31,7 +31,8 @@ static inline void fi_kd_insert(double dist, Py_ssize_t p, Py_ssize_t sample, in
 #define FI_KD_AVX2 1
 #include <immintrin.h>
 static int fi_kd_use_avx2 = 0;
-/* AVX-512F for the rank scans' int32 range count (rankscan.h): only with the AVX2 paths on */
+/* AVX-512F for the rank scans' int32 range count (rankscan.h) and the 8-lane leaf scans of the
+   fixed-dimension trees (kdtree_lowd.h): only with the AVX2 paths on */
 static int fi_kd_use_avx512 = 0;
 static int fi_kd_want_avx512 = 1;
 static void fi_kd_init_dispatch(void) {
