@@ -205,6 +205,37 @@ def test_bitwise_identical_for_any_thread_count():
     assert np.array_equal(np.array(default), np.array(single), equal_nan=True)
 
 
+@pytest.mark.parametrize("leaf", [16, 100])
+def test_parallel_tree_build_bitwise_for_any_thread_count(leaf):
+    # trees of n >= 4096 points are built in one parallel region (the top levels by one thread,
+    # the subtrees below shared among threads; with leaf size 100 the 600-point leaves of the
+    # 6-D trees leave depth <= 4, where one subtree is the whole tree): the same tree, so the
+    # same estimates, whatever the thread count
+    from fastinfo import _kernels
+
+    rng = np.random.default_rng(21)
+    n = 9000
+    j = rng.normal(size=(n, 7))
+    j[:, 1:] += 0.5 * j[:, :-1]
+    series = np.cumsum(rng.normal(size=n)) * 0.1 + rng.normal(size=n)
+
+    def run():
+        return [fi.mutual_info_ksg(j[:, :3], j[:, 3:6], k=4, local=True),
+                fi.mutual_info_ksg(j[:, :2], j[:, 2:4], k=3, algorithm=2, local=True),
+                fi.entropy_knn(j, k=4, local=True),
+                fi.active_information_storage_ksg(series, history=5, k=4, local=True)]
+
+    _kernels._set_leaf_size(leaf)
+    try:
+        default = run()
+        with threadpool_limits(1, "openmp"):
+            single = run()
+    finally:
+        _kernels._set_leaf_size(16)
+    for a, b in zip(default, single):
+        np.testing.assert_array_equal(a, b)
+
+
 # ----------------------------------------------------------------------------- errors
 
 

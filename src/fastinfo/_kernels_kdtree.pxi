@@ -260,7 +260,7 @@ cdef void _build_levels(KDTree *t, Py_ssize_t root, int root_level, int last_lev
 
 
 cdef enum:
-    KD_PARALLEL_BUILD = 65536   # smaller trees are built by one thread
+    KD_PARALLEL_BUILD = 4096    # smaller trees are built by one thread
 
 
 cdef int kdtree_build(KDTree *t, const double *data, Py_ssize_t n, Py_ssize_t d,
