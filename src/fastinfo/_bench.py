@@ -60,10 +60,14 @@ Peak extra memory is the resident-set high-water mark during one call minus the 
 just before it. On Linux it is exact: the kernel's high-water mark (``VmHWM``) is reset by
 writing ``5`` to ``/proc/self/clear_refs`` before the call and read after it, and glibc's
 adaptive mmap threshold is pinned so that freed temporaries cannot be silently reused from
-already-resident heap memory (see ``_pin_glibc_mmap_threshold``). Elsewhere a
-thread samples the resident set with psutil every 0.5 ms (which can miss short peaks);
-without psutil the column is empty. Memory used by worker processes (none of the default
-calls start any) is not counted.
+already-resident heap memory (see ``_pin_glibc_mmap_threshold``). Pinning makes every
+temporary above 128 KiB a fresh mapping, page faults and all, which slows calls whose
+temporaries lie between 128 KiB and 32 MiB (W10-W12: 4-16 % here) and is not how
+users' processes allocate; so every workload is timed first, with the allocator as it comes,
+and the peaks are measured afterwards, one more call per implementation with the threshold
+pinned. Elsewhere a thread samples the resident set with psutil every 0.5 ms (which can miss
+short peaks); without psutil the column is empty. Memory used by worker processes (none of
+the default calls start any) is not counted.
 """
 import argparse
 import contextlib
@@ -878,12 +882,13 @@ def _pin_glibc_mmap_threshold(nbytes=128 * 1024):
 
 
 class PeakMemory:
-    """Peak extra resident memory of one call (see the module docstring for the method)."""
+    """Peak extra resident memory of one call (see the module docstring for the method). With
+    VmHWM, glibc's mmap threshold is pinned at the first measurement, for the rest of the
+    process: time calls before measuring their peaks."""
 
     def __init__(self):
         self.method = "VmHWM" if _hwm_available() else None
-        if self.method == "VmHWM" and _pin_glibc_mmap_threshold():
-            self.method += " (glibc mmap threshold pinned at 128 KiB)"
+        self._pin_pending = self.method == "VmHWM"
         if self.method is None:
             try:
                 import psutil
@@ -893,8 +898,15 @@ class PeakMemory:
             except ImportError:
                 self.method = "unavailable"
 
+    def _pin(self):
+        if self._pin_pending:
+            self._pin_pending = False
+            if _pin_glibc_mmap_threshold():
+                self.method += " (glibc mmap threshold pinned at 128 KiB, after the timings)"
+
     def measure(self, call):
         """Run ``call()`` once; return ``(result, peak extra bytes or None)``."""
+        self._pin()
         if self.method.startswith("VmHWM"):
             before = _read_status_kib("VmRSS")
             with open("/proc/self/clear_refs", "w") as f:
@@ -1006,13 +1018,14 @@ def _describe_error(exc):
     return text if len(text) < 120 else text[:117] + "..."
 
 
-def run_workload(workload, threads, repeats, memory, bandwidth, log):
-    """bandwidth: ``(read GB/s, copy GB/s)`` measured in this run."""
+def run_workload(workload, threads, repeats, bandwidth, log):
+    """bandwidth: ``(read GB/s, copy GB/s)`` measured in this run. The rows' peak memory is left
+    empty: measure_peaks fills it, after every workload is timed."""
     # Time fastinfo and every installed peer of one workload, interleaved; return table rows.
     log(f"{workload.key}: {workload.title}: building data")
     data = workload.make_data()
     gc.collect()
-    calls, rows, results, peaks, errors = {}, [], {}, {}, {}
+    calls, rows, results, errors = {}, [], {}, {}
 
     impls = [workload.fastinfo] + list(workload.peers)
     for impl in impls:
@@ -1020,12 +1033,12 @@ def run_workload(workload, threads, repeats, memory, bandwidth, log):
             calls[impl.name] = impl.factory(data, threads)
         except ImportError as exc:
             errors[impl.name] = ("not installed", _describe_error(exc))
-    # One untimed call each: warm-up, peak memory, and the result for the agreement check.
+    # One untimed call each: warm-up, and the result for the agreement check.
     floors = {impl.name for impl in impls if impl.floor}
     for name in list(calls):
         try:
-            result, peak = memory.measure(calls[name])
-            results[name], peaks[name] = (None if name in floors else _as_numpy(result)), peak
+            result = calls[name]()
+            results[name] = None if name in floors else _as_numpy(result)
             del result
         except Exception as exc:  # report, never crash: the other implementations still run
             errors[name] = ("error", _describe_error(exc))
@@ -1052,7 +1065,6 @@ def run_workload(workload, threads, repeats, memory, bandwidth, log):
             row.status, row.detail = "fastinfo " + errors[fi][0], "fastinfo: " + errors[fi][1]
         else:
             row.fastinfo_min, row.fastinfo_median = min(times[fi]), statistics.median(times[fi])
-            row.fastinfo_peak_extra_mib = _mib(peaks[fi])
         rows.append(row)
         log(f"  fastinfo alone: {row.status} fastinfo={_fmt_time(row.fastinfo_min)}")
     for peer in workload.peers:
@@ -1069,10 +1081,8 @@ def run_workload(workload, threads, repeats, memory, bandwidth, log):
         row.detail = "; ".join(details)
         if peer.name in times:
             row.peer_min, row.peer_median = min(times[peer.name]), statistics.median(times[peer.name])
-            row.peer_peak_extra_mib = _mib(peaks[peer.name])
         if fi in times:
             row.fastinfo_min, row.fastinfo_median = min(times[fi]), statistics.median(times[fi])
-            row.fastinfo_peak_extra_mib = _mib(peaks[fi])
             if workload.bytes_moved is not None:
                 row.fastinfo_gbps = workload.bytes_moved(data) / row.fastinfo_min / 1e9
                 floor_gbps = row.copy_gbps if workload.floor == "copy" else row.read_gbps
@@ -1098,6 +1108,37 @@ def run_workload(workload, threads, repeats, memory, bandwidth, log):
     del data, calls, results
     gc.collect()
     return rows
+
+
+def measure_peaks(workload, rows, threads, memory, log):
+    """Fill the peak extra memory of ``rows`` (run_workload's rows of ``workload``): one call of
+    each implementation that was timed, on freshly built data (see the module docstring)."""
+    timed = {r.fastinfo_impl for r in rows if r.fastinfo_min is not None}
+    timed |= {r.peer for r in rows if r.peer_min is not None}
+    if not timed:
+        return
+    log(f"{workload.key}: {workload.title}: peak memory")
+    data = workload.make_data()
+    gc.collect()
+    peaks = {}
+    for impl in [workload.fastinfo] + list(workload.peers):
+        if impl.name not in timed:
+            continue
+        try:
+            call = impl.factory(data, threads)
+            gc.collect()
+            result, peak = memory.measure(call)
+            peaks[impl.name] = _mib(peak)
+            del result, call
+        except Exception as exc:  # it ran in the timings: report, never crash
+            log(f"  {impl.name}: peak memory not measured: {_describe_error(exc)}")
+    for row in rows:
+        if row.fastinfo_min is not None:
+            row.fastinfo_peak_extra_mib = peaks.get(row.fastinfo_impl)
+        if row.peer_min is not None:
+            row.peer_peak_extra_mib = peaks.get(row.peer)
+    del data
+    gc.collect()
 
 
 def _mib(nbytes):
@@ -1294,9 +1335,14 @@ def main(argv=None):
         n_threads = args.threads or os.cpu_count() or 1
         read_n, copy_n, bandwidth_method = memory_bandwidth(
             n_threads, nbytes=(32 if preset == "tiny" else 256) * 2**20)
+        by_workload = []
         for workload in selected:
             repeats = args.repeat or REPEATS[preset][workload.repeats_kind]
-            rows += run_workload(workload, args.threads, repeats, memory, (read_n, copy_n), log)
+            by_workload.append((workload, run_workload(workload, args.threads, repeats, (read_n, copy_n), log)))
+        # peaks after every timing: measuring them pins glibc's mmap threshold for the process
+        for workload, workload_rows in by_workload:
+            measure_peaks(workload, workload_rows, args.threads, memory, log)
+            rows += workload_rows
     add_float32_ratios(rows)
     meta = {
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} logical cores".strip(),
