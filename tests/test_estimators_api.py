@@ -26,6 +26,16 @@ def test_digamma_of_integers_matches_scipy():
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)
 
 
+def test_digamma_table_holds_the_formula_values():
+    # digamma_int reads psi(m) for m < 16384 from a table filled at import by the formula it
+    # falls back to above: bitwise the same values on both sides of the boundary
+    m = np.concatenate([np.arange(1, 40), np.arange(16300, 16500), [10**6, 2**40]]).astype(np.int64)
+    got = _kernels.digamma_counts(m)
+    formula = np.array([_kernels._digamma_formula(int(v)) for v in m])
+    np.testing.assert_array_equal(got, formula)
+    assert np.isnan(_kernels.digamma_counts(np.array([0, -3], dtype=np.int64))).all()
+
+
 # ----------------------------------------------------------------------------- analytic values
 
 

@@ -11,7 +11,7 @@
 from libc.math cimport log as c_log
 
 
-cdef inline double digamma_int(Py_ssize_t m) noexcept nogil:
+cdef inline double digamma_formula(Py_ssize_t m) noexcept nogil:
     """psi(m) for an integer m >= 1: the recurrence psi(x) = psi(x + 1) - 1/x up to x >= 10,
     then the asymptotic series log x - 1/(2x) - sum B_2j / (2j x^2j) to x^-14 (truncation error
     < 1e-17 relative at x = 10). Agrees with scipy.special.digamma to ~2 ulp."""
@@ -25,6 +25,32 @@ cdef inline double digamma_int(Py_ssize_t m) noexcept nogil:
     series = inv2 * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (1.0 / 252.0 - inv2 * (
         1.0 / 240.0 - inv2 * (1.0 / 132.0 - inv2 * (691.0 / 32760.0 - inv2 * (1.0 / 12.0)))))))
     return (c_log(x) - 0.5 / x - series) - shift
+
+
+# psi(m) for 0 < m < PSI_TABLE_N, filled by digamma_formula when the module loads (0.2 ms): every
+# count term of the estimators is a digamma of an integer, and the formula (a log, divisions, a
+# short recurrence below 10) cost more than the range counts themselves in the permutation tests.
+cdef enum:
+    PSI_TABLE_N = 16384
+cdef double PSI_TABLE[PSI_TABLE_N]
+
+
+cdef void _fill_psi_table() noexcept nogil:
+    cdef Py_ssize_t m
+    PSI_TABLE[0] = NAN
+    for m in range(1, PSI_TABLE_N):
+        PSI_TABLE[m] = digamma_formula(m)
+
+
+_fill_psi_table()
+
+
+cdef inline double digamma_int(Py_ssize_t m) noexcept nogil:
+    """psi(m) for an integer m >= 1 (NaN below): PSI_TABLE's entry, else digamma_formula (the
+    same values either way)."""
+    if 0 < m < PSI_TABLE_N:
+        return PSI_TABLE[m]
+    return digamma_formula(m)
 
 
 def digamma_counts(const int64_t[::1] counts):
@@ -41,6 +67,11 @@ def digamma_counts(const int64_t[::1] counts):
 def digamma_integer(Py_ssize_t m):
     """psi(m) for one integer m >= 1."""
     return digamma_int(m)
+
+
+def _digamma_formula(Py_ssize_t m):
+    """Private (tests): psi(m) by the formula, bypassing PSI_TABLE."""
+    return digamma_formula(m)
 
 
 cdef inline void _ksg_query(const KDTree *jt, const Grid2 *grid, const fi_gridnd *g3,
