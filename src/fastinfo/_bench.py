@@ -60,7 +60,9 @@ Peak extra memory is the resident-set high-water mark during one call minus the 
 just before it. On Linux it is exact: the kernel's high-water mark (``VmHWM``) is reset by
 writing ``5`` to ``/proc/self/clear_refs`` before the call and read after it, and glibc's
 adaptive mmap threshold is pinned so that freed temporaries cannot be silently reused from
-already-resident heap memory (see ``_pin_glibc_mmap_threshold``). Pinning makes every
+already-resident heap memory (see ``_pin_glibc_mmap_threshold``), and the free heap pages that
+earlier calls left resident are returned to the OS before each measured call
+(``malloc_trim``). Pinning makes every
 temporary above 128 KiB a fresh mapping, page faults and all, which slows calls whose
 temporaries lie between 128 KiB and 32 MiB (W10-W12: 4-16 % here) and is not how
 users' processes allocate; so every workload is timed first, with the allocator as it comes,
@@ -881,6 +883,18 @@ def _pin_glibc_mmap_threshold(nbytes=128 * 1024):
         return False
 
 
+def _release_free_heap():
+    """Return glibc's free heap pages (every arena) to the OS, so that a measured call cannot
+    reuse memory that earlier calls left resident; False where malloc_trim is missing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 class PeakMemory:
     """Peak extra resident memory of one call (see the module docstring for the method). With
     VmHWM, glibc's mmap threshold is pinned at the first measurement, for the rest of the
@@ -908,6 +922,8 @@ class PeakMemory:
         """Run ``call()`` once; return ``(result, peak extra bytes or None)``."""
         self._pin()
         if self.method.startswith("VmHWM"):
+            gc.collect()
+            _release_free_heap()
             before = _read_status_kib("VmRSS")
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
