@@ -40,6 +40,15 @@ static inline Py_ssize_t fi_kd_group_offset(Py_ssize_t first, int level, Py_ssiz
     return 2 * d * (w - 1) + (first - (w - 1));
 }
 
+/* The group of nodes whose boxes the walks test together below node v: its first node (*first),
+   their level (*level); returns their number, 2^step. */
+static inline int fi_kd_group_of(Py_ssize_t v, int depth, Py_ssize_t *first, int *level) {
+    const int step = fi_kd_group_step(v, depth);
+    *first = ((v + 1) << step) - 1;
+    *level = fi_kd_level(v) + step;
+    return 1 << step;
+}
+
 /* FI_KD_GROUP_PAD zeros after the copy: an 8-lane load of any node's row stays inside */
 #define FI_KD_GROUP_PAD 8
 

@@ -93,16 +93,18 @@ static inline void FI_KD_FN(fi_kd_knn_leaf_)(const double *soa, Py_ssize_t strid
     }
 }
 
-/* The boxes of up to eight sibling nodes at once. ``g`` points at the first node's lower bound of
-   coordinate 0 in the per-level coordinate-major copy of the boxes (fi_kd_group_boxes): lower
-   bound c of the i-th node at g[c * row + i], upper bound at g[(FI_KD_D + c) * row + i], row the
-   number of nodes of that level. For each node, near[i] = max(0, max_c max(fl(lo_c - q_c),
+/* The boxes of up to eight sibling nodes at once, the nodes first, first + 1, ... of ``level``,
+   from the per-level coordinate-major copy of the boxes ``gbox`` (fi_kd_group_boxes: lower bound
+   c of the i-th node at g[c * row + i], upper bound at g[(FI_KD_D + c) * row + i], g the first
+   node's lower bound of coordinate 0, row the number of nodes of the level). For each node, near[i] = max(0, max_c max(fl(lo_c - q_c),
    fl(q_c - hi_c))) (the distance to its nearest point, as _box_min_dist) and, when far is not
    NULL, far[i] = min_c min(fl(lo_c - q_c), fl(q_c - hi_c)) (the farthest corner is within r
    exactly when far > -r). Lanes past the group's nodes hold garbage; callers mask them. */
 FI_KD_TARGET
-static inline void FI_KD_FN(fi_kd_group_)(const double *g, Py_ssize_t row, const FI_KD_VEC *qv,
-                                          double *near, double *far) {
+static inline void FI_KD_FN(fi_kd_group_)(const double *gbox, Py_ssize_t first, int level,
+                                          const FI_KD_VEC *qv, double *near, double *far) {
+    const double *g = gbox + fi_kd_group_offset(first, level, FI_KD_D);
+    const Py_ssize_t row = (Py_ssize_t)1 << level;
     int c;
 #if FI_KD_W == 8
     __m512d m = _mm512_setzero_pd(), f = _mm512_set1_pd(INFINITY), a, b;
@@ -157,7 +159,7 @@ static double FI_KD_FN(fi_kd_knn_)(const double *pts, const double *soa, Py_ssiz
     int order[8];
     Py_ssize_t own, v, first, top, u;
     unsigned mask;
-    int j, c, level, step, n_order;
+    int j, c, level, n_children, n_order;
     for (c = 0; c < FI_KD_D; c++)
         qv[c] = FI_KD_SET1(qp[c]);
     for (j = 0; j < k; j++) {
@@ -179,14 +181,10 @@ static double FI_KD_FN(fi_kd_knn_)(const double *pts, const double *soa, Py_ssiz
         if (stack_d[top] > best_d[k - 1])
             continue;
         v = stack[top];
-        level = fi_kd_level(v);
-        step = fi_kd_group_step(v, depth);
-        first = ((v + 1) << step) - 1;
-        level += step;
-        FI_KD_FN(fi_kd_group_)(gbox + fi_kd_group_offset(first, level, FI_KD_D),
-                               (Py_ssize_t)1 << level, qv, near, NULL);
+        n_children = fi_kd_group_of(v, depth, &first, &level);
+        FI_KD_FN(fi_kd_group_)(gbox, first, level, qv, near, NULL);
         mask = 0;
-        for (j = 0; j < (1 << step); j++)
+        for (j = 0; j < n_children; j++)
             mask |= (unsigned)(near[j] <= best_d[k - 1]) << j;
         n_order = fi_kd_sort_lanes(near, mask, order);
         if (level == depth) {
@@ -275,11 +273,11 @@ static Py_ssize_t FI_KD_FN(fi_kd_count_)(const double *soa, Py_ssize_t stride, c
     FI_KD_IVEC acc = FI_KD_IZERO();
     Py_ssize_t v, top, count = 0, first, u;
     unsigned mask;
-    int j, c, level, step;
+    int j, c, level, n_children;
     for (c = 0; c < FI_KD_D; c++)
         qv[c] = FI_KD_SET1(qp[c]);
     /* the root: the group of one node at level 0 */
-    FI_KD_FN(fi_kd_group_)(gbox, 1, qv, near, far);
+    FI_KD_FN(fi_kd_group_)(gbox, 0, 0, qv, near, far);
     if (near[0] >= r)
         return 0;
     if (far[0] > -r)
@@ -291,14 +289,10 @@ static Py_ssize_t FI_KD_FN(fi_kd_count_)(const double *soa, Py_ssize_t stride, c
     stack[top++] = 0;
     while (top > 0) {
         v = stack[--top];
-        level = fi_kd_level(v);
-        step = fi_kd_group_step(v, depth);
-        first = ((v + 1) << step) - 1;
-        level += step;
-        FI_KD_FN(fi_kd_group_)(gbox + fi_kd_group_offset(first, level, FI_KD_D),
-                               (Py_ssize_t)1 << level, qv, near, far);
+        n_children = fi_kd_group_of(v, depth, &first, &level);
+        FI_KD_FN(fi_kd_group_)(gbox, first, level, qv, near, far);
         mask = 0;
-        for (j = 0; j < (1 << step); j++) {
+        for (j = 0; j < n_children; j++) {
             u = first + j;
             if (near[j] >= r)
                 continue;
